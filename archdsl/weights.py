@@ -1,0 +1,235 @@
+"""Load checkpoints people already hold (official ConvNeXt, timm, torchvision) into a built model.
+
+A layout is a plain tuple of `Rule`s, each mapping one family of foreign keys onto archdsl's
+native names (module paths from the spec: `stem.0`, `stages.2.blocks.5.dwconv`, `head.fc`):
+
+    Rule("convnext", "features.{2i+1}.{j}.block.0.{p}", "stages.{i}.blocks.{j}.dwconv.{p}")
+
+In a source pattern `{i}`, `{j}`, `{k}` match a non-negative index, `{2i+1}` or `{i+1}` an
+affine one (solved for the index), and `{p}` one parameter name (`weight`, `running_mean`).
+The first rule that matches a key wins. A tensor whose shape differs from the model's only
+by size-1 axes is reshaped (Linear [out, in] <-> 1x1 conv [out, in, 1, 1]; layer scale
+[C] <-> [C, 1, 1]); any other difference is an error. Every missing, unexpected and
+mis-shaped key is reported together in one `WeightsError`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from .errors import WeightsError
+from .suggest import did_you_mean
+
+_SLOT = re.compile(r"\{(\d*)([a-z])(?:\+(\d+))?\}")
+
+
+@dataclass(frozen=True)
+class Rule:
+    family: str  # "convnext" | "resnet": documentation, and for tests to group by
+    source: str  # foreign key pattern, e.g. "stages.{i}.{j}.gamma"
+    target: str  # native key template, e.g. "stages.{i}.blocks.{j}.layerscale.gamma"
+
+    def apply(self, key: str) -> str | None:
+        """The native name of `key`, or None when this rule does not match it."""
+        regex, slots = _compile(self.source)
+        m = regex.fullmatch(key)
+        if not m:
+            return None
+        values: dict[str, str | int] = {}
+        for group, (scale, var, offset) in zip(m.groups(), slots):
+            if var == "p":
+                values["p"] = group
+                continue
+            n = int(group) - offset
+            if n < 0 or n % scale:
+                return None  # e.g. an odd index against `{2i}`
+            if values.setdefault(var, n // scale) != n // scale:
+                return None
+        return self.target.format(**values)
+
+
+_COMPILED: dict[str, tuple[re.Pattern, list[tuple[int, str, int]]]] = {}
+
+
+def _compile(pattern: str) -> tuple[re.Pattern, list[tuple[int, str, int]]]:
+    if pattern not in _COMPILED:
+        parts, slots, pos = [], [], 0
+        for m in _SLOT.finditer(pattern):
+            parts.append(re.escape(pattern[pos:m.start()]))
+            scale, var, offset = m.groups()
+            parts.append(r"([A-Za-z_]+)" if var == "p" else r"(\d+)")
+            slots.append((int(scale or 1), var, int(offset or 0)))
+            pos = m.end()
+        parts.append(re.escape(pattern[pos:]))
+        _COMPILED[pattern] = (re.compile("".join(parts)), slots)
+    return _COMPILED[pattern]
+
+
+def _block_rules(family: str, block: str, modules: dict[str, str]) -> tuple[Rule, ...]:
+    """One rule per module of a block: `{block}.{foreign}.{p}` -> `stages.{i}.blocks.{j}.{native}.{p}`."""
+    return tuple(Rule(family, f"{block}.{src}.{{p}}", f"stages.{{i}}.blocks.{{j}}.{dst}.{{p}}")
+                 for src, dst in modules.items())
+
+
+_GAMMA = "stages.{i}.blocks.{j}.layerscale.gamma"
+
+OFFICIAL: tuple[Rule, ...] = (
+    Rule("convnext", "downsample_layers.0.{k}.{p}", "stem.{k}.{p}"),
+    Rule("convnext", "downsample_layers.{i}.{k}.{p}", "downsample.{i}.{k}.{p}"),
+    *_block_rules("convnext", "stages.{i}.{j}", {
+        "dwconv": "dwconv", "norm": "norm", "pwconv1": "pwconv1", "pwconv2": "pwconv2"}),
+    Rule("convnext", "stages.{i}.{j}.gamma", _GAMMA),
+    Rule("convnext", "norm.{p}", "head.norm.{p}"),
+    Rule("convnext", "head.{p}", "head.fc.{p}"),
+)
+
+TIMM: tuple[Rule, ...] = (
+    Rule("convnext", "stem.{k}.{p}", "stem.{k}.{p}"),
+    Rule("convnext", "stages.{i}.downsample.{k}.{p}", "downsample.{i}.{k}.{p}"),
+    *_block_rules("convnext", "stages.{i}.blocks.{j}", {
+        "conv_dw": "dwconv", "norm": "norm", "mlp.fc1": "pwconv1", "mlp.fc2": "pwconv2"}),
+    Rule("convnext", "stages.{i}.blocks.{j}.gamma", _GAMMA),
+    Rule("convnext", "head.norm.{p}", "head.norm.{p}"),
+    Rule("convnext", "head.fc.{p}", "head.fc.{p}"),
+)
+
+TORCHVISION: tuple[Rule, ...] = (
+    # ConvNeXt: features alternate stem, stage 0, downsample 1, stage 1, ...
+    Rule("convnext", "features.0.{k}.{p}", "stem.{k}.{p}"),
+    Rule("convnext", "features.{2i}.{k}.{p}", "downsample.{i}.{k}.{p}"),
+    *_block_rules("convnext", "features.{2i+1}.{j}", {
+        "block.0": "dwconv", "block.2": "norm", "block.3": "pwconv1", "block.5": "pwconv2"}),
+    Rule("convnext", "features.{2i+1}.{j}.layer_scale", _GAMMA),
+    Rule("convnext", "classifier.0.{p}", "head.norm.{p}"),
+    Rule("convnext", "classifier.2.{p}", "head.fc.{p}"),
+    # ResNet (Bottleneck): conv1 and bn1 are the stem, layer1..4 the stages
+    Rule("resnet", "conv1.{p}", "stem.0.{p}"),
+    Rule("resnet", "bn1.{p}", "stem.1.{p}"),
+    *_block_rules("resnet", "layer{i+1}.{j}", {
+        **{f"{m}{n}": f"{m}{n}" for n in (1, 2, 3) for m in ("conv", "bn")},
+        "downsample.0": "shortcut.0", "downsample.1": "shortcut.1"}),
+    Rule("resnet", "fc.{p}", "head.fc.{p}"),
+)
+
+# "native" takes keys as they are; the others rename through their rules.
+LAYOUTS: dict[str, tuple[Rule, ...]] = {
+    "native": (),
+    "official": OFFICIAL,
+    "timm": TIMM,
+    "torchvision": TORCHVISION,
+}
+
+
+def native_name(key: str, layout: str) -> str | None:
+    """The native name a foreign `key` maps to under `layout`, or None if no rule takes it."""
+    if layout == "native":
+        return key
+    for rule in LAYOUTS[layout]:
+        name = rule.apply(key)
+        if name is not None:
+            return name
+    return None
+
+
+def _squeezed(shape: torch.Size) -> tuple[int, ...]:
+    return tuple(d for d in shape if d != 1)
+
+
+@dataclass
+class _Problems:
+    missing: list[str]
+    unexpected: list[tuple[str, str]]  # (checkpoint key, why)
+    misshaped: list[tuple[str, str, str]]  # (checkpoint key, native key, what differs)
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.unexpected or self.misshaped)
+
+
+def convert(state_dict: Mapping[str, torch.Tensor], layout: str,
+            target: Mapping[str, torch.Size]) -> dict[str, torch.Tensor]:
+    """Rename and reshape `state_dict` onto the keys and shapes of `target`, or raise a
+    `WeightsError` naming every missing, unexpected and mis-shaped key."""
+    if layout not in LAYOUTS:
+        raise WeightsError(f"unknown weights layout `{layout}`",
+                           hint=did_you_mean(layout, list(LAYOUTS)) or
+                           "layouts: " + ", ".join(f"`{n}`" for n in LAYOUTS))
+    state_dict = _unwrap(state_dict)
+    out: dict[str, torch.Tensor] = {}
+    source_of: dict[str, str] = {}  # native key -> the checkpoint key that claimed it
+    problems = _Problems([], [], [])
+    for key, value in state_dict.items():
+        name = native_name(key, layout)
+        if name is None:
+            problems.unexpected.append((key, f"no rule of layout `{layout}` maps it"))
+        elif name not in target:
+            problems.unexpected.append((key, f"-> `{name}`, which the model does not have"))
+        elif name in source_of:
+            problems.unexpected.append((key, f"-> `{name}`, already given by `{source_of[name]}`"))
+        else:
+            source_of[name] = key
+            want = target[name]
+            if not isinstance(value, torch.Tensor):
+                problems.misshaped.append((key, name, f"a {type(value).__name__}, not a tensor"))
+            elif value.shape == want:
+                out[name] = value
+            elif _squeezed(value.shape) == _squeezed(want):
+                out[name] = value.reshape(want)
+            else:
+                problems.misshaped.append(
+                    (key, name, f"checkpoint {list(value.shape)}, model {list(want)}"))
+    problems.missing = [name for name in target if name not in source_of]
+    if problems:
+        raise _weights_error(layout, problems, state_dict, target)
+    return {name: out[name] for name in target}
+
+
+def _unwrap(state_dict: Mapping) -> Mapping:
+    """Checkpoints often hold the weights under "model" or "state_dict"."""
+    if any(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        return state_dict
+    for wrapper in ("model", "state_dict"):
+        if isinstance(state_dict.get(wrapper), Mapping):
+            return state_dict[wrapper]
+    return state_dict
+
+
+def _fits(state_dict: Mapping, layout: str, target: Mapping) -> int:
+    return sum(native_name(k, layout) in target for k in state_dict)
+
+
+def _weights_error(layout: str, problems: _Problems, state_dict: Mapping,
+                   target: Mapping) -> WeightsError:
+    lines = []
+    lines += [f"  missing: `{name}` {list(target[name])}" for name in problems.missing]
+    lines += [f"  unexpected: `{key}` ({why})" for key, why in problems.unexpected]
+    lines += [f"  mis-shaped: `{key}`" + (f" -> `{name}`" if name != key else "") + f": {what}"
+              for key, name, what in problems.misshaped]
+    counts = ", ".join(f"{n} {title}" for title, n in (
+        ("missing", len(problems.missing)), ("unexpected", len(problems.unexpected)),
+        ("mis-shaped", len(problems.misshaped))) if n)
+    best = max(LAYOUTS, key=lambda n: _fits(state_dict, n, target))
+    hint = None
+    if best != layout and _fits(state_dict, best, target) > _fits(state_dict, layout, target):
+        hint = f"these keys look like layout `{best}`: try layout=\"{best}\""
+    error = WeightsError(f"weights in layout `{layout}` do not fit the model ({counts}):\n"
+                         + "\n".join(lines), hint=hint)
+    error.missing = list(problems.missing)
+    error.unexpected = [key for key, _ in problems.unexpected]
+    error.misshaped = [key for key, _, _ in problems.misshaped]
+    return error
+
+
+def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
+                 layout: str = "native") -> nn.Module:
+    """Load `state_dict`, written in `layout`, into `model` strictly; return the model.
+
+    Raises `WeightsError` naming every missing, unexpected and mis-shaped key."""
+    own = model.state_dict()
+    converted = convert(state_dict, layout, {k: v.shape for k, v in own.items()})
+    on_meta = any(t.is_meta for t in own.values())
+    model.load_state_dict(converted, strict=True, assign=on_meta)
+    return model

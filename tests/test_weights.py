@@ -1,0 +1,156 @@
+"""`load_weights`: strictness (every bad key named at once), reshapes, and the layout rules."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import archdsl
+from archdsl.errors import ArchError, WeightsError
+from archdsl.weights import LAYOUTS, Rule, load_weights, native_name
+from reference_models import ConvNeXt, randomize_, resnet50
+from test_reference_parity import official_to_timm, official_to_torchvision
+
+ATTO = dict(depths=(2, 2, 6, 2), dims=(40, 80, 160, 320))
+
+
+@pytest.fixture(scope="module")
+def atto_official() -> dict[str, torch.Tensor]:
+    return randomize_(ConvNeXt(**ATTO), seed=5).state_dict()
+
+
+@pytest.fixture(scope="module")
+def resnet_torchvision() -> dict[str, torch.Tensor]:
+    return resnet50().state_dict()
+
+
+def build_atto() -> torch.nn.Module:
+    return archdsl.build("convnext_atto")
+
+
+def test_error_names_every_missing_unexpected_and_misshaped_key(atto_official):
+    sd = dict(atto_official)
+    del sd["stages.2.4.pwconv1.bias"], sd["downsample_layers.3.1.weight"]
+    sd["stages.2.4.pwconv3.weight"] = torch.zeros(3)  # no rule maps it
+    sd["stages.5.0.dwconv.weight"] = torch.zeros(3)  # maps to a key the model lacks
+    sd["stages.1.0.dwconv.weight"] = torch.zeros(80, 1, 5, 5)  # wrong kernel
+    sd["head.weight"] = sd["head.weight"].t()  # same numel, transposed: not a reshape
+    model = build_atto()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    with pytest.raises(WeightsError) as info:
+        load_weights(model, sd, layout="official")
+
+    error = info.value
+    assert isinstance(error, ArchError) and error.code == "E800"
+    assert sorted(error.missing) == ["downsample.3.1.weight", "stages.2.blocks.4.pwconv1.bias"]
+    assert sorted(error.unexpected) == ["stages.2.4.pwconv3.weight", "stages.5.0.dwconv.weight"]
+    assert sorted(error.misshaped) == ["head.weight", "stages.1.0.dwconv.weight"]
+    message = str(error)
+    for key in ["downsample.3.1.weight", "stages.2.blocks.4.pwconv1.bias",
+                "stages.2.4.pwconv3.weight", "stages.5.0.dwconv.weight",
+                "stages.1.0.dwconv.weight", "[80, 1, 5, 5]", "[80, 1, 7, 7]",
+                "head.weight", "[320, 1000]", "[1000, 320]"]:
+        assert key in message
+    assert "2 missing, 2 unexpected, 2 mis-shaped" in message
+    # nothing was loaded: a failed load leaves the model as it was
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+def test_two_keys_for_one_parameter(atto_official):
+    sd = dict(atto_official)
+    sd["stages.01.0.dwconv.weight"] = sd["stages.1.0.dwconv.weight"]  # index 01 is index 1
+    with pytest.raises(WeightsError, match="already given by `stages.1.0.dwconv.weight`") as info:
+        load_weights(build_atto(), sd, layout="official")
+    assert info.value.unexpected == ["stages.01.0.dwconv.weight"]
+
+
+def test_wrong_layout_gets_a_hint(atto_official):
+    with pytest.raises(WeightsError) as info:
+        load_weights(build_atto(), official_to_torchvision(atto_official), layout="official")
+    assert "torchvision" in info.value.hint
+    assert "torchvision" in info.value.render()
+
+
+def test_unknown_layout():
+    with pytest.raises(WeightsError, match="unknown weights layout `timmm`") as info:
+        load_weights(build_atto(), {}, layout="timmm")
+    assert "`timm`" in info.value.hint
+
+
+def test_reshapes_only_across_size_one_axes(atto_official):
+    # Linear [out, in] <- 1x1 conv [out, in, 1, 1] and layer scale [C] <- [C, 1, 1]
+    timm = official_to_timm(atto_official, conv_mlp=True)
+    assert timm["stages.0.blocks.0.mlp.fc1.weight"].shape == (160, 40, 1, 1)
+    model = load_weights(build_atto(), timm, layout="timm")
+    own = model.state_dict()
+    assert torch.equal(own["stages.0.blocks.0.pwconv1.weight"].reshape(160, 40, 1, 1),
+                       timm["stages.0.blocks.0.mlp.fc1.weight"])
+    tv = official_to_torchvision(atto_official)
+    model = load_weights(build_atto(), tv, layout="torchvision")
+    assert torch.equal(model.state_dict()["stages.3.blocks.1.layerscale.gamma"].flatten(),
+                       tv["features.7.1.layer_scale"].flatten())
+
+
+def test_checkpoint_wrapper_is_unwrapped(atto_official):
+    load_weights(build_atto(), {"model": atto_official, "epoch": 300}, layout="official")
+
+
+def test_load_onto_meta_model(atto_official):
+    with torch.device("meta"):
+        model = build_atto()
+    load_weights(model, atto_official, layout="official")
+    weight = model.state_dict()["stages.2.blocks.3.dwconv.weight"]
+    assert not weight.is_meta
+    assert torch.equal(weight, atto_official["stages.2.3.dwconv.weight"])
+
+
+# ----------------------------------------------------------------------- the rule tables
+
+
+def checkpoints(atto_official, resnet_torchvision) -> dict[tuple[str, str], dict]:
+    """(layout, family) -> a checkpoint in that layout."""
+    return {
+        ("official", "convnext"): atto_official,
+        ("timm", "convnext"): official_to_timm(atto_official),
+        ("torchvision", "convnext"): official_to_torchvision(atto_official),
+        ("torchvision", "resnet"): resnet_torchvision,
+    }
+
+
+def test_layouts_are_enumerable():
+    assert set(LAYOUTS) == {"native", "official", "timm", "torchvision"}
+    assert LAYOUTS["native"] == ()
+    for layout, rules in LAYOUTS.items():
+        for rule in rules:
+            assert isinstance(rule, Rule) and rule.family in ("convnext", "resnet")
+
+
+@pytest.mark.parametrize("layout", ["official", "timm", "torchvision"])
+def test_every_rule_is_used_and_the_mapping_is_one_to_one(layout, atto_official, resnet_torchvision):
+    """Each rule renames at least one key of a real checkpoint of its family, and the
+    renamed keys are exactly the model's keys, each once."""
+    used: set[Rule] = set()
+    for (lay, family), sd in checkpoints(atto_official, resnet_torchvision).items():
+        if lay != layout:
+            continue
+        model = build_atto() if family == "convnext" else archdsl.build("resnet50")
+        names = []
+        for key in sd:
+            first = next(r for r in LAYOUTS[layout] if r.apply(key) is not None)
+            assert first.family == family, (key, first)
+            used.add(first)
+            names.append(native_name(key, layout))
+        assert sorted(names) == sorted(model.state_dict())
+    assert used == set(LAYOUTS[layout]), set(LAYOUTS[layout]) - used
+
+
+def test_rule_patterns():
+    rule = Rule("convnext", "features.{2i+1}.{j}.block.0.{p}", "stages.{i}.blocks.{j}.dwconv.{p}")
+    assert rule.apply("features.5.8.block.0.weight") == "stages.2.blocks.8.dwconv.weight"
+    assert rule.apply("features.4.8.block.0.weight") is None  # even: a downsample, not a stage
+    assert rule.apply("features.5.8.block.0.weight.x") is None
+    assert native_name("layer4.2.bn3.running_mean", "torchvision") == "stages.3.blocks.2.bn3.running_mean"
+    assert native_name("features.6.1.bias", "torchvision") == "downsample.3.1.bias"
+    assert native_name("anything.at.all", "native") == "anything.at.all"
+    assert native_name("layer0.0.conv1.weight", "torchvision") is None
