@@ -1,0 +1,86 @@
+"""The Python API: load, loads, build, analyze (load_weights lives in `weights`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import fx
+
+import compiler
+from compiler import CompileErrors
+
+from .errors import ArchErrors, ShapeError
+from .network import Network
+from .overrides import apply_overrides, from_keywords
+from .parser import parse
+from .report import Report, report_from_ir
+from .resolve import read_spec, resolve
+from .specpath import find_spec
+from .to_ir import network_to_ir
+
+SpecLike = Network | str | Path
+
+_loads_counter = 0
+
+
+def loads(text: str, path: str | None = None, **overrides) -> Network:
+    """Resolve a spec given as text. `extends` looks beside `path` (if given) and in specs/."""
+    global _loads_counter
+    if path is None:
+        _loads_counter += 1
+        path = f"<string-{_loads_counter}>" if _loads_counter > 1 else "<string>"
+    return resolve(parse(text, str(path)), from_keywords(overrides))
+
+
+def load(name_or_path: str | Path, **overrides) -> Network:
+    """A shipped spec by name (`convnext_t`, `step05`) or a path to a .arch file."""
+    path = find_spec(str(name_or_path))
+    return resolve(read_spec(path), from_keywords(overrides))
+
+
+def as_network(spec: SpecLike, **overrides) -> Network:
+    if isinstance(spec, Network):
+        if not overrides:
+            return spec
+        from .resolve import _split
+
+        train, rest = _split(from_keywords(overrides))
+        net = spec.model_copy(update={"train": spec.train.model_copy(update=train)}) if train else spec
+        if train:
+            net = net.model_copy(update={"train": type(spec.train)(**net.train.model_dump())})
+        return apply_overrides(net, rest) if rest else net
+    return load(spec, **overrides)
+
+
+def check(spec: SpecLike, **overrides) -> tuple[Network, compiler.IRGraph]:
+    """Resolve and run every check pass; raises ArchError with everything found."""
+    net = as_network(spec, **overrides)
+    ir = network_to_ir(net)
+    _run(compiler.check, ir)
+    return net, ir
+
+
+def analyze(spec: SpecLike, **overrides) -> Report:
+    """Params, MACs and activation sizes per layer, per stage and in total, at the spec's input."""
+    net, ir = check(spec, **overrides)
+    return report_from_ir(net, ir)
+
+
+def build(spec: SpecLike, *, device: str | torch.device | None = None, **overrides) -> fx.GraphModule:
+    """A trainable torch.fx.GraphModule. `device="meta"` allocates nothing."""
+    net = as_network(spec, **overrides)
+    ir = network_to_ir(net)
+    return _run(compiler.compile, ir, device=device, init=(net.init.scheme, net.init.arg))
+
+
+def _run(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except CompileErrors as e:
+        errors = [ShapeError(c.message, c.span, c.hint, c.code) for c in e.errors]
+        seen, unique = set(), []
+        for err in errors:
+            if (err.code, err.message, err.span) not in seen:
+                seen.add((err.code, err.message, err.span))
+                unique.append(err)
+        raise (unique[0] if len(unique) == 1 else ArchErrors(unique)) from None

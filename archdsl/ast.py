@@ -1,0 +1,87 @@
+"""The syntax tree of one .arch file: words with spans, no interpretation yet."""
+from __future__ import annotations
+
+from typing import Union
+
+from pydantic import BaseModel, ConfigDict
+
+from .errors import Span
+
+
+class Node(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Word(Node):
+    text: str
+    span: Span
+
+
+class Op(Node):
+    """`dwconv7`, `pwconv 4x`, `conv3 0.25x stride g32`: an op word and its argument words."""
+
+    name: Word
+    args: tuple[Word, ...] = ()
+    span: Span
+
+
+class Residual(Node):
+    """`residual { body } [shortcut op, op]`."""
+
+    body: tuple["Stmt", ...]
+    shortcut: tuple[Op, ...] | None = None
+    span: Span
+
+
+Stmt = Union[Op, Residual]
+Residual.model_rebuild()
+
+
+class Block(Node):
+    name: Word
+    body: tuple[Stmt, ...]
+    span: Span
+
+
+class Stage(Node):
+    """`96 convnext x3 s2`."""
+
+    width: Word
+    block: Word
+    depth: Word
+    args: tuple[Word, ...] = ()
+    span: Span
+
+
+class Setting(Node):
+    """A line of `train { }` or `init`: a key and comma-separated groups of words."""
+
+    key: Word
+    groups: tuple[tuple[Word, ...], ...]
+    span: Span
+
+
+class Section(Node):
+    """A top-level section as written, so a child spec can replace it whole."""
+
+    keyword: Word
+    span: Span
+
+
+class SpecFile(Node):
+    """One parsed file. A field left None was not stated in this file."""
+
+    path: str
+    name: Word
+    extends: Word | None = None
+    input: Word | None = None
+    classes: Word | None = None
+    blocks: dict[str, Block] = {}
+    stem: tuple[Op, ...] | None = None
+    downsample: tuple[Op, ...] | None = None
+    stages: tuple[Stage, ...] | None = None
+    stages_span: Span | None = None
+    head: tuple[Op, ...] | None = None
+    init: Setting | None = None
+    train: tuple[Setting, ...] | None = None
+    train_span: Span | None = None

@@ -1,0 +1,159 @@
+"""User-facing errors: one root (`ArchError`), a code, a span and a hint, rendered rustc-style.
+
+The source text of every parsed file is kept in `SOURCES` so an error can show the line it
+points at long after parsing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SOURCES: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class Span:
+    """A region of a source file, 1-based lines and columns, end exclusive."""
+
+    path: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}"
+
+
+class ArchError(Exception):
+    """Base of every error a user can cause. `.path`, `.line`, `.column` may be None
+    for errors that are not about a place in a file (an unknown spec name, a bad --set)."""
+
+    code = "E000"
+
+    def __init__(self, message: str, span: Span | None = None, hint: str | None = None,
+                 code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.hint = hint
+        if code:
+            self.code = code
+
+    @property
+    def path(self) -> str | None:
+        return self.span.path if self.span else None
+
+    @property
+    def line(self) -> int | None:
+        return self.span.line if self.span else None
+
+    @property
+    def column(self) -> int | None:
+        return self.span.column if self.span else None
+
+    @property
+    def errors(self) -> list["ArchError"]:
+        return [self]
+
+    def render(self) -> str:
+        return render_error(self)
+
+    def __str__(self) -> str:
+        where = f"{self.span}: " if self.span else ""
+        return f"{where}error[{self.code}]: {self.message}"
+
+
+class SpecSyntaxError(ArchError):
+    code = "E100"
+
+
+class ResolveError(ArchError):
+    code = "E200"
+
+
+class OpError(ArchError):
+    code = "E300"
+
+
+class ShapeError(ArchError):
+    code = "E400"
+
+
+class OverrideError(ArchError):
+    code = "E500"
+
+
+class RecipeError(ArchError):
+    code = "E600"
+
+
+class WeightsError(ArchError):
+    """A state dict that does not fit the model: names every missing, unexpected and
+    mis-shaped key at once."""
+
+    code = "E800"
+
+
+class DataError(ArchError):
+    """Training data that cannot be used: a missing or malformed directory, an unreadable image."""
+
+    code = "E700"
+
+
+class TrainError(ArchError):
+    """A training run that cannot go on: a non-finite loss, a checkpoint that does not fit."""
+
+    code = "E750"
+
+
+class ArchErrors(ArchError):
+    """Several errors found in one pass, raised together."""
+
+    def __init__(self, errors: list[ArchError]):
+        assert errors, "ArchErrors needs at least one error"
+        self._errors = list(errors)
+        first = self._errors[0]
+        more = len(self._errors) - 1
+        message = first.message + (f" ... and {more} more" if more else "")
+        super().__init__(message, first.span, first.hint, first.code)
+
+    @property
+    def errors(self) -> list[ArchError]:
+        return self._errors
+
+    def render(self) -> str:
+        return "\n\n".join(render_error(e) for e in self._errors)
+
+
+@dataclass
+class ErrorCollector:
+    """Collects errors during a pass; `raise_if_any` raises them together."""
+
+    errors: list[ArchError] = field(default_factory=list)
+
+    def add(self, error: ArchError) -> None:
+        self.errors.extend(error.errors)
+
+    def raise_if_any(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise ArchErrors(self.errors)
+
+
+def render_error(error: ArchError) -> str:
+    """`file:line:col: error[CODE]: message`, the source line, a caret, and a help line."""
+    lines = [str(error)]
+    span = error.span
+    text = SOURCES.get(span.path) if span else None
+    if span and text is not None:
+        source_lines = text.splitlines()
+        if 1 <= span.line <= len(source_lines):
+            src = source_lines[span.line - 1].expandtabs(4)
+            width = (span.end_column - span.column) if span.end_line == span.line else len(src) - span.column + 1
+            gutter = " " * len(str(span.line))
+            lines.append(f" {span.line} | {src}")
+            lines.append(f" {gutter} | {' ' * (span.column - 1)}{'^' * max(1, width)}")
+    if error.hint:
+        lines.append(f"help: {error.hint}")
+    return "\n".join(lines)

@@ -1,0 +1,231 @@
+"""Text -> `SpecFile`. The grammar is `grammar.lark`; this module turns lark's tree into the
+AST and lark's errors into `SpecSyntaxError`s that point at the offending token."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from . import ast
+from .errors import SOURCES, ErrorCollector, Span, SpecSyntaxError
+
+_SECTION_WORDS = ("input", "classes", "block", "stem", "downsample", "stages", "head", "init", "train")
+
+
+@lru_cache(maxsize=1)
+def _lark() -> Lark:
+    grammar = (Path(__file__).parent / "grammar.lark").read_text()
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
+
+def _span(path: str, item) -> Span:
+    meta = item.meta if hasattr(item, "meta") and not isinstance(item, Token) else item
+    return Span(path, meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+class _ToAst(Transformer):
+    """One method per grammar rule; each returns the AST node (or a tagged tuple for sections)."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def _word(self, tok: Token) -> ast.Word:
+        return ast.Word(text=str(tok), span=_span(self.path, tok))
+
+    @v_args(meta=True)
+    def op(self, meta, items):
+        name, *args = items
+        return ast.Op(name=self._word(name), args=tuple(self._word(a) for a in args),
+                      span=_span(self.path, meta))
+
+    def op_list(self, items):
+        return tuple(items)
+
+    @v_args(meta=True)
+    def body(self, meta, items):
+        stmts = []
+        for item in items:
+            stmts.extend(item if isinstance(item, tuple) else (item,))
+        return stmts, _span(self.path, meta)
+
+    def shortcut(self, items):
+        return items[0]
+
+    @v_args(meta=True)
+    def residual(self, meta, items):
+        (body, _), *rest = items
+        return ast.Residual(body=tuple(body), shortcut=rest[0] if rest else None,
+                            span=_span(self.path, meta))
+
+    @v_args(meta=True)
+    def block(self, meta, items):
+        name, (body, _) = items
+        return ("block", ast.Block(name=self._word(name), body=tuple(body), span=_span(self.path, meta)))
+
+    def header(self, items):
+        return ("header", [self._word(t) for t in items])
+
+    def input(self, items):
+        return ("input", self._word(items[0]))
+
+    def classes(self, items):
+        return ("classes", self._word(items[0]))
+
+    @v_args(meta=True)
+    def stem(self, meta, items):
+        return ("stem", items[0], _span(self.path, meta))
+
+    @v_args(meta=True)
+    def downsample(self, meta, items):
+        return ("downsample", items[0], _span(self.path, meta))
+
+    @v_args(meta=True)
+    def head(self, meta, items):
+        return ("head", items[0], _span(self.path, meta))
+
+    @v_args(meta=True)
+    def stage(self, meta, items):
+        width, block, depth, *args = (self._word(t) for t in items)
+        return ast.Stage(width=width, block=block, depth=depth, args=tuple(args), span=_span(self.path, meta))
+
+    @v_args(meta=True)
+    def stages(self, meta, items):
+        return ("stages", tuple(items), _span(self.path, meta))
+
+    def group(self, items):
+        return tuple(self._word(t) for t in items)
+
+    @v_args(meta=True)
+    def setting(self, meta, items):
+        key, *groups = items
+        return ast.Setting(key=self._word(key), groups=tuple(groups), span=_span(self.path, meta))
+
+    @v_args(meta=True)
+    def init(self, meta, items):
+        return ("init", items[0], _span(self.path, meta))
+
+    @v_args(meta=True)
+    def train(self, meta, items):
+        return ("train", tuple(items), _span(self.path, meta))
+
+    def start(self, items):
+        return items
+
+
+def _syntax_error(e: UnexpectedInput, path: str, text: str) -> SpecSyntaxError:
+    line, column = e.line, e.column
+    if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
+        opened = _unclosed_brace(text)
+        lines = text.splitlines() or [""]
+        if opened:
+            span = Span(path, opened[0], opened[1], opened[0], opened[1] + 1)
+            return SpecSyntaxError("unexpected end of file: this `{` is never closed", span,
+                                   hint="add the matching `}`", code="E102")
+        last = len(lines)
+        span = Span(path, last, len(lines[-1]) + 1, last, len(lines[-1]) + 2)
+        return SpecSyntaxError("unexpected end of file", span, code="E102")
+    if isinstance(e, UnexpectedCharacters):
+        span = Span(path, line, column, line, column + 1)
+        char = text.splitlines()[line - 1][column - 1] if line - 1 < len(text.splitlines()) else "?"
+        return SpecSyntaxError(f"unexpected character `{char}`", span,
+                               hint="names, numbers and `x`, `.`, `-`, `=`, `,`, `{`, `}` are allowed; `#` starts a comment",
+                               code="E101")
+    assert isinstance(e, UnexpectedToken)
+    tok = e.token
+    span = Span(path, line, column, tok.end_line or line, tok.end_column or column + len(str(tok)))
+    expected = sorted(e.expected)
+    if tok.type == "_NL":
+        span = Span(path, line, column, line, column + 1)
+        return SpecSyntaxError("unexpected end of line", span, hint=_expected_hint(expected), code="E103")
+    if line == 1 or not _has_header(text):
+        if str(tok) != "network":
+            return SpecSyntaxError(f"expected `network NAME` first, found `{tok}`", span,
+                                   hint="a spec starts with `network NAME [extends PARENT]`", code="E104")
+    hint = _expected_hint(expected)
+    if str(tok) in _SECTION_WORDS and "RBRACE" in expected:
+        hint = f"`{tok}` is a section keyword; is a `}}` missing above?"
+    return SpecSyntaxError(f"unexpected `{tok}`", span, hint=hint, code="E103")
+
+
+_TOKEN_NAMES = {"RBRACE": "`}`", "LBRACE": "`{`", "COMMA": "`,`", "_NL": "a new line",
+                "NAME": "a name", "WORD": "a value", "$END": "end of file"}
+
+
+def _expected_hint(expected: list[str]) -> str:
+    words = []
+    for name in expected:
+        if name in _TOKEN_NAMES:
+            words.append(_TOKEN_NAMES[name])
+        elif name.isupper() and not name.startswith("_"):
+            words.append(f"`{name.lower()}`")
+    return ("expected " + ", ".join(sorted(set(words)))) if words else ""
+
+
+def _has_header(text: str) -> bool:
+    for raw in text.splitlines():
+        stripped = raw.split("#", 1)[0].strip()
+        if stripped:
+            return stripped.startswith("network")
+    return False
+
+
+def _unclosed_brace(text: str) -> tuple[int, int] | None:
+    """Line and column of the last `{` that has no matching `}`."""
+    stack: list[tuple[int, int]] = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        for col, ch in enumerate(raw.split("#", 1)[0], 1):
+            if ch == "{":
+                stack.append((n, col))
+            elif ch == "}" and stack:
+                stack.pop()
+    return stack[-1] if stack else None
+
+
+def parse(text: str, path: str = "<string>") -> ast.SpecFile:
+    """Parse one file. Raises `SpecSyntaxError` or `ArchErrors` (duplicate sections)."""
+    SOURCES[path] = text
+    if not text.strip():
+        raise SpecSyntaxError("empty spec", Span(path, 1, 1, 1, 2),
+                              hint="a spec starts with `network NAME [extends PARENT]`", code="E104")
+    try:
+        tree = _lark().parse(text if text.endswith("\n") else text + "\n")
+    except UnexpectedInput as e:
+        raise _syntax_error(e, path, text) from None
+    items = _ToAst(path).transform(tree)
+    fields: dict = {"path": path, "blocks": {}}
+    errors = ErrorCollector()
+    seen: dict[str, Span] = {}
+    for item in items:
+        kind = item[0]
+        if kind == "header":
+            words = item[1]
+            fields["name"] = words[0]
+            fields["extends"] = words[1] if len(words) > 1 else None
+            continue
+        if kind == "block":
+            block = item[1]
+            key, span = f"block {block.name.text}", block.name.span
+        else:
+            key = kind
+            span = item[1].span if isinstance(item[1], ast.Node) else item[2]
+        if key in seen:
+            first = seen[key]
+            errors.add(SpecSyntaxError(f"`{key}` is stated twice in this file", span,
+                                       hint=f"first stated at line {first.line}; keep one", code="E105"))
+            continue
+        seen[key] = span
+        if kind == "block":
+            fields["blocks"][item[1].name.text] = item[1]
+        elif kind in ("input", "classes"):
+            fields[kind] = item[1]
+        elif kind in ("stem", "downsample", "head", "init"):
+            fields[kind] = item[1]
+        elif kind == "stages":
+            fields["stages"], fields["stages_span"] = item[1], item[2]
+        elif kind == "train":
+            fields["train"], fields["train_span"] = item[1], item[2]
+    errors.raise_if_any()
+    return ast.SpecFile(**fields)

@@ -1,0 +1,181 @@
+"""The `train { }` section as a flat, validated recipe.
+
+Every line of the section sets one or more flat fields, so any recipe value can be
+overridden as `--set train.FIELD=VALUE` (or `train_FIELD=` in the API):
+
+    epochs 300                                  -> epochs
+    batch 4096                                  -> batch
+    optimizer adamw lr 4e-3 wd 0.05 [betas 0.9 0.999] [momentum 0.9] [nesterov]
+                                                -> optimizer, lr, wd, betas, momentum, nesterov
+    schedule cosine warmup 20 [min_lr 1e-6]     -> schedule, warmup, min_lr
+    schedule step 30 60 80 [gamma 0.1]          -> schedule, milestones, gamma
+    augment rrc, flip, randaugment 9 0.5, mixup 0.8, cutmix 1.0, erasing 0.25
+                                                -> rrc, flip, randaugment, mixup, cutmix, erasing
+    label_smoothing 0.1 · droppath 0.1 · ema 0.9999 · clip_grad 1.0 · accumulate 2
+    checkpoint_every 500 (steps) · precision bf16 · channels_last · eval_size
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from .ast import Setting, Word
+from .errors import ErrorCollector, RecipeError
+
+
+class TrainRecipe(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    epochs: int = 1
+    batch: int = 64
+    optimizer: Literal["sgd", "adamw"] = "adamw"
+    lr: float = 1e-3
+    wd: float = 0.0
+    momentum: float = 0.9
+    betas: tuple[float, float] = (0.9, 0.999)
+    nesterov: bool = False
+    schedule: Literal["constant", "step", "cosine"] = "constant"
+    warmup: float = 0.0  # epochs of linear warm-up
+    min_lr: float = 0.0
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+    rrc: bool = False
+    flip: bool = False
+    randaugment: tuple[int, float] | None = None  # (number of ops, magnitude in [0, 1])
+    mixup: float = 0.0  # Beta(alpha, alpha); 0 disables
+    cutmix: float = 0.0
+    erasing: float = 0.0  # probability
+    label_smoothing: float = 0.0
+    droppath: float = 0.0  # stochastic-depth rate of the last block
+    ema: float | None = None
+    clip_grad: float | None = None
+    accumulate: int = 1
+    checkpoint_every: int = 0  # steps; 0 = once per epoch only
+    precision: Literal["fp32", "bf16"] = "fp32"
+    channels_last: bool = False
+
+    @field_validator("epochs", "batch", "accumulate")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("must be at least 1")
+        return v
+
+    @field_validator("lr", "wd", "warmup", "min_lr", "mixup", "cutmix", "label_smoothing",
+                     "checkpoint_every")
+    @classmethod
+    def _non_negative(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError("must not be negative")
+        return v
+
+    @field_validator("erasing", "droppath", "label_smoothing")
+    @classmethod
+    def _probability(cls, v: float) -> float:
+        if not 0.0 <= v < 1.0:
+            raise ValueError("must be in [0, 1)")
+        return v
+
+    @field_validator("ema")
+    @classmethod
+    def _decay(cls, v: float | None) -> float | None:
+        if v is not None and not 0.0 < v < 1.0:
+            raise ValueError("EMA decay must be in (0, 1)")
+        return v
+
+
+FIELDS = tuple(TrainRecipe.model_fields)
+
+# Lines whose first word picks a value and whose later words are `name value` options.
+_OPTION_LINES = {
+    "optimizer": ("optimizer", {"lr": 1, "wd": 1, "momentum": 1, "betas": 2, "nesterov": 0}),
+    "schedule": ("schedule", {"warmup": 1, "min_lr": 1, "gamma": 1}),
+}
+_AUGMENTS = {"rrc": 0, "flip": 0, "randaugment": 2, "mixup": 1, "cutmix": 1, "erasing": 1}
+_FLAGS = {"nesterov", "rrc", "flip", "channels_last"}
+
+
+def _value(field: str, words: tuple[Word, ...]):
+    """Words of one field, as the type pydantic will validate."""
+    texts = [w.text for w in words]
+    if field in _FLAGS and not texts:
+        return True
+    if field in ("betas", "randaugment", "milestones"):
+        return tuple(texts)
+    if len(texts) != 1:
+        raise ValueError(f"`{field}` takes one value, got {len(texts)}")
+    return texts[0]
+
+
+def recipe_fields(settings: tuple[Setting, ...]) -> tuple[dict[str, object], dict[str, Word]]:
+    """Flat field values from the section's lines, and the word each came from (for errors)."""
+    values: dict[str, object] = {}
+    where: dict[str, Word] = {}
+    errors = ErrorCollector()
+
+    def put(field: str, words: tuple[Word, ...], anchor: Word) -> None:
+        try:
+            values[field] = _value(field, words)
+            where[field] = anchor
+        except ValueError as e:
+            errors.add(RecipeError(str(e), anchor.span, code="E601"))
+
+    for s in settings:
+        key = s.key.text
+        words = [w for g in s.groups for w in g]
+        if key in _OPTION_LINES:
+            field, options = _OPTION_LINES[key]
+            if not words:
+                errors.add(RecipeError(f"`{key}` needs a value", s.key.span, code="E601"))
+                continue
+            put(field, (words[0],), words[0])
+            rest = words[1:]
+            if key == "schedule" and words[0].text == "step":
+                numbers = []
+                while rest and rest[0].text.isdigit():
+                    numbers.append(rest.pop(0))
+                put("milestones", tuple(numbers), words[0])
+            i = 0
+            while i < len(rest):
+                name = rest[i].text
+                if name not in options:
+                    errors.add(RecipeError(f"unknown option `{name}` for `{key}`", rest[i].span,
+                                           hint="options: " + ", ".join(options), code="E602"))
+                    break
+                n = options[name]
+                put(name, tuple(rest[i + 1:i + 1 + n]), rest[i])
+                i += 1 + n
+        elif key == "augment":
+            for group in s.groups:
+                name = group[0].text
+                if name not in _AUGMENTS:
+                    errors.add(RecipeError(f"unknown augmentation `{name}`", group[0].span,
+                                           hint="augmentations: " + ", ".join(_AUGMENTS), code="E602"))
+                    continue
+                put(name, group[1:], group[0])
+        elif key in FIELDS:
+            put(key, tuple(words), s.key)
+        else:
+            from .suggest import did_you_mean
+            errors.add(RecipeError(f"unknown training setting `{key}`", s.key.span,
+                                   hint=did_you_mean(key, list(FIELDS) + ["augment"]) or None,
+                                   code="E602"))
+    errors.raise_if_any()
+    return values, where
+
+
+def build_recipe(values: dict[str, object], where: dict[str, Word] | None = None) -> TrainRecipe:
+    """Validate flat fields; a bad value is reported at the word that set it."""
+    try:
+        return TrainRecipe(**values)
+    except ValidationError as e:
+        errors = ErrorCollector()
+        for err in e.errors():
+            field = str(err["loc"][0]) if err["loc"] else "train"
+            anchor = (where or {}).get(field)
+            msg = err["msg"].removeprefix("Value error, ")
+            errors.add(RecipeError(f"bad value for train `{field}`: {msg}",
+                                   anchor.span if anchor else None, code="E603"))
+        errors.raise_if_any()
+        raise AssertionError("unreachable")

@@ -1,0 +1,90 @@
+"""What a network costs: per layer, per stage and in total, read off the checked IR."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from compiler import IRGraph
+
+from .network import Network
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    path: str
+    op: str
+    group: str
+    in_shape: tuple[int, ...]
+    shape: tuple[int, ...]
+    params: int
+    macs: int
+    act: int  # output elements per sample
+
+
+@dataclass(frozen=True)
+class StageRow:
+    name: str
+    shape: tuple[int, ...]  # output shape of the stage
+    params: int
+    macs: int
+    act: int
+
+
+@dataclass
+class Report:
+    network: Network
+    layers: list[LayerRow] = field(default_factory=list)
+
+    @property
+    def params(self) -> int:
+        return sum(r.params for r in self.layers)
+
+    @property
+    def macs(self) -> int:
+        return sum(r.macs for r in self.layers)
+
+    @property
+    def activations(self) -> int:
+        """Elements of every op's output per sample: roughly what training keeps for backward."""
+        return sum(r.act for r in self.layers)
+
+    @property
+    def peak_activation(self) -> int:
+        """The largest single op output per sample, in elements."""
+        return max((r.act for r in self.layers), default=0)
+
+    @property
+    def stages(self) -> list[StageRow]:
+        rows: dict[str, list[LayerRow]] = {}
+        for r in self.layers:
+            rows.setdefault(r.group, []).append(r)
+        return [StageRow(name, rs[-1].shape, sum(r.params for r in rs), sum(r.macs for r in rs),
+                         sum(r.act for r in rs)) for name, rs in rows.items()]
+
+    def to_dict(self) -> dict:
+        return {
+            "network": self.network.name,
+            "input": list(self.network.input),
+            "params": self.params,
+            "macs": self.macs,
+            "activations": self.activations,
+            "peak_activation": self.peak_activation,
+            "stages": [vars(s) | {"shape": list(s.shape)} for s in self.stages],
+            "layers": [vars(r) | {"in_shape": list(r.in_shape), "shape": list(r.shape)} for r in self.layers],
+        }
+
+
+def report_from_ir(network: Network, ir: IRGraph) -> Report:
+    layers = []
+    for _, d in ir.op_nodes():
+        m = d["meta"]
+        layers.append(LayerRow(d["path"], d["op"], d["group"], tuple(m["in_shape"]), tuple(m["shape"]),
+                               m["params"], m["macs"], m["act"]))
+    return Report(network, layers)
+
+
+def gmacs(macs: int) -> str:
+    return f"{macs / 1e9:.2f} GMACs"
+
+
+def count(n: int) -> str:
+    return f"{n:,}"

@@ -1,0 +1,169 @@
+"""SpecFile(s) -> Network: follow `extends`, let the child's sections and blocks replace the
+parent's, interpret scalars, then apply overrides."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from . import ast
+from .errors import ArchError, ErrorCollector, ResolveError, Span
+from .network import InitSpec, Network, StageSpec
+from .overrides import apply_overrides
+from .parser import parse
+from .recipe import build_recipe, recipe_fields
+from .specpath import find_spec
+from .suggest import did_you_mean
+
+_SECTIONS = ("input", "classes", "stem", "downsample", "stages", "head", "init", "train")
+
+
+def read_spec(path: Path) -> ast.SpecFile:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ResolveError(f"cannot read `{path}`: {e}", code="E201") from None
+    return parse(text, str(path))
+
+
+def load_chain(spec: ast.SpecFile) -> list[ast.SpecFile]:
+    """The spec and its ancestors, nearest first. Cycles are an error naming the chain."""
+    chain = [spec]
+    while chain[-1].extends is not None:
+        ext = chain[-1].extends
+        parent_path = find_spec(ext.text, Path(chain[-1].path).parent, ext.span)
+        parent = read_spec(parent_path)
+        names = [s.name.text for s in chain]
+        if parent.name.text in names or any(Path(s.path).resolve() == parent_path.resolve() for s in chain):
+            cycle = " -> ".join(names + [parent.name.text])
+            raise ResolveError(f"`extends` goes round in a cycle: {cycle}", ext.span,
+                               hint="a spec cannot extend itself or one of its descendants", code="E202")
+        chain.append(parent)
+    return chain
+
+
+def merge(chain: list[ast.SpecFile]) -> dict:
+    """Fields of the resolved spec: each from the nearest file that states it."""
+    merged: dict = {"blocks": {}}
+    for spec in reversed(chain):  # root first, child last, so the child wins
+        merged["blocks"].update(spec.blocks)
+        for field in _SECTIONS:
+            value = getattr(spec, field)
+            if value is not None:
+                merged[field] = value
+                merged[f"{field}_file"] = spec
+    return merged
+
+
+def _int(word: ast.Word, what: str, code: str, minimum: int = 1) -> int:
+    if not word.text.isdigit() or int(word.text) < minimum:
+        raise ResolveError(f"{what} must be a whole number of at least {minimum}, got `{word.text}`",
+                           word.span, code=code)
+    return int(word.text)
+
+
+def _input(word: ast.Word) -> tuple[int, int, int]:
+    m = re.fullmatch(r"(\d+)x(\d+)x(\d+)", word.text)
+    if not m or min(int(g) for g in m.groups()) < 1:
+        raise ResolveError(f"`input` must be CxHxW, got `{word.text}`", word.span,
+                           hint="for example `input 3x224x224`", code="E205")
+    return tuple(int(g) for g in m.groups())  # type: ignore[return-value]
+
+
+def _stage(stage: ast.Stage, blocks: dict[str, ast.Block], errors: ErrorCollector) -> StageSpec | None:
+    try:
+        width = _int(stage.width, "a stage width", "E207")
+        if not re.fullmatch(r"x\d+", stage.depth.text) or int(stage.depth.text[1:]) < 1:
+            raise ResolveError(f"a stage depth is written `xN` with N at least 1, got `{stage.depth.text}`",
+                               stage.depth.span, hint="for example `96 convnext x3`", code="E207")
+        depth = int(stage.depth.text[1:])
+        stride = 1
+        for arg in stage.args:
+            if not re.fullmatch(r"s\d+", arg.text) or int(arg.text[1:]) < 1:
+                raise ResolveError(f"unknown stage argument `{arg.text}`", arg.span,
+                                   hint="a stage line is `WIDTH BLOCK xDEPTH [sSTRIDE]`", code="E303")
+            stride = int(arg.text[1:])
+        if stage.block.text not in blocks:
+            raise ResolveError(f"unknown block `{stage.block.text}`", stage.block.span,
+                               hint=did_you_mean(stage.block.text, list(blocks))
+                               or ("blocks defined: " + ", ".join(sorted(blocks)) if blocks else
+                                   "define it with `block NAME { ... }`"), code="E203")
+        return StageSpec(width=width, block=stage.block.text, depth=depth, stride=stride, span=stage.span)
+    except ArchError as e:
+        errors.add(e)
+        return None
+
+
+def _init(setting: ast.Setting | None) -> InitSpec:
+    from compiler.init import SCHEMES
+
+    if setting is None:
+        return InitSpec()
+    scheme = setting.key.text
+    if scheme not in SCHEMES:
+        raise ResolveError(f"unknown init scheme `{scheme}`", setting.key.span,
+                           hint=did_you_mean(scheme, list(SCHEMES)) or "schemes: " + ", ".join(SCHEMES),
+                           code="E206")
+    words = [w.text for g in setting.groups for w in g]
+    return InitSpec(scheme=scheme, arg=words[0] if words else None, span=setting.span)
+
+
+def resolve(spec: ast.SpecFile, overrides: dict[str, object] | None = None) -> Network:
+    chain = load_chain(spec)
+    m = merge(chain)
+    errors = ErrorCollector()
+    missing = [f for f in ("input", "stages") if f not in m]
+    for field in missing:
+        errors.add(ResolveError(f"`{spec.name.text}` has no `{field}` section (nor does any spec it extends)",
+                                spec.name.span, hint=f"add `{field} ...`", code="E204"))
+    errors.raise_if_any()
+    stages = [_stage(s, m["blocks"], errors) for s in m["stages"]]
+    if not m["stages"]:
+        errors.add(ResolveError("`stages` is empty", m["stages_file"].stages_span, code="E207"))
+    try:
+        values, where = recipe_fields(m.get("train", ()))
+    except ArchError as e:
+        errors.add(e)
+        values, where = {}, {}
+    fields: dict = dict(
+        name=spec.name.text, path=spec.path, chain=tuple(s.name.text for s in chain[1:]),
+        blocks=m["blocks"], stem=m.get("stem", ()), downsample=m.get("downsample"),
+        head=m.get("head", ()), spans=_spans(m),
+    )
+    for key, fn in (("input", _input), ("classes", lambda w: _int(w, "`classes`", "E206")),
+                    ("init", _init)):
+        try:
+            fields[key] = fn(m.get(key)) if key == "init" or key in m else 1000
+        except ArchError as e:
+            errors.add(e)
+    errors.raise_if_any()
+    fields["stages"] = tuple(stages)
+    train_overrides, network_overrides = _split(overrides or {})
+    fields["train"] = build_recipe(values | train_overrides, where)
+    network = Network(**fields)
+    return apply_overrides(network, network_overrides) if network_overrides else network
+
+
+def _split(overrides: dict[str, object]) -> tuple[dict[str, object], dict[str, object]]:
+    from .overrides import train_values
+
+    train = {k: v for k, v in overrides.items() if k.startswith("train.")}
+    rest = {k: v for k, v in overrides.items() if k not in train}
+    return train_values(train), rest
+
+
+def _spans(m: dict) -> dict[str, Span]:
+    spans = {}
+    for field in _SECTIONS:
+        f: ast.SpecFile | None = m.get(f"{field}_file")
+        if f is None:
+            continue
+        value = getattr(f, field)
+        if isinstance(value, ast.Node) and hasattr(value, "span"):
+            spans[field] = value.span
+        elif field == "stages":
+            spans[field] = f.stages_span
+        elif field == "train":
+            spans[field] = f.train_span
+        elif value:
+            spans[field] = value[0].span
+    return spans

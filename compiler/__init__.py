@@ -1,0 +1,38 @@
+"""archdsl's graph compiler: IR (networkx) -> checked, costed IR -> torch.fx GraphModule.
+
+It knows nothing of text. `check` runs the analysis passes (shapes, costs); `compile`
+also assigns layouts and lowers, building the modules on the given device."""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import fx
+
+from .errors import CompileError, CompileErrors
+from .init import initialize
+from .ir import Attrs, IRGraph, Residual
+from .lower import lower
+from .passes import CHECK_PASSES, LOWERING_PASSES
+from .passes.fuse import fuse_linear_layerscale
+
+
+def check(ir: IRGraph) -> IRGraph:
+    for run_pass in CHECK_PASSES:
+        run_pass(ir)
+    return ir
+
+
+def compile(ir: IRGraph, *, device: str | torch.device | None = None, init: tuple = ("default", None),
+            fuse: bool = True) -> fx.GraphModule:
+    """Checked IR -> GraphModule. `device="meta"` builds without allocating any memory."""
+    check(ir)
+    for run_pass in LOWERING_PASSES:
+        run_pass(ir)
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        gm = lower(ir)
+        initialize(gm, *init)
+    return fuse_linear_layerscale(gm) if fuse else gm
+
+
+__all__ = ["Attrs", "CompileError", "CompileErrors", "IRGraph", "Residual", "check", "compile"]

@@ -1,0 +1,53 @@
+"""IR -> torch.fx.GraphModule. Every op node becomes a `call_module` at its spec path
+(`stages.2.blocks.5.dwconv`), residual joins become `add`, layout changes `permute`."""
+from __future__ import annotations
+
+import operator
+
+import torch
+from torch import fx, nn
+
+from . import ops
+from .ir import IRGraph
+from .ops import NCHW, NHWC
+
+_PERMUTE = {NHWC: (0, 2, 3, 1), NCHW: (0, 3, 1, 2)}
+
+
+def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
+    *parents, leaf = path.split(".")
+    parent = root
+    for name in parents:
+        if not hasattr(parent, name):
+            parent.add_module(name, nn.Module())
+        parent = getattr(parent, name)
+    assert not hasattr(parent, leaf), f"two ops lowered to {path}"
+    parent.add_module(leaf, module)
+
+
+def lower(ir: IRGraph) -> fx.GraphModule:
+    """Build the modules (on the current default device) and the fx graph that calls them."""
+    root = nn.Module()
+    graph = fx.Graph()
+    env: dict[int, fx.Node] = {}
+    for nid, data in ir.nodes():
+        op, meta = data["op"], data["meta"]
+        args = [env[i] for i in ir.inputs(nid)]
+        if op == "input":
+            env[nid] = graph.placeholder("x", type_expr=torch.Tensor)
+        elif op == "output":
+            graph.output(args[0])
+        elif op == "add":
+            env[nid] = graph.call_function(operator.add, tuple(args))
+        elif op == "permute":
+            env[nid] = graph.call_method("permute", (args[0], *_PERMUTE[meta["layout"]]))
+        else:
+            module = ops.get(op).module(data["attrs"], meta["in_shape"], meta["ran_in"])
+            _set_submodule(root, data["path"], module)
+            env[nid] = graph.call_module(data["path"], (args[0],))
+    graph.lint()
+    return fx.GraphModule(root, graph, class_name=_class_name(ir.name))
+
+
+def _class_name(name: str) -> str:
+    return "".join(part.capitalize() for part in name.replace("-", "_").split("_")) or "Network"

@@ -1,0 +1,94 @@
+"""The op registry: every op is defined once, here and in the modules beside this file.
+
+An `OpDef` states the arguments it accepts, its shape rule, its parameter and MAC counts
+and its lowering. The analytic counts and the built module come from the same definition,
+and `docs/language.md` is generated from it.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from ..errors import CompileError
+from ..ir import Attrs, Shape
+
+# Argument kinds an op can accept. The language maps words onto these:
+#   width: `4x`, `0.25x`, `64`   stride: `sN`, `stride`   groups: `gG`
+#   bias: `bias`, `nobias`       value: a number          eps: `eps=1e-5`
+ARG_KINDS = ("width", "stride", "groups", "bias", "value", "eps")
+
+# Layouts a tensor can be in between ops.
+NCHW, NHWC, VEC = "nchw", "nhwc", "vec"
+
+
+class OpDef:
+    name: str = ""
+    summary: str = ""
+    example: str = ""
+    kernel: bool = False            # the kernel size is part of the word: conv3, maxpool3
+    accepts: tuple[str, ...] = ()   # argument kinds, from ARG_KINDS
+    width_default: str = "keep"     # no width given: `dim` (stage width), `keep` (input's), `classes`
+    needs_value: bool = False       # a number is required (layerscale init, dropout p)
+    module_name: str = ""           # name inside a block: stages.0.blocks.1.<module_name>
+    takes: str = "map"              # input rank: `map` (C,H,W), `vec` (C,), or `any`
+    layouts: tuple[str, ...] = (NCHW,)  # layouts it runs in, first preferred
+    shape_rule: str = "same as input"
+    params_rule: str = "0"
+    macs_rule: str = "0"
+
+    def out_shape(self, a: Attrs, x: Shape) -> Shape:
+        return ((a.out or x[0]),) + tuple(x[1:])
+
+    def params(self, a: Attrs, x: Shape) -> int:
+        return 0
+
+    def macs(self, a: Attrs, x: Shape, y: Shape) -> int:
+        return 0
+
+    def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        raise NotImplementedError(self.name)
+
+    def layouts_for(self, a: Attrs) -> tuple[str, ...]:
+        return self.layouts
+
+    def check_input(self, x: Shape) -> None:
+        if self.takes == "map" and len(x) != 3:
+            raise CompileError("E405", f"`{self.name}` needs a feature map (C,H,W), got a vector of {x[0]}",
+                               hint="put it before `gap`/`flatten`, or use an op that works on vectors")
+        if self.takes == "vec" and len(x) != 1:
+            raise CompileError("E405", f"`{self.name}` needs a vector, got a feature map {fmt_shape(x)}",
+                               hint="reduce the map first with `gap` or `flatten`")
+
+
+REGISTRY: dict[str, OpDef] = {}
+
+
+def register(cls: type[OpDef]) -> type[OpDef]:
+    assert cls.name not in REGISTRY, f"op {cls.name} defined twice"
+    REGISTRY[cls.name] = cls()
+    return cls
+
+
+def get(name: str) -> OpDef:
+    return REGISTRY[name]
+
+
+def fmt_shape(s: Shape) -> str:
+    return "x".join(str(d) for d in s)
+
+
+def padding(kernel: int, stride: int) -> int:
+    """`K // 2`, or none when the kernel equals the stride (patchify)."""
+    return 0 if kernel == stride else kernel // 2
+
+
+def spatial(x: Shape, kernel: int, stride: int) -> tuple[int, int]:
+    p = padding(kernel, stride)
+    h, w = ((d + 2 * p - kernel) // stride + 1 for d in x[1:])
+    if h <= 0 or w <= 0:
+        raise CompileError("E402", f"a {kernel}x{kernel} window with stride {stride} shrinks the "
+                           f"{x[1]}x{x[2]} map to nothing",
+                           hint="use a larger input, or fewer/smaller strides before this op")
+    return h, w
+
+
+from . import activation, conv, linear, norm, pool, regularize  # noqa: E402,F401  (registers ops)

@@ -1,0 +1,104 @@
+"""Convolutions: conv{K}, dwconv{K}, pwconv."""
+from __future__ import annotations
+
+from torch import nn
+
+from ..errors import CompileError
+from ..ir import Attrs, Shape
+from . import NCHW, NHWC, OpDef, padding, register, spatial
+
+
+def _bias(a: Attrs) -> bool:
+    return True if a.bias is None else a.bias
+
+
+class _Conv(OpDef):
+    kernel = True
+    shape_rule = "(C,H,W) -> (out, floor((H+2p-K)/s)+1, ...), p = K//2, or 0 when K == s"
+    params_rule = "out*(C/g)*K*K (+ out with bias)"
+    macs_rule = "out*H'*W'*(C/g)*K*K"
+
+    def _groups(self, a: Attrs, x: Shape) -> int:
+        return a.groups or 1
+
+    def _k(self, a: Attrs) -> int:
+        return a.kernel
+
+    def out_shape(self, a: Attrs, x: Shape) -> Shape:
+        k, g, out = self._k(a), self._groups(a, x), a.out or x[0]
+        if out <= 0:
+            raise CompileError("E404", f"`{self.name}` has width {out}", hint="widths must be positive")
+        if k % 2 == 0 and k != a.stride:
+            raise CompileError("E302", f"even kernel {k} with stride {a.stride} shifts the map by half a pixel",
+                               hint=f"use an odd kernel ({k - 1} or {k + 1}), or stride {k} for a patchify conv")
+        if x[0] % g or out % g:
+            raise CompileError("E401", f"{x[0]} input and {out} output channels do not divide into {g} groups",
+                               hint=f"pick groups that divide both, e.g. g{_common_divisor(x[0], out, g)}")
+        return (out,) + spatial(x, k, a.stride)
+
+    def params(self, a: Attrs, x: Shape) -> int:
+        out, k = a.out or x[0], self._k(a)
+        return out * (x[0] // self._groups(a, x)) * k * k + (out if _bias(a) else 0)
+
+    def macs(self, a: Attrs, x: Shape, y: Shape) -> int:
+        k = self._k(a)
+        return y[0] * y[1] * y[2] * (x[0] // self._groups(a, x)) * k * k
+
+    def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        k = self._k(a)
+        return nn.Conv2d(x[0], a.out or x[0], k, a.stride, padding(k, a.stride),
+                         groups=self._groups(a, x), bias=_bias(a))
+
+
+def _common_divisor(c_in: int, c_out: int, near: int) -> int:
+    divisors = [d for d in range(1, max(c_in, c_out) + 1) if c_in % d == 0 and c_out % d == 0]
+    return min(divisors, key=lambda d: abs(d - near))
+
+
+@register
+class Conv(_Conv):
+    name = "conv"
+    summary = "2-D convolution, K x K (grouped with gG)"
+    example = "conv3 0.25x stride g32"
+    accepts = ("width", "stride", "groups", "bias")
+    width_default = "dim"
+    module_name = "conv"
+
+
+@register
+class DepthwiseConv(_Conv):
+    name = "dwconv"
+    summary = "depthwise convolution: one K x K filter per channel (groups = channels)"
+    example = "dwconv7"
+    accepts = ("stride", "bias")
+    module_name = "dwconv"
+    params_rule = "C*K*K (+ C with bias)"
+    macs_rule = "C*H'*W'*K*K"
+
+    def _groups(self, a: Attrs, x: Shape) -> int:
+        return x[0]
+
+
+@register
+class PointwiseConv(_Conv):
+    name = "pwconv"
+    kernel = False
+    summary = "1x1 convolution; an nn.Linear over channels where the data is channels-last"
+    example = "pwconv 4x"
+    accepts = ("width", "stride", "bias")
+    width_default = "dim"
+    module_name = "pwconv"
+    layouts = (NCHW, NHWC)
+    params_rule = "C*out (+ out with bias)"
+    macs_rule = "C*out*H'*W'"
+
+    def _k(self, a: Attrs) -> int:
+        return 1
+
+    def layouts_for(self, a: Attrs) -> tuple[str, ...]:
+        return self.layouts if a.stride == 1 else (NCHW,)
+
+    def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        if layout == NHWC:
+            return nn.Linear(x[0], a.out or x[0], bias=_bias(a))
+        return super().module(a, x, layout)

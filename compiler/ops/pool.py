@@ -1,0 +1,66 @@
+"""Pooling: maxpool{K}, avgpool{K}, gap, flatten."""
+from __future__ import annotations
+
+from torch import nn
+
+from ..ir import Attrs, Shape
+from ..modules import GlobalAvgPool
+from . import NCHW, NHWC, OpDef, padding, register, spatial
+
+
+class _Pool(OpDef):
+    kernel = True
+    accepts = ("stride",)
+    shape_rule = "(C,H,W) -> (C, floor((H+2p-K)/s)+1, ...), p = K//2, or 0 when K == s"
+    macs_rule = "0 (comparisons and additions, no multiply-accumulates)"
+
+    def out_shape(self, a: Attrs, x: Shape) -> Shape:
+        return (x[0],) + spatial(x, a.kernel, a.stride)
+
+
+@register
+class MaxPool(_Pool):
+    name, summary, example, module_name = "maxpool", "max over K x K windows", "maxpool3 s2", "maxpool"
+
+    def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        return nn.MaxPool2d(a.kernel, a.stride, padding(a.kernel, a.stride))
+
+
+@register
+class AvgPool(_Pool):
+    name, summary, example, module_name = "avgpool", "mean over K x K windows", "avgpool2 s2", "avgpool"
+
+    def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        return nn.AvgPool2d(a.kernel, a.stride, padding(a.kernel, a.stride), count_include_pad=False)
+
+
+@register
+class GlobalAvgPoolOp(OpDef):
+    name = "gap"
+    summary = "global average pooling: a map to a vector of its channels"
+    example = "gap"
+    module_name = "gap"
+    layouts = (NCHW, NHWC)
+    shape_rule = "(C,H,W) -> (C,)"
+    macs_rule = "0"
+
+    def out_shape(self, a: Attrs, x: Shape) -> Shape:
+        return (x[0],)
+
+    def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        return GlobalAvgPool(channels_last=layout == NHWC)
+
+
+@register
+class Flatten(OpDef):
+    name = "flatten"
+    summary = "a map to one vector of all its values"
+    example = "flatten"
+    module_name = "flatten"
+    shape_rule = "(C,H,W) -> (C*H*W,)"
+
+    def out_shape(self, a: Attrs, x: Shape) -> Shape:
+        return (x[0] * x[1] * x[2],)
+
+    def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        return nn.Flatten(1)

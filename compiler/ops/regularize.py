@@ -1,0 +1,67 @@
+"""Regularizers and scales: layerscale, droppath, dropout. They run in any layout."""
+from __future__ import annotations
+
+from torch import nn
+
+from ..errors import CompileError
+from ..ir import Attrs, Shape
+from ..modules import DropPath, LayerScale
+from . import NCHW, NHWC, VEC, OpDef, register
+
+
+class _Elementwise(OpDef):
+    takes = "any"
+    layouts = (NCHW, NHWC, VEC)
+
+
+@register
+class LayerScaleOp(_Elementwise):
+    name = "layerscale"
+    summary = "learnable per-channel scale `gamma`, initialised to the given value"
+    example = "layerscale 1e-6"
+    accepts = ("value",)
+    needs_value = True
+    module_name = "layerscale"
+    params_rule = "C"
+
+    def params(self, a: Attrs, x: Shape) -> int:
+        return x[0]
+
+    def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        return LayerScale(x[0], a.value, channels_last=layout != NCHW)
+
+
+@register
+class DropPathOp(_Elementwise):
+    name = "droppath"
+    summary = ("stochastic depth inside a residual: drops the branch per sample; the rate grows "
+               "linearly over all blocks up to the recipe's `droppath` (or a fixed rate if given)")
+    example = "droppath"
+    accepts = ("value",)
+    module_name = "droppath"
+
+    def out_shape(self, a: Attrs, x: Shape) -> Shape:
+        if a.value is not None and not 0.0 <= a.value < 1.0:
+            raise CompileError("E305", f"drop-path rate {a.value} is not in [0, 1)")
+        return x
+
+    def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        return DropPath(a.value or 0.0)
+
+
+@register
+class Dropout(_Elementwise):
+    name = "dropout"
+    summary = "element-wise dropout with probability P"
+    example = "dropout 0.5"
+    accepts = ("value",)
+    needs_value = True
+    module_name = "dropout"
+
+    def out_shape(self, a: Attrs, x: Shape) -> Shape:
+        if not 0.0 <= a.value < 1.0:
+            raise CompileError("E305", f"dropout probability {a.value} is not in [0, 1)")
+        return x
+
+    def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        return nn.Dropout(a.value)
