@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
-from torch import fx
+from typing import TYPE_CHECKING
 
 import compiler
 from compiler import CompileErrors
@@ -17,6 +15,10 @@ from .report import Report, report_from_ir
 from .resolve import read_spec, resolve
 from .specpath import find_spec
 from .to_ir import network_to_ir
+
+if TYPE_CHECKING:
+    import torch
+    from torch import fx
 
 SpecLike = Network | str | Path
 

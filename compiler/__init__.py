@@ -5,16 +5,15 @@ also assigns layouts and lowers, building the modules on the given device."""
 from __future__ import annotations
 
 import contextlib
-
-import torch
-from torch import fx
+from typing import TYPE_CHECKING
 
 from .errors import CompileError, CompileErrors
-from .init import initialize
 from .ir import Attrs, IRGraph, Residual
-from .lower import lower
 from .passes import CHECK_PASSES, LOWERING_PASSES
-from .passes.fuse import fuse_linear_layerscale
+
+if TYPE_CHECKING:  # torch is imported only to lower, so checking and counting start fast
+    import torch
+    from torch import fx
 
 
 def check(ir: IRGraph) -> IRGraph:
@@ -26,6 +25,12 @@ def check(ir: IRGraph) -> IRGraph:
 def compile(ir: IRGraph, *, device: str | torch.device | None = None, init: tuple = ("default", None),
             fuse: bool = True) -> fx.GraphModule:
     """Checked IR -> GraphModule. `device="meta"` builds without allocating any memory."""
+    import torch
+
+    from .init import initialize
+    from .lower import lower
+    from .passes.fuse import fuse_linear_layerscale
+
     check(ir)
     for run_pass in LOWERING_PASSES:
         run_pass(ir)

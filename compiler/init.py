@@ -8,14 +8,24 @@
 Norm layers start at weight 1, bias 0; layer scale at the value its op gives."""
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import nn
 
 SCHEMES = {"trunc_normal": "STD", "kaiming": "fan_out|fan_in", "default": ""}
 
 
-@torch.no_grad()
 def initialize(model: nn.Module, scheme: str, arg: str | float | None = None) -> None:
+    import torch
+
+    with torch.no_grad():
+        _initialize(model, scheme, arg)
+
+
+def _initialize(model: nn.Module, scheme: str, arg: str | float | None) -> None:
+    from torch import nn
+
     for module in model.modules():
         if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)):
             if module.weight is not None:

@@ -6,10 +6,13 @@ and `docs/language.md` is generated from it.
 """
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..errors import CompileError
 from ..ir import Attrs, Shape
+
+if TYPE_CHECKING:
+    from torch import nn
 
 # Argument kinds an op can accept. The language maps words onto these:
 #   width: `4x`, `0.25x`, `64`   stride: `sN`, `stride`   groups: `gG`
@@ -45,6 +48,8 @@ class OpDef:
         return 0
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from torch import nn
+
         raise NotImplementedError(self.name)
 
     def layouts_for(self, a: Attrs) -> tuple[str, ...]:

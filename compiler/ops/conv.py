@@ -1,10 +1,13 @@
 """Convolutions: conv{K}, dwconv{K}, pwconv."""
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..errors import CompileError
 from ..ir import Attrs, Shape
+
+if TYPE_CHECKING:
+    from torch import nn
 from . import NCHW, NHWC, OpDef, padding, register, spatial
 
 
@@ -45,6 +48,8 @@ class _Conv(OpDef):
         return y[0] * y[1] * y[2] * (x[0] // self._groups(a, x)) * k * k
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from torch import nn
+
         k = self._k(a)
         return nn.Conv2d(x[0], a.out or x[0], k, a.stride, padding(k, a.stride),
                          groups=self._groups(a, x), bias=_bias(a))
@@ -99,6 +104,8 @@ class PointwiseConv(_Conv):
         return self.layouts if a.stride == 1 else (NCHW,)
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from torch import nn
+
         if layout == NHWC:
             return nn.Linear(x[0], a.out or x[0], bias=_bias(a))
         return super().module(a, x, layout)

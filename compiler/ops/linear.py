@@ -1,10 +1,13 @@
 """Fully connected: linear."""
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..errors import CompileError
 from ..ir import Attrs, Shape
+
+if TYPE_CHECKING:
+    from torch import nn
 from . import VEC, OpDef, register
 
 
@@ -34,4 +37,6 @@ class Linear(OpDef):
         return x[0] * a.out
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from torch import nn
+
         return nn.Linear(x[0], a.out, bias=a.bias is not False)

@@ -1,10 +1,13 @@
 """Normalization: bn, ln, gn."""
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..errors import CompileError
 from ..ir import Attrs, Shape
+
+if TYPE_CHECKING:
+    from torch import nn
 from . import NCHW, NHWC, VEC, OpDef, register
 
 
@@ -26,6 +29,8 @@ class BatchNorm(_Norm):
     layouts = (NCHW, VEC)
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from torch import nn
+
         eps = 1e-5 if a.eps is None else a.eps
         return nn.BatchNorm1d(x[0], eps=eps) if len(x) == 1 else nn.BatchNorm2d(x[0], eps=eps)
 
@@ -39,6 +44,8 @@ class LayerNorm(_Norm):
     layouts = (NHWC, VEC)
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from torch import nn
+
         return nn.LayerNorm(x[0], eps=1e-6 if a.eps is None else a.eps)
 
 
@@ -59,4 +66,6 @@ class GroupNorm(_Norm):
         return x
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from torch import nn
+
         return nn.GroupNorm(a.groups or 32, x[0], eps=1e-5 if a.eps is None else a.eps)

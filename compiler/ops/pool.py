@@ -1,10 +1,12 @@
 """Pooling: maxpool{K}, avgpool{K}, gap, flatten."""
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..ir import Attrs, Shape
-from ..modules import GlobalAvgPool
+
+if TYPE_CHECKING:
+    from torch import nn
 from . import NCHW, NHWC, OpDef, padding, register, spatial
 
 
@@ -23,6 +25,8 @@ class MaxPool(_Pool):
     name, summary, example, module_name = "maxpool", "max over K x K windows", "maxpool3 s2", "maxpool"
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from torch import nn
+
         return nn.MaxPool2d(a.kernel, a.stride, padding(a.kernel, a.stride))
 
 
@@ -31,6 +35,8 @@ class AvgPool(_Pool):
     name, summary, example, module_name = "avgpool", "mean over K x K windows", "avgpool2 s2", "avgpool"
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from torch import nn
+
         return nn.AvgPool2d(a.kernel, a.stride, padding(a.kernel, a.stride), count_include_pad=False)
 
 
@@ -48,6 +54,10 @@ class GlobalAvgPoolOp(OpDef):
         return (x[0],)
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from torch import nn
+
+        from ..modules import GlobalAvgPool
+
         return GlobalAvgPool(channels_last=layout == NHWC)
 
 
@@ -63,4 +73,6 @@ class Flatten(OpDef):
         return (x[0] * x[1] * x[2],)
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from torch import nn
+
         return nn.Flatten(1)

@@ -1,11 +1,13 @@
 """Regularizers and scales: layerscale, droppath, dropout. They run in any layout."""
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..errors import CompileError
 from ..ir import Attrs, Shape
-from ..modules import DropPath, LayerScale
+
+if TYPE_CHECKING:
+    from torch import nn
 from . import NCHW, NHWC, VEC, OpDef, register
 
 
@@ -28,6 +30,10 @@ class LayerScaleOp(_Elementwise):
         return x[0]
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from torch import nn
+
+        from ..modules import LayerScale
+
         return LayerScale(x[0], a.value, channels_last=layout != NCHW)
 
 
@@ -46,6 +52,10 @@ class DropPathOp(_Elementwise):
         return x
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from torch import nn
+
+        from ..modules import DropPath
+
         return DropPath(a.value or 0.0)
 
 
@@ -64,4 +74,6 @@ class Dropout(_Elementwise):
         return x
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from torch import nn
+
         return nn.Dropout(a.value)
