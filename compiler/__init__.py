@@ -4,7 +4,6 @@ It knows nothing of text. `check` runs the analysis passes (shapes, costs); `com
 also assigns layouts and lowers, building the modules on the given device."""
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING
 
 from .errors import CompileError, CompileErrors
@@ -34,8 +33,10 @@ def compile(ir: IRGraph, *, device: str | torch.device | None = None, init: tupl
     check(ir)
     for run_pass in LOWERING_PASSES:
         run_pass(ir)
-    with torch.device(device) if device is not None else contextlib.nullcontext():
+    with torch.device("meta"):  # allocate once, below, instead of initialising twice
         gm = lower(ir)
+    if str(device) != "meta":
+        gm = gm.to_empty(device=device if device is not None else torch.get_default_device())
         initialize(gm, *init)
     return fuse_linear_layerscale(gm) if fuse else gm
 

@@ -10,8 +10,13 @@ class LayerScale(nn.Module):
 
     def __init__(self, channels: int, init: float, channels_last: bool):
         super().__init__()
-        self.gamma = nn.Parameter(torch.full((channels,), float(init)))
+        self.init = float(init)
+        self.gamma = nn.Parameter(torch.full((channels,), self.init))
         self.channels_last = channels_last
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.gamma.fill_(self.init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
