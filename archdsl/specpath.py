@@ -3,6 +3,7 @@ name (`convnext_t`, `step05` for `roadmap/step05_*.arch`)."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from .errors import ResolveError, Span
@@ -43,8 +44,42 @@ def find_spec(name: str, beside: Path | None = None, span: Span | None = None) -
     prefixed = [stem for stem in names if stem.startswith(name + "_")]
     if len(prefixed) == 1:
         return names[prefixed[0]]
+    head = _family_head(prefixed, names)
+    if head:
+        return names[head]
     if prefixed:
         hint = "it matches " + ", ".join(f"`{p}`" for p in sorted(prefixed)) + "; use the full name"
     else:
-        hint = did_you_mean(name, list(names)) or ("specs that exist: " + ", ".join(sorted(names)))
+        kin = sorted((s for s in names if _kind(s) == _kind(name)), key=natural)
+        listing = (f"the {_kind(name)} specs that exist: " if kin else "specs that exist: ") + \
+            ", ".join(kin or sorted(names, key=natural))
+        hint = "; ".join(h for h in (did_you_mean(name, list(names)).rstrip("?"), listing) if h)
     raise ResolveError(f"unknown spec `{name}`", span, hint=hint, code="E201")
+
+
+def natural(name: str) -> list:
+    """Sort key putting `step08_k5` before `step08_k11`."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _kind(name: str) -> str:
+    """The leading letters of a name: `step` for `step08_k5`, `convnext` for `convnext_t`."""
+    m = re.match(r"[A-Za-z]+", name)
+    return m.group(0).lower() if m else name
+
+
+_HEADER = re.compile(r"^\s*network\s+(\w+)(?:\s+extends\s+(\w+))?", re.MULTILINE)
+
+
+def _family_head(candidates: list[str], names: dict[str, Path]) -> str | None:
+    """Of several specs sharing a prefix, the one that all the others extend: `step08` is
+    `step08_kernel7`, whose variants `step08_k5`, `step08_k9` and `step08_k11` extend it."""
+    parents = {}
+    for stem in candidates:
+        try:
+            m = _HEADER.search(names[stem].read_text())
+        except (OSError, UnicodeDecodeError):
+            return None
+        parents[stem] = m.group(2) if m else None
+    heads = [h for h in candidates if all(parents[c] == h for c in candidates if c != h)]
+    return heads[0] if len(heads) == 1 else None
