@@ -12,7 +12,7 @@ overridden as `--set train.FIELD=VALUE` (or `train_FIELD=` in the API):
     augment rrc, flip, randaugment 9 0.5, mixup 0.8, cutmix 1.0, erasing 0.25
                                                 -> rrc, flip, randaugment, mixup, cutmix, erasing
     label_smoothing 0.1 · droppath 0.1 · ema 0.9999 · clip_grad 1.0 · accumulate 2
-    checkpoint_every 500 (steps) · precision bf16 · channels_last · eval_size
+    checkpoint_every 500 (steps) · precision bf16 · channels_last
 """
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def recipe_fields(settings: tuple[Setting, ...]) -> tuple[dict[str, object], dic
     def put(field: str, words: tuple[Word, ...], anchor: Word) -> None:
         try:
             values[field] = _value(field, words)
-            where[field] = anchor
+            where[field] = words[0] if len(words) == 1 else anchor  # a bad value is shown at the value
         except ValueError as e:
             errors.add(RecipeError(str(e), anchor.span, code="E601"))
 
