@@ -9,5 +9,17 @@ from .errors import ArchError, ArchErrors
 from .network import Network
 from .recipe import TrainRecipe
 
+# Imported on first use: they need torch, and checking or counting a spec should not wait for it.
+_LAZY = {"load_weights": "weights"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'archdsl' has no attribute {name!r}")
+
+
 __all__ = ["ArchError", "ArchErrors", "Network", "TrainRecipe", "analyze", "as_network", "build", "check",
-           "load", "loads"]
+           "load", "load_weights", "loads"]
