@@ -9,8 +9,9 @@ from compiler import CompileErrors
 
 from .errors import ArchErrors, ShapeError
 from .network import Network
-from .overrides import apply_overrides, from_keywords
+from .overrides import apply_overrides, from_keywords, split_overrides
 from .parser import parse
+from .recipe import build_recipe
 from .report import Report, report_from_ir
 from .resolve import read_spec, resolve
 from .specpath import find_spec
@@ -41,17 +42,14 @@ def load(name_or_path: str | Path, **overrides) -> Network:
 
 
 def as_network(spec: SpecLike, **overrides) -> Network:
-    if isinstance(spec, Network):
-        if not overrides:
-            return spec
-        from .resolve import _split
-
-        train, rest = _split(from_keywords(overrides))
-        net = spec.model_copy(update={"train": spec.train.model_copy(update=train)}) if train else spec
-        if train:
-            net = net.model_copy(update={"train": type(spec.train)(**net.train.model_dump())})
-        return apply_overrides(net, rest) if rest else net
-    return load(spec, **overrides)
+    """A resolved Network from a Network, a shipped name or a path, with overrides applied."""
+    if not isinstance(spec, Network):
+        return load(spec, **overrides)
+    if not overrides:
+        return spec
+    train, rest = split_overrides(from_keywords(overrides))
+    net = spec.model_copy(update={"train": build_recipe(spec.train.model_dump() | train)}) if train else spec
+    return apply_overrides(net, rest) if rest else net
 
 
 def check(spec: SpecLike, **overrides) -> tuple[Network, compiler.IRGraph]:

@@ -16,6 +16,7 @@ from .recipe import FIELDS
 from .suggest import did_you_mean
 
 NETWORK_KEYS = ("name", "classes", "input", "widths", "depths")
+_EXAMPLES = {"classes": "10", "input": "3x64x64", "widths": "96,192,384,768", "depths": "3,3,9,3"}
 
 
 def parse_set(items: list[str]) -> dict[str, str]:
@@ -45,10 +46,18 @@ def _ints(value: object, key: str) -> tuple[int, ...]:
     try:
         numbers = tuple(int(v) for v in items)
     except (TypeError, ValueError):
-        raise OverrideError(f"`{key}` takes whole numbers, got `{value}`", code="E502") from None
+        raise OverrideError(f"`{key}` takes whole numbers, got `{value}`",
+                            hint=f"for example `--set {key}={_EXAMPLES.get(key, '3')}`", code="E502") from None
     if any(n < 1 for n in numbers):
         raise OverrideError(f"`{key}` values must be at least 1, got `{value}`", code="E502")
     return numbers
+
+
+def split_overrides(overrides: dict[str, object]) -> tuple[dict[str, object], dict[str, object]]:
+    """(recipe field values from the `train.*` keys, the network keys)."""
+    train = {k: v for k, v in overrides.items() if k.startswith("train.")}
+    rest = {k: v for k, v in overrides.items() if k not in train}
+    return train_values(train), rest
 
 
 def train_values(overrides: dict[str, object]) -> dict[str, object]:

@@ -8,13 +8,15 @@ from pathlib import Path
 from . import ast
 from .errors import ArchError, ErrorCollector, ResolveError, Span
 from .network import InitSpec, Network, StageSpec
-from .overrides import apply_overrides
+from .overrides import apply_overrides, split_overrides
 from .parser import parse
 from .recipe import build_recipe, recipe_fields
 from .specpath import find_spec
 from .suggest import did_you_mean
 
 _SECTIONS = ("input", "classes", "stem", "downsample", "stages", "head", "init", "train")
+_MISSING_HINTS = {"input": "`input CxHxW`, e.g. `input 3x224x224`",
+                  "stages": "`stages { WIDTH BLOCK xDEPTH [sSTRIDE] ... }`, e.g. `stages { 64 plain x2 }`"}
 
 
 def read_spec(path: Path) -> ast.SpecFile:
@@ -73,8 +75,10 @@ def _stage(stage: ast.Stage, blocks: dict[str, ast.Block], errors: ErrorCollecto
     try:
         width = _int(stage.width, "a stage width", "E207")
         if not re.fullmatch(r"x\d+", stage.depth.text) or int(stage.depth.text[1:]) < 1:
-            raise ResolveError(f"a stage depth is written `xN` with N at least 1, got `{stage.depth.text}`",
-                               stage.depth.span, hint="for example `96 convnext x3`", code="E207")
+            text = stage.depth.text
+            raise ResolveError(f"a stage depth is written `xN` with N at least 1, got `{text}`", stage.depth.span,
+                               hint=f"write `x{text}`" if text.isdigit() and int(text) > 0
+                               else "for example `96 convnext x3`", code="E207")
         depth = int(stage.depth.text[1:])
         stride = 1
         for arg in stage.args:
@@ -114,7 +118,7 @@ def resolve(spec: ast.SpecFile, overrides: dict[str, object] | None = None) -> N
     missing = [f for f in ("input", "stages") if f not in m]
     for field in missing:
         errors.add(ResolveError(f"`{spec.name.text}` has no `{field}` section (nor does any spec it extends)",
-                                spec.name.span, hint=f"add `{field} ...`", code="E204"))
+                                spec.name.span, hint=f"add {_MISSING_HINTS[field]}", code="E204"))
     errors.raise_if_any()
     stages = [_stage(s, m["blocks"], errors) for s in m["stages"]]
     if not m["stages"]:
@@ -137,18 +141,10 @@ def resolve(spec: ast.SpecFile, overrides: dict[str, object] | None = None) -> N
             errors.add(e)
     errors.raise_if_any()
     fields["stages"] = tuple(stages)
-    train_overrides, network_overrides = _split(overrides or {})
+    train_overrides, network_overrides = split_overrides(overrides or {})
     fields["train"] = build_recipe(values | train_overrides, where)
     network = Network(**fields)
     return apply_overrides(network, network_overrides) if network_overrides else network
-
-
-def _split(overrides: dict[str, object]) -> tuple[dict[str, object], dict[str, object]]:
-    from .overrides import train_values
-
-    train = {k: v for k, v in overrides.items() if k.startswith("train.")}
-    rest = {k: v for k, v in overrides.items() if k not in train}
-    return train_values(train), rest
 
 
 def _spans(m: dict) -> dict[str, Span]:
