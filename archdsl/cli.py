@@ -23,7 +23,8 @@ SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a s
 
 
 def fail(e: ArchError) -> None:
-    err.print(e.render(), markup=False, highlight=False)
+    # Plain write, not rich: a diagnostic must never be re-wrapped at the terminal width.
+    sys.stderr.write(e.render() + "\n")
     raise typer.Exit(1)
 
 
@@ -95,3 +96,6 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+
+
+from .cli_roadmap import register as _register_roadmap; _register_roadmap(app)  # noqa: E402,E702  diff, roadmap

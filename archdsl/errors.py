@@ -5,6 +5,7 @@ points at long after parsing.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 SOURCES: dict[str, str] = {}
@@ -21,7 +22,19 @@ class Span:
     end_column: int
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}"
+        return f"{display_path(self.path)}:{self.line}:{self.column}"
+
+
+def display_path(path: str) -> str:
+    """A path as a user would type it: relative to the working directory when inside it
+    (a shipped spec's absolute path prints as `specs/convnext_t.arch`)."""
+    if not os.path.isabs(path):
+        return path
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return path
+    return path if rel.startswith("..") else rel
 
 
 class ArchError(Exception):
@@ -147,13 +160,15 @@ def render_error(error: ArchError) -> str:
     span = error.span
     text = SOURCES.get(span.path) if span else None
     if span and text is not None:
-        source_lines = text.splitlines()
+        source_lines = text.split("\n")  # as the parser counts lines (not str.splitlines, which also splits at \f)
         if 1 <= span.line <= len(source_lines):
-            src = source_lines[span.line - 1].expandtabs(4)
-            width = (span.end_column - span.column) if span.end_line == span.line else len(src) - span.column + 1
+            raw = source_lines[span.line - 1]
+            end = span.end_column - 1 if span.end_line == span.line else len(raw)
+            before = raw[:span.column - 1].expandtabs(4)  # tabs widen the line; the caret follows them
+            width = len(raw[:end].expandtabs(4)) - len(before)
             gutter = " " * len(str(span.line))
-            lines.append(f" {span.line} | {src}")
-            lines.append(f" {gutter} | {' ' * (span.column - 1)}{'^' * max(1, width)}")
+            lines.append(f" {span.line} | {raw.expandtabs(4)}")
+            lines.append(f" {gutter} | {' ' * len(before)}{'^' * max(1, width)}")
     if error.hint:
         lines.append(f"help: {error.hint}")
     return "\n".join(lines)

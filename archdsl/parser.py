@@ -11,6 +11,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from . import ast
 from .errors import SOURCES, ErrorCollector, Span, SpecSyntaxError
 
+MAX_NESTING = 32  # `{` inside `{`: deeper is surely a mistake, and would exhaust Python's stack
 _SECTION_WORDS = ("input", "classes", "block", "stem", "downsample", "stages", "head", "init", "train")
 
 
@@ -68,11 +69,13 @@ class _ToAst(Transformer):
     def header(self, items):
         return ("header", [self._word(t) for t in items])
 
-    def input(self, items):
-        return ("input", self._word(items[0]))
+    @v_args(meta=True)
+    def input(self, meta, items):
+        return ("input", self._word(items[0]), _span(self.path, meta))
 
-    def classes(self, items):
-        return ("classes", self._word(items[0]))
+    @v_args(meta=True)
+    def classes(self, meta, items):
+        return ("classes", self._word(items[0]), _span(self.path, meta))
 
     @v_args(meta=True)
     def stem(self, meta, items):
@@ -119,7 +122,7 @@ def _syntax_error(e: UnexpectedInput, path: str, text: str) -> SpecSyntaxError:
     line, column = e.line, e.column
     if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
         opened = _unclosed_brace(text)
-        lines = text.splitlines() or [""]
+        lines = text.rstrip("\n").split("\n")
         if opened:
             span = Span(path, opened[0], opened[1], opened[0], opened[1] + 1)
             return SpecSyntaxError("unexpected end of file: this `{` is never closed", span,
@@ -129,24 +132,29 @@ def _syntax_error(e: UnexpectedInput, path: str, text: str) -> SpecSyntaxError:
         return SpecSyntaxError("unexpected end of file", span, code="E102")
     if isinstance(e, UnexpectedCharacters):
         span = Span(path, line, column, line, column + 1)
-        char = text.splitlines()[line - 1][column - 1] if line - 1 < len(text.splitlines()) else "?"
-        return SpecSyntaxError(f"unexpected character `{char}`", span,
-                               hint="names, numbers and `x`, `.`, `-`, `=`, `,`, `{`, `}` are allowed; `#` starts a comment",
-                               code="E101")
+        char = e.char if e.char.isprintable() else ascii(e.char)[1:-1]  # `\x00`, not an invisible byte
+        hint = ("ops on one line are separated by `,`" if char == ";" else
+                "names, numbers, `.`, `+`, `-`, `=`, `,`, `{` and `}` are allowed; `#` starts a comment")
+        return SpecSyntaxError(f"unexpected character `{char}`", span, hint=hint, code="E101")
     assert isinstance(e, UnexpectedToken)
     tok = e.token
     span = Span(path, line, column, tok.end_line or line, tok.end_column or column + len(str(tok)))
     expected = sorted(e.expected)
     if tok.type == "_NL":
         span = Span(path, line, column, line, column + 1)
-        return SpecSyntaxError("unexpected end of line", span, hint=_expected_hint(expected), code="E103")
+        hint = _expected_hint(expected)
+        if _in_stages(text, line):
+            hint = "a stage line is `WIDTH BLOCK xDEPTH [sSTRIDE]`, e.g. `96 convnext x3`"
+        return SpecSyntaxError("unexpected end of line", span, hint=hint, code="E103")
     if line == 1 or not _has_header(text):
         if str(tok) != "network":
             return SpecSyntaxError(f"expected `network NAME` first, found `{tok}`", span,
                                    hint="a spec starts with `network NAME [extends PARENT]`", code="E104")
     hint = _expected_hint(expected)
-    if str(tok) in _SECTION_WORDS and "RBRACE" in expected:
-        hint = f"`{tok}` is a section keyword; is a `}}` missing above?"
+    first = (text.split("\n")[line - 1].split() or [""])[0] if line <= len(text.split("\n")) else ""
+    opened = _unclosed_brace("\n".join(text.split("\n")[:line - 1]))
+    if first in _SECTION_WORDS and opened:
+        hint = f"`{first}` starts a section, but the `{{` on line {opened[0]} is still open; is a `}}` missing?"
     return SpecSyntaxError(f"unexpected `{tok}`", span, hint=hint, code="E103")
 
 
@@ -165,17 +173,23 @@ def _expected_hint(expected: list[str]) -> str:
 
 
 def _has_header(text: str) -> bool:
-    for raw in text.splitlines():
+    for raw in text.split("\n"):
         stripped = raw.split("#", 1)[0].strip()
         if stripped:
             return stripped.startswith("network")
     return False
 
 
+def _in_stages(text: str, line: int) -> bool:
+    """Whether `line` lies inside an open `stages {`."""
+    opened = _unclosed_brace("\n".join(text.split("\n")[:line - 1]))
+    return opened is not None and text.split("\n")[opened[0] - 1].lstrip().startswith("stages")
+
+
 def _unclosed_brace(text: str) -> tuple[int, int] | None:
     """Line and column of the last `{` that has no matching `}`."""
     stack: list[tuple[int, int]] = []
-    for n, raw in enumerate(text.splitlines(), 1):
+    for n, raw in enumerate(text.split("\n"), 1):
         for col, ch in enumerate(raw.split("#", 1)[0], 1):
             if ch == "{":
                 stack.append((n, col))
@@ -184,12 +198,29 @@ def _unclosed_brace(text: str) -> tuple[int, int] | None:
     return stack[-1] if stack else None
 
 
+def _too_deep(text: str) -> tuple[int, int] | None:
+    """Line and column of the first `{` nested deeper than MAX_NESTING."""
+    depth = 0
+    for n, raw in enumerate(text.split("\n"), 1):
+        for col, ch in enumerate(raw.split("#", 1)[0], 1):
+            depth += (ch == "{") - (ch == "}" and depth > 0)
+            if depth > MAX_NESTING:
+                return n, col
+    return None
+
+
 def parse(text: str, path: str = "<string>") -> ast.SpecFile:
     """Parse one file. Raises `SpecSyntaxError` or `ArchErrors` (duplicate sections)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # lines end in `\n` only, for lark and for carets
     SOURCES[path] = text
-    if not text.strip():
-        raise SpecSyntaxError("empty spec", Span(path, 1, 1, 1, 2),
+    if not any(line.split("#", 1)[0].strip() for line in text.split("\n")):
+        raise SpecSyntaxError("empty spec: nothing but blank lines and comments", Span(path, 1, 1, 1, 2),
                               hint="a spec starts with `network NAME [extends PARENT]`", code="E104")
+    deep = _too_deep(text)
+    if deep:
+        raise SpecSyntaxError(f"braces nested more than {MAX_NESTING} deep", Span(path, *deep, deep[0], deep[1] + 1),
+                              hint="a `residual { }` rarely needs more than two levels; is a `}` missing?",
+                              code="E106")
     try:
         tree = _lark().parse(text if text.endswith("\n") else text + "\n")
     except UnexpectedInput as e:
@@ -209,8 +240,7 @@ def parse(text: str, path: str = "<string>") -> ast.SpecFile:
             block = item[1]
             key, span = f"block {block.name.text}", block.name.span
         else:
-            key = kind
-            span = item[1].span if isinstance(item[1], ast.Node) else item[2]
+            key, span = kind, item[2]  # the whole statement, keyword included
         if key in seen:
             first = seen[key]
             errors.add(SpecSyntaxError(f"`{key}` is stated twice in this file", span,

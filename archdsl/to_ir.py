@@ -14,6 +14,7 @@ from .errors import ErrorCollector, OpError
 from .network import Network
 from .suggest import did_you_mean
 
+MAX_DEPTH = 10_000  # blocks in one stage
 _KERNEL_OP = re.compile(r"([a-z]+)(\d+)")
 
 
@@ -64,7 +65,7 @@ def attrs_for(op: ast.Op, opdef: registry.OpDef, kernel: int | None, ctx: Contex
         if kind not in opdef.accepts:
             takes = ", ".join(opdef.accepts) if opdef.accepts else "no arguments"
             raise OpError(f"`{op.name.text}` takes no {kind} (`{word.text}`)", word.span,
-                          hint=f"`{opdef.name}` takes: {takes}", code="E304")
+                          hint=f"`{opdef.name}` takes: {takes}; for example `{opdef.example}`", code="E304")
         if kind in seen:
             raise OpError(f"{kind} given twice to `{op.name.text}`", word.span,
                           hint=f"first given as `{seen[kind].text}`", code="E306")
@@ -175,6 +176,11 @@ class _Builder:
         return x
 
     def residual(self, r: ast.Residual, x: int, prefix: str, group: str, ctx: Context, names: dict | None) -> int:
+        if not r.body:
+            self.errors.add(OpError("`residual { }` is empty: it would add its input to itself", r.span,
+                                    hint="put the branch's ops inside the braces, or remove the residual",
+                                    code="E309"))
+            return x
         branch = self.stmts(r.body, x, prefix, group, ctx, names)
         start = self.ir._next
         s = self.stmts(r.shortcut or (), x, f"{prefix}.shortcut", group, ctx, None)
@@ -185,10 +191,16 @@ class _Builder:
 
     def build(self) -> IRGraph:
         net = self.net
-        x = self.ir.add("input", [], group="input")
+        x = self.ir.add("input", [], group="input", span=net.spans.get("input"))
         first = net.stages[0].width
         x = self.stmts(net.stem, x, "stem", "stem", Context(first, net.classes, None), None)
         total = sum(s.depth for s in net.stages)
+        too_deep = [st for st in net.stages if st.depth > MAX_DEPTH]  # a typo like `x99999999` must not hang
+        for st in too_deep:
+            self.errors.add(OpError(f"a stage of {st.depth:,} blocks is too deep (the most is {MAX_DEPTH:,})",
+                                    st.span, hint="check the stage's `xDEPTH`", code="E207"))
+        if too_deep:
+            self.errors.raise_if_any()
         k = 0
         for i, st in enumerate(net.stages):
             group = f"stage {i + 1}"
@@ -210,10 +222,11 @@ class _Builder:
 
 
 def _unique(errors: list) -> list:
-    """A block repeated 27 times reports each of its mistakes once."""
+    """A block repeated 27 times reports each of its mistakes once (per place in the source:
+    `0.3x` that fails in every stage is one mistake)."""
     seen, out = set(), []
     for e in errors:
-        key = (e.code, e.message, e.span)
+        key = (e.code, e.span)
         if key not in seen:
             seen.add(key)
             out.append(e)

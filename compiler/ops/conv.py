@@ -28,12 +28,16 @@ class _Conv(OpDef):
         return a.kernel
 
     def out_shape(self, a: Attrs, x: Shape) -> Shape:
-        k, g, out = self._k(a), self._groups(a, x), a.out or x[0]
+        k, g = self._k(a), self._groups(a, x)
+        out = x[0] if a.out is None else a.out  # an explicit 0 is an error, not "keep"
         if out <= 0:
             raise CompileError("E404", f"`{self.name}` has width {out}", hint="widths must be positive")
         if k % 2 == 0 and k != a.stride:
-            raise CompileError("E302", f"even kernel {k} with stride {a.stride} shifts the map by half a pixel",
-                               hint=f"use an odd kernel ({k - 1} or {k + 1}), or stride {k} for a patchify conv")
+            word = f"{self.name}{k}"
+            raise CompileError("E302", f"`{word}` has an even kernel: with stride {a.stride} it shifts the map "
+                               "by half a pixel",
+                               hint=f"kernel sizes must be odd for `{self.name}`; did you mean `{self.name}{k - 1}` "
+                               f"or `{self.name}{k + 1}`? (an even kernel fits only a patchify op: `{word} s{k}`)")
         if x[0] % g or out % g:
             raise CompileError("E401", f"{x[0]} input and {out} output channels do not divide into {g} groups",
                                hint=f"pick groups that divide both, e.g. g{_common_divisor(x[0], out, g)}")

@@ -12,6 +12,22 @@ from ..ir import IRGraph, Residual
 from ..ops import fmt_shape
 
 
+# Errors that depend on the shape flowing in: a line used many times (a block, `downsample`)
+# may fail in only one use, so the message names it.
+_DEPENDS_ON_INPUT = ("E401", "E402")
+# No size (channels, height, width, kernel, groups) may exceed this: a typo such as
+# `classes 99999999999999999999` must be an error here, not an overflow inside torch.
+MAX_SIZE = 2**31 - 1
+
+
+def _too_big(shape: tuple, attrs) -> CompileError | None:
+    big = max((*shape, attrs.kernel or 0, attrs.groups or 0))
+    if big <= MAX_SIZE:
+        return None
+    return CompileError("E404", f"a size of {big:,} is too large to build (the most is {MAX_SIZE:,})",
+                        hint="check the widths, kernel sizes, `classes` and `input`")
+
+
 def _decide_shortcut(ir: IRGraph, r: Residual, shapes: dict) -> CompileError | None:
     branch, x = shapes[r.branch_out], shapes[r.input]
     if branch == x:
@@ -73,8 +89,15 @@ def infer_shapes(ir: IRGraph) -> None:
                 shape = tuple(opdef.out_shape(data["attrs"], x))
             except CompileError as e:
                 e.span = e.span or data["span"]
+                if e.code in _DEPENDS_ON_INPUT and data["path"]:
+                    e.message += f" (at `{data['path']}`)"
                 errors.append(e)
                 continue
+        err = _too_big(shape, data["attrs"])
+        if err:
+            err.span = data["span"]
+            errors.append(err)
+            continue
         data["meta"]["in_shape"] = shapes[inputs[0]] if inputs else None
         data["meta"]["shape"] = shape
         shapes[nid] = shape
