@@ -5,6 +5,7 @@
     report = archdsl.analyze("convnext_t")         # .params, .macs, .layers, .stages
 """
 from .api import analyze, as_network, build, check, load, loads
+from .diff import Diff, diff
 from .errors import ArchError, ArchErrors
 from .network import Network
 from .recipe import TrainRecipe
@@ -21,5 +22,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'archdsl' has no attribute {name!r}")
 
 
-__all__ = ["ArchError", "ArchErrors", "Network", "TrainRecipe", "analyze", "as_network", "build", "check",
-           "load", "load_weights", "loads"]
+__all__ = ["ArchError", "ArchErrors", "Diff", "Network", "TrainRecipe", "analyze", "as_network", "build", "check",
+           "diff", "load", "load_weights", "loads"]

@@ -1,0 +1,142 @@
+"""The roadmap: a directory of step specs read as one chain, a row per step.
+
+    rows = roadmap_rows()                 # specs/roadmap, in chain order
+    rows[2].change                        # "depths 3,4,6,3 -> 3,3,9,3", from the diff
+    rows[2].metrics["digits top-1"] = 97.1  # whoever measures more adds columns
+
+The chain is found from the specs' `extends`, not from their file names: the main line is
+the longest path of steps from the root; other steps (the kernel-size variants of step 08)
+are side branches, listed after the step they extend. Each row is compared with the step it
+extends: the change in one line, and the deltas in params and MACs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from .diff import Checked, compare_checked
+from .diff_render import summary
+from .errors import ArchError, ErrorCollector, ResolveError
+from .paper import paper_row
+from .specpath import SHIPPED, find_spec, natural
+
+DEFAULT_DIR = SHIPPED / "roadmap"
+SUMMARY_PHRASES = 4
+
+
+class RoadmapRow(BaseModel):
+    step: str                          # the spec's name
+    path: str
+    parent: str | None                 # the spec it extends
+    branch: bool = False               # a side branch, not on the main line
+    change: str                        # one line, from the diff against `parent`
+    params: int
+    macs: int
+    peak_activation: int
+    d_params: int | None = None        # against `parent`
+    d_macs: int | None = None
+    paper_row: str | None = None       # Table 10's row, e.g. "08-k5"
+    paper_change: str | None = None
+    paper_label: str | None = None     # its label in the paper's Figure 2
+    paper_group: str | None = None
+    paper_gflops: float | None = None
+    paper_top1: float | None = None
+    paper_top1_std: float | None = None
+    paper_note: str | None = None      # why the paper's FLOPs differ from the MACs
+    metrics: dict[str, float] = {}     # more columns, e.g. a measured accuracy
+
+    @property
+    def gmacs(self) -> float:
+        return self.macs / 1e9
+
+    @property
+    def flops_differ(self) -> bool:
+        """The paper's GFLOPs and our GMACs disagree by more than rounding."""
+        return self.paper_gflops is not None and abs(round(self.gmacs, 2) - self.paper_gflops) > 0.01
+
+
+class Roadmap(BaseModel):
+    """`archdsl roadmap --json`."""
+
+    dir: str
+    rows: list[RoadmapRow]
+
+
+def _specs(directory: Path, overrides: dict) -> dict[str, Checked]:
+    files = sorted(directory.glob("*.arch"), key=lambda p: natural(p.stem))
+    if not files:
+        raise ResolveError(f"no .arch specs in `{directory}`", code="E201",
+                           hint="give a directory of step specs, e.g. specs/roadmap")
+    errors, out = ErrorCollector(), {}
+    for f in files:
+        try:
+            c = Checked(f, **overrides)
+            out[c.net.name] = c
+        except ArchError as e:
+            errors.add(e)
+    errors.raise_if_any()
+    return out
+
+
+def order(parents: dict[str, str | None]) -> list[tuple[str, bool]]:
+    """Steps in chain order as (name, is_branch): the main line from each root, each step
+    followed by the side branches that extend it."""
+    children: dict[str | None, list[str]] = {}
+    for name, parent in parents.items():
+        children.setdefault(parent if parent in parents else None, []).append(name)
+
+    def depth(name: str) -> int:
+        return 1 + max((depth(c) for c in children.get(name, [])), default=0)
+
+    out: list[tuple[str, bool]] = []
+
+    def walk(name: str, branch: bool) -> None:
+        out.append((name, branch))
+        kids = sorted(children.get(name, []), key=natural)
+        if not kids:
+            return
+        main = max(kids, key=depth)  # the first of the deepest
+        for k in kids:
+            if k != main:
+                walk(k, True)
+        walk(main, branch)
+
+    for root in sorted(children.get(None, []), key=natural):
+        walk(root, False)
+    return out
+
+
+def roadmap_rows(directory: str | Path | None = None, **overrides) -> list[RoadmapRow]:
+    """A row per step spec in `directory` (the shipped roadmap by default), in chain order."""
+    directory = Path(directory) if directory else DEFAULT_DIR
+    if not directory.is_dir():
+        raise ResolveError(f"no roadmap directory `{directory}`", code="E201",
+                           hint=f"the shipped roadmap is {DEFAULT_DIR}")
+    specs = _specs(directory, overrides)
+    parents = {name: (c.net.chain[0] if c.net.chain else None) for name, c in specs.items()}
+    rows = []
+    for name, branch in order(parents):
+        c, parent = specs[name], parents[name]
+        before = specs.get(parent) if parent else None
+        if parent and before is None:  # the root's own parent lives outside the directory
+            before = Checked(find_spec(parent, Path(c.net.path).parent), **overrides)
+        d = compare_checked(before, c) if before else None
+        change = (summary(d, SUMMARY_PHRASES) if d.changes else f"= {parent}") if d else "start"
+        p = paper_row(name)
+        rows.append(RoadmapRow(
+            step=name, path=c.net.path, parent=parent, branch=branch, change=change,
+            params=c.cost.params, macs=c.cost.macs, peak_activation=c.cost.peak_activation,
+            d_params=c.cost.params - before.cost.params if before else None,
+            d_macs=c.cost.macs - before.cost.macs if before else None,
+            paper_row=p.row if p else None, paper_change=p.change if p else None,
+            paper_label=p.label if p else None,
+            paper_group=p.group if p else None, paper_gflops=p.gflops if p else None,
+            paper_top1=p.top1 if p else None, paper_top1_std=p.top1_std if p else None,
+            paper_note=p.note if p else None))
+    return rows
+
+
+def roadmap(directory: str | Path | None = None, **overrides) -> Roadmap:
+    directory = Path(directory) if directory else DEFAULT_DIR
+    return Roadmap(dir=str(directory), rows=roadmap_rows(directory, **overrides))
