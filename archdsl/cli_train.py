@@ -1,0 +1,70 @@
+"""`archdsl train`: train a spec from the command line (also under torchrun).
+
+    archdsl train specs/convnext_atto.arch --data digits --epochs 5
+    archdsl train convnext_atto --data ./my_images --out runs/mine --set train.lr=1e-3
+    torchrun --nproc_per_node=2 -m archdsl train convnext_atto --data digits --epochs 5
+
+A user error prints rustc-style and exits 1; SIGINT/SIGTERM save a checkpoint and exit
+128+signal (130, 143) with a line saying how to resume.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `train` command to the archdsl CLI."""
+
+    @app.command("train")
+    def train_command(
+        spec: Annotated[str, typer.Argument(help="A spec: a .arch path or a shipped name.")],
+        data: Annotated[str, typer.Option(help="`digits` (scikit-learn's, bundled) or a directory "
+                                               "with train/<class>/ and val/<class>/ images.")] = "digits",
+        epochs: Annotated[Optional[int], typer.Option(help="Epochs (overrides the recipe's).")] = None,
+        out: Annotated[Optional[Path], typer.Option(help="Run directory: checkpoints, metrics.jsonl, "
+                                                        "curves.png. Default runs/<network>.")] = None,
+        seed: Annotated[int, typer.Option(help="Seed for weights, data order and augmentation.")] = 0,
+        resume: Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint "
+                                                             "in --out.")] = False,
+        set_: Annotated[Optional[list[str]], typer.Option(
+            "--set", help="Override a spec or recipe value: KEY=VALUE (repeatable), e.g. "
+                          "train.lr=1e-3, train.batch=128, depths=1,1,3,1, input=1x64x64.")] = None,
+        precision: Annotated[Optional[str], typer.Option(help="fp32 or bf16 (autocast).")] = None,
+        channels_last: Annotated[bool, typer.Option("--channels-last",
+                                                    help="Channels-last memory format.")] = False,
+        skip_bad_images: Annotated[bool, typer.Option(
+            "--skip-bad-images", help="Leave out (and count) images Pillow cannot decode "
+                                      "instead of stopping.")] = False,
+        device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: the "
+                                                           "local GPU if any).")] = None,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+    ) -> None:
+        """Train a spec with its `train { }` recipe; any recipe value can be overridden."""
+        from .errors import ArchError
+        from .overrides import parse_set
+
+        err = Console(stderr=True, highlight=False)
+        if precision not in (None, "fp32", "bf16"):
+            err.print(f"error: --precision takes fp32 or bf16, not `{precision}`", markup=False)
+            raise typer.Exit(2)
+        try:
+            overrides: dict[str, object] = dict(parse_set(set_ or []))
+            if precision is not None:
+                overrides["train.precision"] = precision
+            if channels_last:
+                overrides["train.channels_last"] = True
+            from .training import train
+            from .training.engine import Interrupted
+
+            train(spec, data=data, epochs=epochs, out=out, seed=seed, resume=resume,
+                  skip_bad_images=skip_bad_images, quiet=quiet, device=device, **overrides)
+        except Interrupted as e:
+            err.print(f"{e.message}\nhelp: {e.hint}", markup=False, highlight=False)
+            raise typer.Exit(e.exit_code)
+        except ArchError as e:
+            err.print(e.render(), markup=False, highlight=False)
+            raise typer.Exit(1)

@@ -1,0 +1,110 @@
+"""From (spec, data, overrides) to what a run trains: the network, its recipe, its data.
+
+Precedence, lowest first: the spec -> what the data says -> what the user says.
+
+- The data sets `classes` and the input channels (and, for digits, a 32x32 input size: the
+  images are 8x8, so 224x224 would cost 49x the compute for no information), unless the user
+  overrides `classes` or `input`.
+- A run shorter than the spec's (`--epochs 5` on a 300-epoch recipe) keeps the schedule's
+  shape: warm-up and step milestones scale with the run, unless the user sets them.
+- A dataset far smaller than the recipe's batch (digits has 1,437 training images; the paper's
+  batch is 4,096) gets a batch that leaves at least MIN_STEPS optimizer steps per epoch, and
+  the learning rate follows it by the square-root scaling rule (lr * sqrt(new/old)), unless
+  the user sets `batch` or `lr`.
+
+Every adjustment is printed at the start of the run and kept in TrainResult.notes.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import DataError
+from ..network import Network
+from ..overrides import from_keywords
+from ..recipe import TrainRecipe
+from .data import DataBundle, DataInfo, materialize, probe
+
+MIN_STEPS = 16
+
+
+@dataclass
+class Plan:
+    network: Network
+    data: DataBundle
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def recipe(self) -> TrainRecipe:
+        return self.network.train
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3g}"
+
+
+def adapt_recipe(spec: TrainRecipe, run: TrainRecipe, n_train: int, user: set[str]) -> tuple[dict, list[str]]:
+    """Recipe values adjusted for a shorter run / a smaller dataset, and a note for each."""
+    update: dict[str, Any] = {}
+    notes: list[str] = []
+    if run.epochs != spec.epochs:
+        scale = run.epochs / spec.epochs
+        if spec.warmup and "warmup" not in user:
+            update["warmup"] = spec.warmup * scale
+            notes.append(f"warm-up {_fmt(spec.warmup)} -> {_fmt(update['warmup'])} epochs "
+                         f"({run.epochs} of the spec's {spec.epochs} epochs)")
+        if spec.milestones and "milestones" not in user:
+            update["milestones"] = tuple(max(1, round(m * scale)) for m in spec.milestones)
+            notes.append(f"step milestones {list(spec.milestones)} -> {list(update['milestones'])}")
+    cap = 2 ** int(math.log2(max(1, n_train // MIN_STEPS)))
+    if run.batch > cap and "batch" not in user:
+        update["batch"] = cap
+        note = f"batch {run.batch} -> {cap} ({n_train} training images, >= {MIN_STEPS} steps an epoch)"
+        if "lr" not in user:
+            update["lr"] = run.lr * math.sqrt(cap / run.batch)
+            note += f", lr {_fmt(run.lr)} -> {_fmt(update['lr'])} (square-root scaling)"
+        notes.append(note)
+    return update, notes
+
+
+def user_keys(overrides: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """(network keys, recipe fields) the user set."""
+    keys = from_keywords(overrides)
+    train = {k.removeprefix("train.") for k in keys if k.startswith("train.")}
+    return {k for k in keys if not k.startswith("train.")}, train
+
+
+def plan(spec: Any, data: Any, epochs: int | None = None, skip_bad: bool = False,
+         **overrides: Any) -> Plan:
+    from ..api import as_network
+
+    user = dict(from_keywords(overrides))
+    if epochs is not None:
+        user["train.epochs"] = epochs
+    net_keys, train_keys = user_keys(user)
+    info: DataInfo = probe(data, skip_bad=skip_bad)
+
+    spec_net = as_network(spec)
+    first = as_network(spec_net, **user)
+    implied: dict[str, Any] = {}
+    notes: list[str] = []
+    if "classes" not in net_keys:
+        implied["classes"] = info.classes
+    elif first.classes < info.classes:
+        raise DataError(f"the network has {first.classes} classes but {info.name} has {info.classes}",
+                        hint=f"drop the `classes` override, or set classes={info.classes}", code="E704")
+    if "input" not in net_keys:
+        h, w = info.size or first.input[1:]
+        implied["input"] = (info.channels, h, w)
+    if implied != {k: getattr(spec_net, k) for k in implied}:
+        notes.append(f"from {info.name}: " + ", ".join(
+            f"{k} {'x'.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in implied.items()))
+    update, more = adapt_recipe(spec_net.train, first.train, info.n_train, train_keys)
+    notes += more
+    merged = {**implied, **{f"train.{k}": v for k, v in update.items()}, **user}
+    net = as_network(spec_net, **merged)
+    bundle = materialize(info, net.input, skip_bad=skip_bad)
+    if info.skipped:
+        notes.append(f"skipped {len(info.skipped)} unreadable image(s), e.g. {info.skipped[0]}")
+    return Plan(net, bundle, notes)
