@@ -2,6 +2,7 @@
 # No `from __future__ import annotations`: typer reads the real annotations of the commands below,
 # which use names imported inside `register`.
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -71,7 +72,10 @@ def register(app: typer.Typer) -> None:
         if json_:
             print(d.to_json())
         else:
-            out.print(d)
+            if out.is_terminal:
+                out.print(d)
+            else:
+                sys.stdout.write(str(d))  # piped: plain text
 
     @app.command("roadmap")
     def roadmap_cmd(

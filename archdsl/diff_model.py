@@ -22,7 +22,7 @@ class Change(BaseModel):
     """One difference. `what` names the thing: an op word (`dwconv`), a stage property
     (`depths`), a recipe field; `before`/`after` are its two values as written (None on the side where it is
     absent);
-    `position` places an added, removed or moved op (`after \\`bn\\``, `ahead of \\`pwconv 4x\\``)."""
+    `position` places an added, removed or moved op ("after `bn`", "ahead of `pwconv 4x`")."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -36,7 +36,7 @@ class Change(BaseModel):
     details: tuple[str, ...] = ()
 
     def text(self) -> str:
-        """The full line, without the section: `block \\`x\\`, residual branch: ...`."""
+        """The full line, without the section: "block `x`, residual branch: ..."."""
         where = f"{self.where}: " if self.where else ""
         pos = f" {self.position}" if self.position else ""
         extra = f" ({'; '.join(self.details)})" if self.details else ""

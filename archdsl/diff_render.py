@@ -57,17 +57,22 @@ def renderable(d: DiffModel) -> Group:
         if not changes:
             continue
         parts.append(Text(section, style="bold underline"))
+        lines = Table.grid(padding=(0, 1), pad_edge=True)  # a long line wraps under its text, not its mark
+        lines.add_column(no_wrap=True)
+        lines.add_column()
         for c in changes:
             mark, style = _MARK[c.kind]
-            parts.append(Text.assemble("  ", (mark, style), " ", c.text()))
+            lines.add_row(Text(" " + mark, style=style), c.text())
+        parts.append(lines)
     parts += [Text(""), cost_table(d.cost_before, d.cost_after)]
     return Group(*parts)
 
 
-def plain(d: DiffModel, width: int = 110) -> str:
+def plain(d: DiffModel, width: int = 120) -> str:
+    """The listing as plain text (no colour), `width` columns wide."""
     buf = io.StringIO()
-    Console(file=buf, width=width, color_system=None, highlight=False, soft_wrap=True).print(renderable(d))
-    return buf.getvalue().rstrip() + "\n"
+    Console(file=buf, width=width, color_system=None, highlight=False).print(renderable(d))
+    return "\n".join(line.rstrip() for line in buf.getvalue().rstrip().splitlines()) + "\n"
 
 
 def _bare(text: str | None) -> str:

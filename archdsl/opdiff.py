@@ -247,7 +247,7 @@ def _width_form(form: tuple) -> str:
 def _stride_form(v: OpView) -> str:
     if v.forms["stride"] == "block":
         strides = v.resolved("stride")
-        return (f"{_channels(strides)} " if strides else "") + "(the block's)"
+        return "the block's" + (f" ({_channels(strides)} by stage)" if strides else "")
     return str(v.forms["stride"])
 
 
@@ -371,7 +371,7 @@ def _went(seq: list[Unit], j: int, crossed: bool, earlier: bool = True) -> str |
 
 
 def _after(ops: list, op) -> str:
-    """Where an op sits in its unit: after the ops before it (`after \`dwconv7 stride, bn\``)."""
+    """Where an op sits in its unit: after the ops before it ("after `dwconv7 stride, bn`")."""
     k = next(i for i, o in enumerate(ops) if o is op)
     if k == 0:
         return "at the start"
