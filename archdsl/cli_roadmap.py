@@ -2,11 +2,13 @@
 # No `from __future__ import annotations`: typer reads the real annotations of the commands below,
 # which use names imported inside `register`.
 
+import io
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -15,7 +17,8 @@ from .errors import ArchError
 
 DirArg = Annotated[Optional[Path], typer.Argument(help="A directory of step specs (default: the shipped "
                                                   "specs/roadmap).", show_default=False)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of the table.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (its schema: `archdsl.diff_model`, "
+                                       "`archdsl.roadmap.Roadmap`) instead of text.")]
 
 
 def _signed(n: float, fmt: str) -> str:
@@ -25,10 +28,10 @@ def _signed(n: float, fmt: str) -> str:
 def roadmap_table(rows) -> Table:
     """One table of the chain; the rows may carry extra `metrics` columns."""
     metrics = list(dict.fromkeys(k for r in rows for k in r.metrics))
-    table = Table(header_style="bold", show_edge=False, pad_edge=False)
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     table.add_column("step", no_wrap=True)
-    table.add_column("change (from the diff)", min_width=28, max_width=64)
-    for col in ("params", "Δ params", "GMACs", "Δ GMACs", "paper\nGFLOPs", "paper\ntop-1", *metrics):
+    table.add_column("change (from the diff)", min_width=24, max_width=64)
+    for col in ("params", "Δ params", "GMACs", "Δ GMACs", "paper\nGFLOPs", "paper\ntop-1", "±", *metrics):
         table.add_column(col, justify="right", no_wrap=True)
 
     def delta(d: int | None, scale: float, unit: str) -> Text:
@@ -38,13 +41,13 @@ def roadmap_table(rows) -> Table:
                     style="red" if d > 0 else "green" if d < 0 else "dim")
 
     for r in rows:
-        gflops = "" if r.paper_gflops is None else f"{r.paper_gflops:.2f}" + (" *" if r.flops_differ else "")
-        top1 = "" if r.paper_top1 is None else f"{r.paper_top1:.2f}" + (f" ±{r.paper_top1_std:.2f}"
-                                                                          if r.paper_top1_std else "")
+        gflops = "" if r.paper_gflops is None else f"{r.paper_gflops:.2f}" + ("*" if r.flops_differ else "")
         table.add_row(
             Text(("└ " if r.branch else "") + r.step, style="dim" if r.branch else "bold"), r.change,
             f"{r.params / 1e6:.2f}M", delta(r.d_params, 1e6, "M"), f"{r.gmacs:.2f}", delta(r.d_macs, 1e9, ""),
-            Text(gflops, style="yellow" if r.flops_differ else ""), top1,
+            Text(gflops, style="yellow" if r.flops_differ else ""),
+            "" if r.paper_top1 is None else f"{r.paper_top1:.2f}",
+            Text(f"{r.paper_top1_std:.2f}" if r.paper_top1_std else "", style="dim"),
             *(f"{r.metrics[m]:.2f}" if m in r.metrics else "" for m in metrics))
     return table
 
@@ -85,10 +88,15 @@ def register(app: typer.Typer) -> None:
                                                      "into this PNG file.", dir_okay=False)] = None,
         set_: SetOpt = None,
     ) -> None:
-        """The ConvNeXt roadmap as one table: each step's change (from its diff), its cost,
-        and the paper's GFLOPs and top-1."""
+        """The roadmap in one table: each step's change, its cost and the paper's numbers.
+
+        The change is derived from the diff against the step each spec extends; kernel-size
+        variants are side branches of the step they extend."""
         from .roadmap import roadmap
 
+        if plot is not None and plot.suffix.lower() != ".png":
+            err.print(f"error: --plot writes a PNG; name the file `{plot.with_suffix('.png')}`")
+            raise typer.Exit(2)
         try:
             rm = roadmap(directory, **overrides(set_))
         except ArchError as e:
@@ -104,9 +112,12 @@ def register(app: typer.Typer) -> None:
         if json_:
             print(rm.model_dump_json(indent=2))
             return
-        console = out if out.is_terminal else Console(highlight=False, width=200)  # piped: no wrapping
-        console.print(roadmap_table(rm.rows))
-        for line in notes(rm.rows):
-            console.print(Text(line, style="yellow"))
+        parts = [roadmap_table(rm.rows), *(Text(line, style="yellow") for line in notes(rm.rows))]
+        if out.is_terminal:
+            out.print(*parts, sep="\n")
+        else:  # piped: plain, wide enough not to wrap
+            buf = io.StringIO()
+            Console(file=buf, width=200, color_system=None, highlight=False).print(*parts, sep="\n")
+            sys.stdout.write("".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines()))
         if plot is not None:
             out.print(f"wrote {plot}")
