@@ -99,3 +99,4 @@ def main() -> None:
 
 
 from .cli_roadmap import register as _register_roadmap; _register_roadmap(app)  # noqa: E402,E702  diff, roadmap
+from .cli_train import register as _register_train; _register_train(app)  # noqa: E402,E702  train
