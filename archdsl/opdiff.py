@@ -220,6 +220,7 @@ def _pair(a_idx: list[int], b_idx: list[int], a: list, b: list) -> list[tuple[in
     match(lambda x, y: x.kind == y.kind, True)
     match(lambda x, y: x.kind == y.kind, False)
     match(lambda x, y: x.family == y.family, True)
+
     def went_earlier(i: int, j: int) -> bool:  # of two swapped items, the one that went up moved
         return sum(j2 < j for _, j2 in pairs) < sum(i2 < i for i2, _ in pairs)
 
@@ -380,9 +381,10 @@ def _after(ops: list, op) -> str:
     return f"after `{', '.join(o.text for o in ops[:k])}`"
 
 
-def _place(seq: list[Unit], k: int) -> str:
+def _place(seq: list[Unit], k: int) -> str | None:
+    """Where a unit added or removed sits in its sequence."""
     if k == 0:
-        return "at the start" if len(seq) > 1 else ""
+        return "at the start" if len(seq) > 1 else None
     prev = seq[k - 1]
     if isinstance(prev.head, ResidualView) and not prev.tail:
         return "after the residual add"

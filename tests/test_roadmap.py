@@ -200,6 +200,19 @@ def test_row_change_comes_from_the_diff(rows):
     assert rows[0].change == "= resnet50"
 
 
+def test_rows_take_more_columns(rows):
+    """How a trainer adds its numbers: fill `metrics`, and the table grows a column."""
+    from rich.console import Console
+
+    from archdsl.cli_roadmap import roadmap_table
+
+    measured = [r.model_copy(update={"metrics": {"digits top-1": 90.0 + i}}) for i, r in enumerate(rows[:3])]
+    console = Console(width=250, record=True, color_system=None)
+    console.print(roadmap_table(measured))
+    text = console.export_text()
+    assert "digits top-1" in text and "92.00" in text
+
+
 def test_order_puts_branches_after_their_step():
     parents = {"a": None, "b": "a", "c": "b", "v1": "b", "v2": "b", "d": "c"}
     assert order(parents) == [("a", False), ("b", False), ("v1", True), ("v2", True), ("c", False), ("d", False)]
