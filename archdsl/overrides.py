@@ -43,6 +43,7 @@ def from_keywords(kwargs: dict[str, object]) -> dict[str, object]:
 
 def _ints(value: object, key: str) -> tuple[int, ...]:
     items = value.replace("x", ",").split(",") if isinstance(value, str) else list(value)  # type: ignore[union-attr]
+    value = value if isinstance(value, str) else ",".join(map(str, items))  # as typed, not `['0']`
     try:
         numbers = tuple(int(v) for v in items)
     except (TypeError, ValueError):

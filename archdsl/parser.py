@@ -211,7 +211,7 @@ def _too_deep(text: str) -> tuple[int, int] | None:
 
 def parse(text: str, path: str = "<string>") -> ast.SpecFile:
     """Parse one file. Raises `SpecSyntaxError` or `ArchErrors` (duplicate sections)."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")  # lines end in `\n` only, for lark and for carets
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")  # no BOM; lines end in `\n`
     SOURCES[path] = text
     if not any(line.split("#", 1)[0].strip() for line in text.split("\n")):
         raise SpecSyntaxError("empty spec: nothing but blank lines and comments", Span(path, 1, 1, 1, 2),

@@ -66,8 +66,8 @@ class TrainRecipe(BaseModel):
                      "checkpoint_every")
     @classmethod
     def _non_negative(cls, v: float) -> float:
-        if v < 0:
-            raise ValueError("must not be negative")
+        if not v >= 0:  # NaN too
+            raise ValueError("must be a number, 0 or more")
         return v
 
     @field_validator("erasing", "droppath", "label_smoothing")
@@ -175,6 +175,8 @@ def build_recipe(values: dict[str, object], where: dict[str, Word] | None = None
             field = str(err["loc"][0]) if err["loc"] else "train"
             anchor = (where or {}).get(field)
             msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "missing" and len(err["loc"]) > 1:  # pydantic's word for a short tuple
+                msg = "too few values"
             errors.add(RecipeError(f"bad value for train `{field}`: {msg}",
                                    anchor.span if anchor else None, code="E603"))
         errors.raise_if_any()

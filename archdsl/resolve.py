@@ -107,8 +107,28 @@ def _init(setting: ast.Setting | None) -> InitSpec:
         raise ResolveError(f"unknown init scheme `{scheme}`", setting.key.span,
                            hint=did_you_mean(scheme, list(SCHEMES)) or "schemes: " + ", ".join(SCHEMES),
                            code="E206")
-    words = [w.text for g in setting.groups for w in g]
-    return InitSpec(scheme=scheme, arg=words[0] if words else None, span=setting.span)
+    words = [w for g in setting.groups for w in g]
+    bad = words[1:] if scheme != "default" else words  # at most one value; `default` takes none
+    if not bad and words and not _INIT_VALUE.get(scheme, lambda t: True)(words[0].text):
+        bad = words[:1]
+    if bad:
+        raise ResolveError(f"`init {scheme}` does not take `{bad[0].text}`", bad[0].span,
+                           hint=_INIT_HINT.get(scheme), code="E206")
+    return InitSpec(scheme=scheme, arg=words[0].text if words else None, span=setting.span)
+
+
+def _positive_std(text: str) -> bool:
+    try:
+        return 0.0 < float(text) < float("inf")
+    except ValueError:
+        return False
+
+
+_INIT_VALUE = {"trunc_normal": _positive_std, "kaiming": lambda t: t in ("fan_out", "fan_in"),
+               "default": lambda t: False}
+_INIT_HINT = {"trunc_normal": "it takes a positive standard deviation, e.g. `init trunc_normal 0.02`",
+              "kaiming": "it takes a mode: `init kaiming fan_out` or `init kaiming fan_in`",
+              "default": "it takes no value: `init default`"}
 
 
 def resolve(spec: ast.SpecFile, overrides: dict[str, object] | None = None) -> Network:
@@ -142,6 +162,8 @@ def resolve(spec: ast.SpecFile, overrides: dict[str, object] | None = None) -> N
     errors.raise_if_any()
     fields["stages"] = tuple(stages)
     train_overrides, network_overrides = split_overrides(overrides or {})
+    # a bad overridden value is the override's fault, not the file's: no span for it
+    where = {k: w for k, w in where.items() if k not in train_overrides}
     fields["train"] = build_recipe(values | train_overrides, where)
     network = Network(**fields)
     return apply_overrides(network, network_overrides) if network_overrides else network

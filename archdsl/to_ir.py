@@ -91,7 +91,9 @@ def _read_arg(word: ast.Word, ctx: Context) -> tuple[str, object]:
     if t.isdigit():
         return "width", int(t)
     if re.fullmatch(r"s\d+", t):
-        return "stride", max(1, int(t[1:]))
+        if int(t[1:]) < 1:
+            raise OpError(f"stride `{t}` must be at least `s1`", word.span, code="E305")
+        return "stride", int(t[1:])
     if t == "stride":
         if ctx.stride is None:
             raise OpError("the word `stride` only has a meaning inside a block", word.span,
