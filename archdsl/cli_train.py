@@ -63,8 +63,8 @@ def register(app: typer.Typer) -> None:
             train(spec, data=data, epochs=epochs, out=out, seed=seed, resume=resume,
                   skip_bad_images=skip_bad_images, quiet=quiet, device=device, **overrides)
         except Interrupted as e:
-            err.print(f"{e.message}\nhelp: {e.hint}", markup=False, highlight=False)
+            err.print(f"{e.message}\nhelp: {e.hint}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code)
         except ArchError as e:
-            err.print(e.render(), markup=False, highlight=False)
+            err.print(e.render(), markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(1)

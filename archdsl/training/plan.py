@@ -7,6 +7,11 @@ Precedence, lowest first: the spec -> what the data says -> what the user says.
   overrides `classes` or `input`.
 - A run shorter than the spec's (`--epochs 5` on a 300-epoch recipe) keeps the schedule's
   shape: warm-up and step milestones scale with the run, unless the user sets them.
+- An EMA whose horizon (1 / (1 - decay) steps) is longer than a tenth of the run gets a
+  decay that makes it a tenth, the proportion of the paper's 0.9999 over its 94k steps,
+  unless the user sets `ema`; otherwise the EMA would still be mostly the initial weights.
+- Data may call for recipe defaults of its own (digits: no mirror flips, no ImageNet-strength
+  augmentation for a few epochs on 8x8 images); `DataInfo.recipe` holds them.
 - A dataset far smaller than the recipe's batch (digits has 1,437 training images; the paper's
   batch is 4,096) gets a batch that leaves at least MIN_STEPS optimizer steps per epoch, and
   the learning rate follows it by the square-root scaling rule (lr * sqrt(new/old)), unless
@@ -27,6 +32,8 @@ from ..recipe import TrainRecipe
 from .data import DataBundle, DataInfo, materialize, probe
 
 MIN_STEPS = 16
+# The paper's EMA (0.9999: a 10,000-step horizon) spans about a tenth of its 94k-step run.
+EMA_RUN_FRACTION = 10
 
 
 @dataclass
@@ -65,6 +72,15 @@ def adapt_recipe(spec: TrainRecipe, run: TrainRecipe, n_train: int, user: set[st
             update["lr"] = run.lr * math.sqrt(cap / run.batch)
             note += f", lr {_fmt(run.lr)} -> {_fmt(update['lr'])} (square-root scaling)"
         notes.append(note)
+    ema = update.get("ema", run.ema)
+    if ema is not None and "ema" not in user:
+        batch = update.get("batch", run.batch)
+        steps = run.epochs * max(1, n_train // batch) // run.accumulate
+        if 1 / (1 - ema) > steps / EMA_RUN_FRACTION:
+            update["ema"] = round(1 - EMA_RUN_FRACTION / max(steps, EMA_RUN_FRACTION + 1), 6)
+            notes.append(f"EMA decay {ema:g} -> {update['ema']:g} (its horizon of "
+                         f"{1 / (1 - ema):.0f} steps would outlast this {steps}-step run; kept at "
+                         f"1/{EMA_RUN_FRACTION:g} of the run, as in the paper)")
     return update, notes
 
 
@@ -100,8 +116,15 @@ def plan(spec: Any, data: Any, epochs: int | None = None, skip_bad: bool = False
     if implied != {k: getattr(spec_net, k) for k in implied}:
         notes.append(f"from {info.name}: " + ", ".join(
             f"{k} {'x'.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in implied.items()))
-    update, more = adapt_recipe(spec_net.train, first.train, info.n_train, train_keys)
+    data_recipe = {k: v for k, v in info.recipe.items()
+                   if k not in train_keys and getattr(first.train, k) != v}
+    if data_recipe:
+        notes.append(f"{info.recipe_why}: " + ", ".join(
+            f"{k} {getattr(first.train, k)} -> {v}" for k, v in data_recipe.items()))
+    run = first.train.model_copy(update=data_recipe)
+    update, more = adapt_recipe(spec_net.train, run, info.n_train, train_keys)
     notes += more
+    update = {**data_recipe, **update}
     merged = {**implied, **{f"train.{k}": v for k, v in update.items()}, **user}
     net = as_network(spec_net, **merged)
     bundle = materialize(info, net.input, skip_bad=skip_bad)

@@ -30,7 +30,7 @@ class Reporter:
 
     def line(self, text: str) -> None:
         if self.enabled and not self.quiet:
-            self.console.print(text, markup=False)
+            self.console.print(text, markup=False, soft_wrap=True)
 
     # ---- the per-epoch bar
     def start_epoch(self, epoch: int, epochs: int, batches: int, done: int = 0) -> None:
