@@ -61,6 +61,18 @@ class Setting(Node):
     span: Span
 
 
+class SetLine(Node):
+    """`set KEY VALUE[,VALUE...]`: an override written in the file (`set depths 3,3,9,3`)."""
+
+    key: Word
+    values: tuple[Word, ...]
+    span: Span
+
+    @property
+    def value(self) -> str:
+        return ",".join(w.text for w in self.values)
+
+
 class Section(Node):
     """A top-level section as written, so a child spec can replace it whole."""
 
@@ -85,3 +97,4 @@ class SpecFile(Node):
     init: Setting | None = None
     train: tuple[Setting, ...] | None = None
     train_span: Span | None = None
+    sets: tuple[SetLine, ...] = ()

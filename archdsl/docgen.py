@@ -75,6 +75,7 @@ train { ... }                      # the recipe, below
 | `head` | `head op, ...` | after the last stage; `dim` is the last stage's width |
 | `init` | `init SCHEME [ARG]` | weight initialisation |
 | `train` | `train { KEY VALUES ... }` | the training recipe |
+| `set` | `set KEY VALUE[,VALUE...]` | change one scalar of what the file extends, with the override keys below: `set depths 3,3,9,3`, `set convnext.dwconv.kernel 9`, `set train.epochs 5` |
 
 ## Meaning of the words
 
@@ -108,6 +109,9 @@ A child spec is its parent with the child's statements applied: any section it s
 (`input`, `classes`, `stem`, `downsample`, `stages`, `head`, `init`, `train`) replaces the
 parent's whole, and a `block NAME` replaces the parent's block of that name; everything else
 is inherited. Chains may be as long as you like; a cycle is an error that names the chain.
+A `set` line changes one scalar in place (a roadmap step that only changes a kernel is one
+line); it applies after the file's sections, and a file further down the chain that restates
+the section it changed replaces that section whole, `set` included.
 
 ```
 network convnext_s extends convnext_t

@@ -12,7 +12,7 @@ from . import ast
 from .errors import SOURCES, ErrorCollector, Span, SpecSyntaxError
 
 MAX_NESTING = 32  # `{` inside `{`: deeper is surely a mistake, and would exhaust Python's stack
-_SECTION_WORDS = ("input", "classes", "block", "stem", "downsample", "stages", "head", "init", "train")
+_SECTION_WORDS = ("input", "classes", "block", "stem", "downsample", "stages", "head", "init", "train", "set")
 
 
 @lru_cache(maxsize=1)
@@ -105,6 +105,11 @@ class _ToAst(Transformer):
     def setting(self, meta, items):
         key, *groups = items
         return ast.Setting(key=self._word(key), groups=tuple(groups), span=_span(self.path, meta))
+
+    @v_args(meta=True)
+    def set(self, meta, items):
+        key, *values = (self._word(t) for t in items)
+        return ("set", ast.SetLine(key=key, values=tuple(values), span=_span(self.path, meta)))
 
     @v_args(meta=True)
     def init(self, meta, items):
@@ -239,6 +244,8 @@ def parse(text: str, path: str = "<string>") -> ast.SpecFile:
         if kind == "block":
             block = item[1]
             key, span = f"block {block.name.text}", block.name.span
+        elif kind == "set":
+            key, span = f"set {item[1].key.text}", item[1].span
         else:
             key, span = kind, item[2]  # the whole statement, keyword included
         if key in seen:
@@ -257,5 +264,7 @@ def parse(text: str, path: str = "<string>") -> ast.SpecFile:
             fields["stages"], fields["stages_span"] = item[1], item[2]
         elif kind == "train":
             fields["train"], fields["train_span"] = item[1], item[2]
+        elif kind == "set":
+            fields["sets"] = fields.get("sets", ()) + (item[1],)
     errors.raise_if_any()
     return ast.SpecFile(**fields)

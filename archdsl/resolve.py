@@ -56,6 +56,46 @@ def merge(chain: list[ast.SpecFile]) -> dict:
     return merged
 
 
+def _section_of(key: str) -> str:
+    """The section a `set` key changes: a later file restating it discards the `set`."""
+    head = key.split(".")[0]
+    if head in ("widths", "depths"):
+        return "stages"
+    if head in ("stages", "train", "classes", "input", "name", "stem", "downsample", "head"):
+        return head
+    return f"block {head}"
+
+
+def _states(spec: ast.SpecFile, section: str) -> bool:
+    if section.startswith("block "):
+        return section[6:] in spec.blocks
+    return section != "name" and getattr(spec, section) is not None
+
+
+def set_lines(chain: list[ast.SpecFile]) -> list[ast.SetLine]:
+    """The `set` lines in force, root first. A `set` is dropped when a file nearer the spec
+    restates the section it changed, since that file replaces the section whole."""
+    lines = []
+    for i in range(len(chain) - 1, -1, -1):
+        for line in chain[i].sets:
+            section = _section_of(line.key.text)
+            if not any(_states(nearer, section) for nearer in chain[:i]):
+                lines.append(line)
+    return lines
+
+
+def _apply_set_lines(net: Network, lines: list[ast.SetLine]) -> Network:
+    errors = ErrorCollector()
+    for line in lines:
+        try:
+            net = apply_overrides(net, {line.key.text: line.value})
+        except ArchError as e:
+            for err in e.errors:
+                errors.add(type(err)(err.message, line.span, err.hint, err.code))
+    errors.raise_if_any()
+    return net
+
+
 def _int(word: ast.Word, what: str, code: str, minimum: int = 1) -> int:
     if not word.text.isdigit() or int(word.text) < minimum:
         raise ResolveError(f"{what} must be a whole number of at least {minimum}, got `{word.text}`",
@@ -161,11 +201,15 @@ def resolve(spec: ast.SpecFile, overrides: dict[str, object] | None = None) -> N
             errors.add(e)
     errors.raise_if_any()
     fields["stages"] = tuple(stages)
+    lines = set_lines(chain)
+    train_lines = [line for line in lines if line.key.text.startswith("train.")]
+    in_file, _ = split_overrides({line.key.text: line.value for line in train_lines})
+    where |= {line.key.text.removeprefix("train."): line.key for line in train_lines}
     train_overrides, network_overrides = split_overrides(overrides or {})
     # a bad overridden value is the override's fault, not the file's: no span for it
     where = {k: w for k, w in where.items() if k not in train_overrides}
-    fields["train"] = build_recipe(values | train_overrides, where)
-    network = Network(**fields)
+    fields["train"] = build_recipe(values | in_file | train_overrides, where)
+    network = _apply_set_lines(Network(**fields), [line for line in lines if line not in train_lines])
     return apply_overrides(network, network_overrides) if network_overrides else network
 
 

@@ -150,3 +150,19 @@ stages { 10 b x1 }
 """))
     assert [err.code for err in e.value.errors] == ["E308", "E301", "E304"]
     assert [err.line for err in e.value.errors] == [4, 5, 6]
+
+
+def test_set_lines_change_scalars_in_the_file(base_dir):
+    (base_dir / "mid.arch").write_text("network mid extends base\nset depths 1,3\nset plain.conv.kernel 5\n"
+                                       "set train.epochs 2\n")
+    mid = archdsl.load(base_dir / "mid.arch")
+    assert mid.depths == (1, 3) and mid.train.epochs == 2
+    assert mid.blocks["plain"].body[0].name.text == "conv5"
+    # a child that restates `stages` replaces it whole, the parent's `set depths` included
+    (base_dir / "leaf.arch").write_text("network leaf extends mid\nstages {\n 8 plain x2\n}\n")
+    leaf = archdsl.load(base_dir / "leaf.arch")
+    assert leaf.depths == (2,) and leaf.blocks["plain"].body[0].name.text == "conv5"
+    (base_dir / "bad.arch").write_text("network bad extends base\nset depths 1,2,3\n")
+    with pytest.raises(ArchError) as e:
+        archdsl.load(base_dir / "bad.arch")
+    assert (e.value.code, e.value.line, e.value.column) == ("E502", 2, 1)
