@@ -119,6 +119,7 @@ def checkpoints(atto_official, resnet_torchvision) -> dict[tuple[str, str], dict
 
 
 def test_layouts_are_enumerable():
+    assert archdsl.load_weights is load_weights
     assert set(LAYOUTS) == {"native", "official", "timm", "torchvision"}
     assert LAYOUTS["native"] == ()
     for layout, rules in LAYOUTS.items():
