@@ -127,7 +127,7 @@ def test_cli_errors_are_one_message_not_a_traceback(tmp_path):
 def test_two_gloo_processes_under_torchrun(tmp_path):
     out = tmp_path / "ddp"
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                        "--master_port=0", "-m", "archdsl", "train", "convnext_atto", "--data",
+                        "--standalone", "-m", "archdsl", "train", "convnext_atto", "--data",
                         "digits", *TINY_SET, "--epochs", "1", "--out", str(out)],
                        env=env(), capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]

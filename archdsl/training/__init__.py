@@ -49,7 +49,7 @@ def train(spec: Any, data: Any = "digits", epochs: int | None = None,
         world = f", {dist.world} processes" if dist.active else ""
         report.line(f"training {net.name} ({shape}, {net.classes} classes) on {p.data.info.name}: "
                     f"{len(p.data.train)} train / {len(p.data.val)} val images, "
-                    f"{p.recipe.epochs} epochs, batch {p.recipe.batch}{world} -> {out}")
+                    f"{p.recipe.epochs} epoch{'s' if p.recipe.epochs != 1 else ''}, batch {p.recipe.batch}{world} -> {out}")
         for note in p.notes:
             report.line(f"  note: {note}")
 

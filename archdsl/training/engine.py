@@ -17,6 +17,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +129,8 @@ class Trainer:
         self.net = self.model
         if d.active:
             from torch.nn.parallel import DistributedDataParallel as DDP
+            # Size-1 dims (a depthwise conv's in-channels) give equal tensors different strides.
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view")
             self.net = DDP(self.model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
         # Each process augments differently; all of them reproducibly.
         seed_everything(seed + 1_000_003 * (d.rank + 1))

@@ -14,8 +14,9 @@ Precedence, lowest first: the spec -> what the data says -> what the user says.
   augmentation for a few epochs on 8x8 images); `DataInfo.recipe` holds them.
 - A dataset far smaller than the recipe's batch (digits has 1,437 training images; the paper's
   batch is 4,096) gets a batch that leaves at least MIN_STEPS optimizer steps per epoch, and
-  the learning rate follows it by the square-root scaling rule (lr * sqrt(new/old)), unless
-  the user sets `batch` or `lr`.
+  the learning rate follows it: linearly for SGD (Goyal et al., the paper's "0.1 per 256
+  images"), by the square root for AdamW (the scaling rule for adaptive optimizers, Malladi et
+  al. 2022), unless the user sets `batch` or `lr`.
 
 Every adjustment is printed at the start of the run and kept in TrainResult.notes.
 """
@@ -69,8 +70,10 @@ def adapt_recipe(spec: TrainRecipe, run: TrainRecipe, n_train: int, user: set[st
         update["batch"] = cap
         note = f"batch {run.batch} -> {cap} ({n_train} training images, >= {MIN_STEPS} steps an epoch)"
         if "lr" not in user:
-            update["lr"] = run.lr * math.sqrt(cap / run.batch)
-            note += f", lr {_fmt(run.lr)} -> {_fmt(update['lr'])} (square-root scaling)"
+            linear = run.optimizer == "sgd"
+            update["lr"] = run.lr * (cap / run.batch if linear else math.sqrt(cap / run.batch))
+            note += (f", lr {_fmt(run.lr)} -> {_fmt(update['lr'])} "
+                     f"({'linear' if linear else 'square-root'} scaling)")
         notes.append(note)
     ema = update.get("ema", run.ema)
     if ema is not None and "ema" not in user:

@@ -1,0 +1,65 @@
+"""Recipe values from the spec, overrides from the API and the CLI, and the run plan."""
+import math
+
+import pytest
+
+import archdsl
+from archdsl.errors import ArchError
+from archdsl.overrides import parse_set
+from archdsl.training.plan import adapt_recipe, plan
+
+
+def test_spec_recipe_is_the_enhanced_recipe():
+    r = archdsl.load("convnext_atto").train
+    assert (r.optimizer, r.lr, r.wd, r.schedule, r.warmup, r.epochs, r.batch) == ("adamw", 4e-3, 0.05, "cosine", 20, 300, 4096)
+    assert (r.mixup, r.cutmix, r.erasing, r.label_smoothing, r.droppath, r.ema) == (0.8, 1.0, 0.25, 0.1, 0.1, 0.9999)
+
+
+def test_api_and_cli_overrides_of_train_values():
+    a = archdsl.load("convnext_atto", **{"train.epochs": 5}, train_lr=1e-3, train_betas=(0.9, 0.95))
+    assert (a.train.epochs, a.train.lr, a.train.betas) == (5, 1e-3, (0.9, 0.95))
+    cli = parse_set(["train.randaugment=2,0.3", "train.ema=none", "train.precision=bf16",
+                     "train.schedule=step", "train.milestones=2,4"])
+    b = archdsl.load("convnext_atto", **cli)
+    assert b.train.randaugment == (2, 0.3) and b.train.ema is None and b.train.precision == "bf16"
+    assert b.train.milestones == (2, 4)
+    with pytest.raises(ArchError):
+        archdsl.load("convnext_atto", **{"train.optimizer": "lion"})
+    with pytest.raises(ArchError, match="lr"):
+        archdsl.load("convnext_atto", **{"train.lrr": 1})
+
+
+def test_plan_takes_classes_and_input_from_data_and_adapts_a_short_run():
+    p = plan("convnext_atto", "digits", epochs=5)
+    net, r = p.network, p.recipe
+    assert (net.classes, net.input) == (10, (1, 32, 32))
+    assert r.epochs == 5 and r.warmup == pytest.approx(20 * 5 / 300)
+    assert r.batch == 64 and r.lr == pytest.approx(4e-3 * math.sqrt(64 / 4096))
+    assert (r.flip, r.rrc, r.randaugment, r.mixup, r.cutmix, r.erasing) == (False, False, None, 0, 0, 0)
+    assert (r.label_smoothing, r.droppath, r.wd) == (0.1, 0.1, 0.05)  # the rest of the spec's recipe
+    steps = 5 * (1437 // 64)
+    assert r.ema == pytest.approx(1 - 10 / steps)
+    assert len(p.notes) == 5 and p.data.shape == (1, 32, 32)
+
+
+def test_user_values_win_over_data_and_adaptation():
+    p = plan("convnext_atto", "digits", epochs=5, input="3x64x64", train_batch=32, train_warmup=1,
+             train_mixup=0.2, train_ema=0.999)
+    r = p.recipe
+    assert p.network.input == (3, 64, 64) and p.data.shape == (3, 64, 64)
+    assert (r.batch, r.lr, r.warmup, r.mixup, r.ema) == (32, 4e-3, 1, 0.2, 0.999)
+
+
+def test_too_few_classes_is_an_error():
+    with pytest.raises(ArchError, match="5 classes but digits has 10"):
+        plan("convnext_atto", "digits", classes=5)
+
+
+def test_sgd_scales_linearly_and_milestones_follow_the_run():
+    spec = archdsl.TrainRecipe(optimizer="sgd", lr=0.1 * 4096 / 256, batch=4096, epochs=90,
+                               schedule="step", milestones=(30, 60, 80))
+    run = spec.model_copy(update={"epochs": 9})
+    update, notes = adapt_recipe(spec, run, n_train=1437, user=set())
+    assert update["milestones"] == (3, 6, 8)
+    assert update["batch"] == 64 and update["lr"] == pytest.approx(0.1 * 64 / 256)
+    assert "linear scaling" in notes[-1]
