@@ -68,8 +68,9 @@ def timed(fn: Callable[[], None]) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
-def interleaved(ref: Callable[[], None], ours: Callable[[], None], runs: int, warmup: int):
-    """Median ms of each, alternating which goes first so neither always runs on a warm cache."""
+def interleaved(ref: Callable[[], None], ours: Callable[[], None], runs: int,
+                warmup: int) -> tuple[list[float], list[float]]:
+    """ms of every run of each, alternating which goes first so neither always runs on a warm cache."""
     for _ in range(warmup):
         ref(), ours()
     times: dict[str, list[float]] = {"ref": [], "ours": []}
@@ -77,7 +78,7 @@ def interleaved(ref: Callable[[], None], ours: Callable[[], None], runs: int, wa
         order = [("ref", ref), ("ours", ours)] if i % 2 == 0 else [("ours", ours), ("ref", ref)]
         for name, fn in order:
             times[name].append(timed(fn))
-    return statistics.median(times["ref"]), statistics.median(times["ours"])
+    return times["ref"], times["ours"]
 
 
 def profile(name: str, fn: Callable[[], None], rows: int) -> None:
@@ -127,9 +128,14 @@ def main(argv: list[str] | None = None) -> None:
           f"median of {args.runs} (+{args.warmup} warm-up), train = fwd+bwd+{args.optimizer}\n")
     print(f"| case | reference ms | archdsl ms | ratio |")
     print(f"|---|---:|---:|---:|")
+    spreads = []
     for name in args.cases.split(","):
-        ref_ms, ours_ms = interleaved(*cases[name], runs=args.runs, warmup=args.warmup)
+        ref_runs, ours_runs = interleaved(*cases[name], runs=args.runs, warmup=args.warmup)
+        ref_ms, ours_ms = statistics.median(ref_runs), statistics.median(ours_runs)
         print(f"| {name} | {ref_ms:.1f} | {ours_ms:.1f} | {ref_ms / ours_ms:.2f}x |", flush=True)
+        spreads.append(f"{name}: reference {min(ref_runs):.0f}-{max(ref_runs):.0f} ms, "
+                       f"archdsl {min(ours_runs):.0f}-{max(ours_runs):.0f} ms")
+    print("\nrange over runs: " + "; ".join(spreads))
     if args.profile:
         for name in args.cases.split(","):
             ref_fn, ours_fn = cases[name]
