@@ -4,11 +4,14 @@
     archdsl train convnext_atto --data ./my_images --out runs/mine --set train.lr=1e-3
     torchrun --nproc_per_node=2 -m archdsl train convnext_atto --data digits --epochs 5
 
+    archdsl train-roadmap --data digits --epochs 2 --channels-last --precision bf16
+
 A user error prints rustc-style and exits 1; SIGINT/SIGTERM save a checkpoint and exit
 128+signal (130, 143) with a line saying how to resume.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -68,3 +71,60 @@ def register(app: typer.Typer) -> None:
         except ArchError as e:
             err.print(e.render(), markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(1)
+
+    @app.command("train-roadmap")
+    def train_roadmap_command(
+        directory: Annotated[Optional[Path], typer.Argument(
+            help="A directory of step specs (default: the shipped specs/roadmap).",
+            show_default=False)] = None,
+        data: Annotated[str, typer.Option(help="`digits` or an ImageFolder directory.")] = "digits",
+        epochs: Annotated[int, typer.Option(help="Epochs per step.")] = 2,
+        out: Annotated[Path, typer.Option(help="Runs go to OUT/<step>; finished ones are reused.")]
+            = Path("runs/roadmap"),
+        seed: Annotated[int, typer.Option(help="Seed for every step.")] = 0,
+        set_: Annotated[Optional[list[str]], typer.Option(
+            "--set", help="Override for every step: KEY=VALUE (repeatable).")] = None,
+        precision: Annotated[Optional[str], typer.Option(help="fp32 or bf16 (autocast).")] = None,
+        channels_last: Annotated[bool, typer.Option("--channels-last",
+                                                    help="Channels-last memory format.")] = False,
+    ) -> None:
+        """Mini Table 10: train every roadmap step and print its accuracy beside the paper's."""
+        import io
+        import sys
+
+        from .cli_roadmap import notes, roadmap_table
+        from .errors import ArchError
+        from .overrides import parse_set
+        from .training.report import pct
+        from .training.roadmap import train_roadmap
+
+        err = Console(stderr=True, highlight=False)
+        if precision not in (None, "fp32", "bf16"):
+            err.print(f"error: --precision takes fp32 or bf16, not `{precision}`", markup=False)
+            raise typer.Exit(2)
+
+        def progress(row, result, seconds):
+            h = result.history[-1] if result.history else {}
+            err.print(f"{row.step:<20} best val_acc {pct(result.best_acc):>7}  "
+                      f"{h.get('images_per_s', 0):5.0f} img/s  {seconds:6.1f}s", markup=False,
+                      soft_wrap=True)
+
+        started = time.perf_counter()
+        try:
+            overrides: dict[str, object] = dict(parse_set(set_ or []))
+            if precision is not None:
+                overrides["train.precision"] = precision
+            if channels_last:
+                overrides["train.channels_last"] = True
+            rows = train_roadmap(directory, data=data, epochs=epochs, out=out, seed=seed,
+                                 on_step=progress, **overrides)
+        except ArchError as e:
+            err.print(e.render(), markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
+        buf = io.StringIO()
+        console = Console(file=buf, width=220, color_system=None, highlight=False)
+        console.print(roadmap_table(rows))
+        for line in notes(rows):
+            console.print(line, markup=False)
+        sys.stdout.write("".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines()))
+        print(f"trained {len(rows)} steps in {time.perf_counter() - started:.0f}s; runs in {out}")
