@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from compiler import ops as registry
+
 from . import ast
 from .diff_model import Change
 from .errors import Span
-from .to_ir import Context, _read_arg, lookup_op
+from .to_ir import Context, read_arg, lookup_op
 
 
 @dataclass(frozen=True)
@@ -32,11 +34,6 @@ class Fact:
 
 Facts = dict[Span, dict[int, Fact]]  # op span -> context (stage index) -> fact
 
-_HEADS = ("conv", "dwconv", "pwconv", "linear", "maxpool", "avgpool", "gap", "flatten")
-_FAMILY = {"conv": "conv", "dwconv": "conv", "pwconv": "conv", "linear": "linear", "maxpool": "pool",
-           "avgpool": "pool", "gap": "pool", "flatten": "pool", "bn": "norm", "ln": "norm", "gn": "norm",
-           "relu": "act", "gelu": "act", "silu": "act", "identity": "act", "droppath": "drop",
-           "dropout": "drop"}
 _FORM_CTX = Context(dim=1, classes=1, stride=1)
 _DEFAULT_WIDTH = {"dim": ("x", 1.0), "classes": ("classes",), "keep": ("keep",)}
 _RESOLVED = {"width": "out_ch", "stride": "stride", "groups": "groups"}
@@ -59,7 +56,7 @@ class OpView:
 
     @property
     def family(self) -> str:
-        return _FAMILY.get(self.word, self.word)
+        return registry.REGISTRY[self.word].family if self.word in registry.REGISTRY else self.word
 
     @property
     def kind(self) -> str:
@@ -70,7 +67,7 @@ class OpView:
 
     @property
     def is_head(self) -> bool:
-        return self.word in _HEADS
+        return self.family in ("conv", "linear", "pool")  # ops that compute; norms and acts follow them
 
     def resolved(self, key: str) -> tuple | None:
         if key not in _RESOLVED or not self.facts:
@@ -100,7 +97,7 @@ def op_view(op: ast.Op, facts: Facts, contexts: tuple[int, ...] | None) -> OpVie
         if w.text == "stride":
             forms["stride"] = "block"
             continue
-        kind, value = _read_arg(w, _FORM_CTX)
+        kind, value = read_arg(w, _FORM_CTX)
         if kind == "width":
             value = ("x", float(value)) if isinstance(value, float) else ("abs", value)
         forms[kind] = value

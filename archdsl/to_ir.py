@@ -61,7 +61,7 @@ def attrs_for(op: ast.Op, opdef: registry.OpDef, kernel: int | None, ctx: Contex
     a: dict = {"kernel": kernel}
     seen: dict[str, ast.Word] = {}
     for word in op.args:
-        kind, value = _read_arg(word, ctx)
+        kind, value = read_arg(word, ctx)
         if kind not in opdef.accepts:
             takes = ", ".join(opdef.accepts) if opdef.accepts else "no arguments"
             raise OpError(f"`{op.name.text}` takes no {kind} (`{word.text}`)", word.span,
@@ -84,7 +84,7 @@ def attrs_for(op: ast.Op, opdef: registry.OpDef, kernel: int | None, ctx: Contex
     return Attrs(**a)
 
 
-def _read_arg(word: ast.Word, ctx: Context) -> tuple[str, object]:
+def read_arg(word: ast.Word, ctx: Context) -> tuple[str, object]:
     t = word.text
     if re.fullmatch(r"\d+(\.\d+)?x", t):
         return "width", float(t[:-1])

@@ -32,6 +32,7 @@ class OpDef:
     width_default: str = "keep"     # no width given: `dim` (stage width), `keep` (input's), `classes`
     needs_value: bool = False       # a number is required (layerscale init, dropout p)
     module_name: str = ""           # name inside a block: stages.0.blocks.1.<module_name>
+    family: str = ""                # conv, linear, pool, norm, act, drop, scale: what a diff pairs up
     takes: str = "map"              # input rank: `map` (C,H,W), `vec` (C,), or `any`
     layouts: tuple[str, ...] = (NCHW,)  # layouts it runs in, first preferred
     shape_rule: str = "same as input"

@@ -11,6 +11,7 @@ from . import NCHW, NHWC, VEC, OpDef, register
 
 
 class _Activation(OpDef):
+    family = "act"
     takes = "any"
     layouts = (NCHW, NHWC, VEC)
     factory = "Identity"  # the torch.nn class it lowers to

@@ -17,6 +17,7 @@ def _bias(a: Attrs) -> bool:
 
 class _Conv(OpDef):
     kernel = True
+    family = "conv"
     shape_rule = "(C,H,W) -> (out, floor((H+2p-K)/s)+1, ...), p = K//2, or 0 when K == s"
     params_rule = "out*(C/g)*K*K (+ out with bias)"
     macs_rule = "out*H'*W'*(C/g)*K*K"

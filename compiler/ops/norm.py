@@ -12,6 +12,7 @@ from . import NCHW, NHWC, VEC, OpDef, register
 
 
 class _Norm(OpDef):
+    family = "norm"
     accepts = ("eps",)
     takes = "any"
     params_rule = "2*C (weight and bias)"

@@ -12,6 +12,7 @@ from . import NCHW, NHWC, OpDef, padding, register, spatial
 
 class _Pool(OpDef):
     kernel = True
+    family = "pool"
     accepts = ("stride",)
     shape_rule = "(C,H,W) -> (C, floor((H+2p-K)/s)+1, ...), p = K//2, or 0 when K == s"
     macs_rule = "0 (comparisons and additions, no multiply-accumulates)"
@@ -43,6 +44,7 @@ class AvgPool(_Pool):
 @register
 class GlobalAvgPoolOp(OpDef):
     name = "gap"
+    family = "pool"
     summary = "global average pooling: a map to a vector of its channels"
     example = "gap"
     module_name = "gap"
@@ -64,6 +66,7 @@ class GlobalAvgPoolOp(OpDef):
 @register
 class Flatten(OpDef):
     name = "flatten"
+    family = "pool"
     summary = "a map to one vector of all its values"
     example = "flatten"
     module_name = "flatten"

@@ -19,6 +19,7 @@ class _Elementwise(OpDef):
 @register
 class LayerScaleOp(_Elementwise):
     name = "layerscale"
+    family = "scale"
     summary = "learnable per-channel scale `gamma`, initialised to the given value"
     example = "layerscale 1e-6"
     accepts = ("value",)
@@ -40,6 +41,7 @@ class LayerScaleOp(_Elementwise):
 @register
 class DropPathOp(_Elementwise):
     name = "droppath"
+    family = "drop"
     summary = ("stochastic depth inside a residual: drops the branch per sample; the rate grows "
                "linearly over all blocks up to the recipe's `droppath` (or a fixed rate if given)")
     example = "droppath"
@@ -62,6 +64,7 @@ class DropPathOp(_Elementwise):
 @register
 class Dropout(_Elementwise):
     name = "dropout"
+    family = "drop"
     summary = "element-wise dropout with probability P"
     example = "dropout 0.5"
     accepts = ("value",)
