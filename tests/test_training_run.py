@@ -30,6 +30,20 @@ def env() -> dict:
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
+def run_group(args: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """Run a command in its own process group; on timeout kill the whole group (torchrun's
+    workers included) rather than leave orphans behind."""
+    proc = subprocess.Popen(args, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
 def same_weights(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -126,10 +140,10 @@ def test_cli_errors_are_one_message_not_a_traceback(tmp_path):
 
 def test_two_gloo_processes_under_torchrun(tmp_path):
     out = tmp_path / "ddp"
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                        "--standalone", "-m", "archdsl", "train", "convnext_atto", "--data",
-                        "digits", *TINY_SET, "--epochs", "1", "--out", str(out)],
-                       env=env(), capture_output=True, text=True, timeout=300)
+    p = run_group([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                   "--standalone", "-m", "archdsl", "train", "convnext_atto", "--data", "digits",
+                   *TINY_SET, "--epochs", "1", "--out", str(out), "--set", "train.accumulate=2"],
+                  timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "2 processes" in p.stderr
     assert p.stderr.count("epoch 1/1") == 1  # rank 0 reports alone
@@ -152,3 +166,17 @@ def test_api_takes_a_dataset_pair(tmp_path):
     with pytest.raises(ArchError):
         train("convnext_atto", (train_ds, val_ds), epochs=1, out=tmp_path / "b", quiet=True,
               train_batch=4096, **TINY)
+
+
+def test_train_roadmap_adds_a_measured_column(tmp_path):
+    steps = tmp_path / "steps"
+    steps.mkdir()
+    (steps / "tiny_a.arch").write_text("network tiny_a extends convnext_atto\n"
+                                  "stages {\n 8 convnext x1\n 16 convnext x1\n 32 convnext x1\n 64 convnext x1\n}\n")
+    (steps / "tiny_b.arch").write_text("network tiny_b extends tiny_a\nset convnext.dwconv.kernel 3\n")
+    p = subprocess.run([sys.executable, "-m", "archdsl", "train-roadmap", str(steps), "--epochs", "1",
+                        "--out", str(tmp_path / "runs")], env=env(), capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "digits top-1 (1 ep)" in p.stdout and "tiny_a" in p.stdout and "tiny_b" in p.stdout
+    assert (tmp_path / "runs" / "tiny_b" / "metrics.jsonl").is_file()

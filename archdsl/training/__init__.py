@@ -16,8 +16,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import load_checkpoint
-
 __all__ = ["TrainResult", "load_checkpoint", "train"]
 
 
@@ -63,6 +61,14 @@ def train(spec: Any, data: Any = "digits", epochs: int | None = None,
         return result
     finally:
         dist.close()
+
+
+def load_checkpoint(out_dir: str | os.PathLike):
+    """The latest weights of a run directory (OUT/checkpoints/step-*/model.safetensors) as a
+    state dict; read with safetensors, nothing unpickled."""
+    from .checkpoint import load_checkpoint as load
+
+    return load(out_dir)
 
 
 def __getattr__(name: str):
