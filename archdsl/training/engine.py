@@ -117,42 +117,10 @@ class Trainer:
                                   f"{d.world * max(1, r.batch // d.world)}", code="E754")
         self.local_batch = r.batch // d.world
 
-        seed_everything(seed)  # the same weights in every process
-        self.model = model_builder().to(d.device)
-        if r.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.ema = None
-        if r.ema is not None:
-            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(r.ema),
-                                     use_buffers=True)
-        self.net = self.model
-        if d.active:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-            # Size-1 dims (a depthwise conv's in-channels) give equal tensors different strides.
-            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view")
-            self.net = DDP(self.model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+        self._build_model(model_builder)
         # Each process augments differently; all of them reproducibly.
         seed_everything(seed + 1_000_003 * (d.rank + 1))
-
-        c, h, w = data.shape
-        self.augment = BatchAugment(r, data.shape, data.mean, data.std, network.classes).to(d.device)
-        self.normalize = Normalize(data.mean, data.std).to(d.device)
-        self.sampler = DistributedSampler(data.train, num_replicas=d.world, rank=d.rank,
-                                          shuffle=True, seed=seed, drop_last=True)
-        self.skipper = SkipSampler(self.sampler)
-        # A loader-owned generator keeps DataLoader from drawing on the global RNG.
-        self.loader = DataLoader(data.train, batch_size=self.local_batch, sampler=self.skipper,
-                                 drop_last=True, num_workers=data.workers,
-                                 generator=torch.Generator().manual_seed(seed),
-                                 pin_memory=d.device.type == "cuda")
-        self.batches = len(self.sampler) // self.local_batch
-        if self.batches == 0:
-            raise TrainError(f"batch {r.batch} is larger than the {len(data.train)} training images",
-                             hint=f"lower it, e.g. --set train.batch={2 ** int(math.log2(max(1, len(data.train) // 4)))}",
-                             code="E754")
-        self.val_loader = DataLoader(Subset(data.val, range(d.rank, len(data.val), d.world)),
-                                     batch_size=EVAL_BATCH, num_workers=data.workers)
+        self._build_data()
         self.steps_per_epoch = math.ceil(self.batches / r.accumulate)
         self.optimizer = build_optimizer(self.model, r)
         self.scheduler = build_scheduler(self.optimizer, r, self.steps_per_epoch)
@@ -165,6 +133,45 @@ class Trainer:
         self.partial = {"loss_sum": 0.0, "batches": 0, "images": 0, "seconds": 0.0}
         self.last_ckpt: Path | None = None
         self._start(resume)
+
+    def _build_model(self, model_builder) -> None:
+        d, r = self.dist, self.recipe
+        seed_everything(self.seed)  # the same initial weights in every process
+        self.model = model_builder().to(d.device)
+        if r.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.ema = None
+        if r.ema is not None:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(r.ema),
+                                     use_buffers=True)
+        self.net = self.model  # what the training step calls: DDP's wrapper under torchrun
+        if d.active:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            # Size-1 dims (a depthwise conv's in-channels) give equal tensors different strides.
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view")
+            self.net = DDP(self.model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+
+    def _build_data(self) -> None:
+        d, r, data = self.dist, self.recipe, self.data
+        self.augment = BatchAugment(r, data.shape, data.mean, data.std, self.network.classes).to(d.device)
+        self.normalize = Normalize(data.mean, data.std).to(d.device)
+        self.sampler = DistributedSampler(data.train, num_replicas=d.world, rank=d.rank,
+                                          shuffle=True, seed=self.seed, drop_last=True)
+        self.skipper = SkipSampler(self.sampler)
+        # A loader-owned generator keeps DataLoader from drawing on the global RNG.
+        self.loader = DataLoader(data.train, batch_size=self.local_batch, sampler=self.skipper,
+                                 drop_last=True, num_workers=data.workers,
+                                 generator=torch.Generator().manual_seed(self.seed),
+                                 pin_memory=d.device.type == "cuda")
+        self.batches = len(self.sampler) // self.local_batch
+        if self.batches == 0:
+            fit = 2 ** int(math.log2(max(1, len(data.train) // 4)))
+            raise TrainError(f"batch {r.batch} is larger than the {len(data.train)} training images"
+                             + (f" ({len(self.sampler)} per process)" if d.active else ""),
+                             hint=f"lower it, e.g. --set train.batch={fit}", code="E754")
+        self.val_loader = DataLoader(Subset(data.val, range(d.rank, len(data.val), d.world)),
+                                     batch_size=EVAL_BATCH, num_workers=data.workers)
 
     # ------------------------------------------------------------------ resume
     def _start(self, resume: bool) -> None:
@@ -197,7 +204,11 @@ class Trainer:
         if missing:
             raise TrainError(f"{found} does not fit the network: {len(missing)} keys differ "
                              f"(e.g. {sorted(missing)[0]})", code="E756")
-        self.model.load_state_dict(model_sd)
+        try:
+            self.model.load_state_dict(model_sd)
+        except RuntimeError as e:  # same names, other shapes
+            raise TrainError(f"{found} does not fit the network: {str(e).splitlines()[-1].strip()}",
+                             code="E756") from None
         if self.ema is not None and ema_sd is not None:
             self.ema.load_state_dict(ema_sd)
         self.optimizer.load_state_dict(state["optimizer"])
