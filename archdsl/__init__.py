@@ -11,7 +11,7 @@ from .network import Network
 from .recipe import TrainRecipe
 
 # Imported on first use: they need torch, and checking or counting a spec should not wait for it.
-_LAZY = {"load_weights": "weights"}
+_LAZY = {"load_weights": "weights", "train": "training", "load_checkpoint": "training"}
 
 
 def __getattr__(name: str):
@@ -23,4 +23,4 @@ def __getattr__(name: str):
 
 
 __all__ = ["ArchError", "ArchErrors", "Diff", "Network", "TrainRecipe", "analyze", "as_network", "build", "check",
-           "diff", "load", "load_weights", "loads"]
+           "diff", "load", "load_checkpoint", "load_weights", "loads", "train"]

@@ -42,7 +42,9 @@ class TrainRecipe(BaseModel):
     gamma: float = 0.1
     rrc: bool = False
     flip: bool = False
-    randaugment: tuple[int, float] | None = None  # (number of ops, magnitude in [0, 1])
+    # (magnitude M of 10, noise std of M), two ops per image: the paper's RandAugment (9, 0.5),
+    # timm's `rand-m9-mstd0.5`
+    randaugment: tuple[float, float] | None = None
     mixup: float = 0.0  # Beta(alpha, alpha); 0 disables
     cutmix: float = 0.0
     erasing: float = 0.0  # probability
@@ -75,6 +77,13 @@ class TrainRecipe(BaseModel):
     def _probability(cls, v: float) -> float:
         if not 0.0 <= v < 1.0:
             raise ValueError("must be in [0, 1)")
+        return v
+
+    @field_validator("randaugment")
+    @classmethod
+    def _magnitude(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not (0.0 < v[0] <= 10.0 and 0.0 <= v[1] < float("inf")):
+            raise ValueError("RandAugment takes a magnitude in (0, 10] and a non-negative noise std")
         return v
 
     @field_validator("ema")

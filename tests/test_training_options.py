@@ -34,8 +34,8 @@ def test_bf16_and_channels_last_train(tmp_path):
 
 def test_full_enhanced_recipe_runs_with_every_augmentation(tmp_path):
     r = train("convnext_atto", "digits", epochs=1, out=tmp_path, quiet=True, train_rrc=True,
-              train_flip=True, train_randaugment=(2, 0.5), train_mixup=0.8, train_cutmix=1.0,
+              train_flip=True, train_randaugment=(9, 0.5), train_mixup=0.8, train_cutmix=1.0,
               train_erasing=0.25, **TINY)
     row = r.history[0]
     assert row["val_acc_ema"] is not None and row["train_loss"] > 0
-    assert (r.recipe.mixup, r.recipe.cutmix, r.recipe.randaugment) == (0.8, 1.0, (2, 0.5))
+    assert (r.recipe.mixup, r.recipe.cutmix, r.recipe.randaugment) == (0.8, 1.0, (9, 0.5))

@@ -18,10 +18,10 @@ def test_spec_recipe_is_the_enhanced_recipe():
 def test_api_and_cli_overrides_of_train_values():
     a = archdsl.load("convnext_atto", **{"train.epochs": 5}, train_lr=1e-3, train_betas=(0.9, 0.95))
     assert (a.train.epochs, a.train.lr, a.train.betas) == (5, 1e-3, (0.9, 0.95))
-    cli = parse_set(["train.randaugment=2,0.3", "train.ema=none", "train.precision=bf16",
+    cli = parse_set(["train.randaugment=9,0.3", "train.ema=none", "train.precision=bf16",
                      "train.schedule=step", "train.milestones=2,4"])
     b = archdsl.load("convnext_atto", **cli)
-    assert b.train.randaugment == (2, 0.3) and b.train.ema is None and b.train.precision == "bf16"
+    assert b.train.randaugment == (9, 0.3) and b.train.ema is None and b.train.precision == "bf16"
     assert b.train.milestones == (2, 4)
     with pytest.raises(ArchError):
         archdsl.load("convnext_atto", **{"train.optimizer": "lion"})

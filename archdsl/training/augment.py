@@ -97,13 +97,9 @@ class BatchAugment(nn.Module):
         if recipe.flip:
             ops.append(K.RandomHorizontalFlip())
         if recipe.randaugment is not None:
-            n, m = recipe.randaugment
-            policy = randaugment_policy(c)
-            if not 1 <= n <= len(policy):
-                raise RecipeError(f"randaugment applies 1 to {len(policy)} ops per image, got {n}",
-                                  code="E604")
-            # kornia's magnitude runs over (0, 30); the recipe's over [0, 1].
-            ops.append(RandAugment(n=n, m=min(max(m * 30.0, 1e-3), 29.999), policy=policy))
+            magnitude, noise = recipe.randaugment
+            ops.append(NoisyMagnitude(RandAugment(n=2, m=magnitude * 3.0, policy=randaugment_policy(c)),
+                                      magnitude, noise))
         self.geometric = nn.Sequential(*ops)
         self.normalize = Normalize(mean, std)
         self.erase = K.RandomErasing(p=recipe.erasing, value=0.0) if recipe.erasing > 0 else None
@@ -118,6 +114,20 @@ class BatchAugment(nn.Module):
         if self.mixcut is not None:
             return self.mixcut(x, y)
         return x, y
+
+
+class NoisyMagnitude(nn.Module):
+    """RandAugment at magnitude M of 10 with Gaussian noise on M, as timm's `rand-m9-mstd0.5`.
+    The noise is drawn once per batch (kornia applies one magnitude to a whole batch)."""
+
+    def __init__(self, rand_augment: nn.Module, magnitude: float, std: float):
+        super().__init__()
+        self.rand_augment, self.magnitude, self.std = rand_augment, magnitude, std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.magnitude + self.std * float(torch.randn(()))
+        self.rand_augment.m = min(max(m, 0.01), 9.99) * 3.0  # kornia's magnitude runs over (0, 30)
+        return self.rand_augment(x)
 
 
 def loss_fn(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
