@@ -19,6 +19,18 @@ import typer
 from rich.console import Console
 
 
+def _overrides(set_: list[str] | None, precision: str | None, channels_last: bool) -> dict[str, object]:
+    """`--set` items plus the options that are recipe values in disguise."""
+    from .overrides import parse_set
+
+    overrides: dict[str, object] = dict(parse_set(set_ or []))
+    if precision is not None:
+        overrides["train.precision"] = precision
+    if channels_last:
+        overrides["train.channels_last"] = True
+    return overrides
+
+
 def register(app: typer.Typer) -> None:
     """Add the `train` command to the archdsl CLI."""
 
@@ -48,18 +60,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train a spec with its `train { }` recipe; any recipe value can be overridden."""
         from .errors import ArchError
-        from .overrides import parse_set
 
         err = Console(stderr=True, highlight=False)
         if precision not in (None, "fp32", "bf16"):
             err.print(f"error: --precision takes fp32 or bf16, not `{precision}`", markup=False)
             raise typer.Exit(2)
         try:
-            overrides: dict[str, object] = dict(parse_set(set_ or []))
-            if precision is not None:
-                overrides["train.precision"] = precision
-            if channels_last:
-                overrides["train.channels_last"] = True
+            overrides = _overrides(set_, precision, channels_last)
             from .training import train
             from .training.engine import Interrupted
 
@@ -94,7 +101,6 @@ def register(app: typer.Typer) -> None:
 
         from .cli_roadmap import notes, roadmap_table
         from .errors import ArchError
-        from .overrides import parse_set
         from .training.report import pct
         from .training.roadmap import train_roadmap
 
@@ -111,11 +117,7 @@ def register(app: typer.Typer) -> None:
 
         started = time.perf_counter()
         try:
-            overrides: dict[str, object] = dict(parse_set(set_ or []))
-            if precision is not None:
-                overrides["train.precision"] = precision
-            if channels_last:
-                overrides["train.channels_last"] = True
+            overrides = _overrides(set_, precision, channels_last)
             rows = train_roadmap(directory, data=data, epochs=epochs, out=out, seed=seed,
                                  on_step=progress, **overrides)
         except ArchError as e:

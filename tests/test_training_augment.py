@@ -3,7 +3,6 @@ import pytest
 from pydantic import ValidationError
 import torch
 
-from archdsl.errors import RecipeError
 from archdsl.recipe import TrainRecipe
 from archdsl.training.augment import BatchAugment, MixCut, loss_fn
 

@@ -49,8 +49,6 @@ class OpDef:
         return 0
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
-        from torch import nn
-
         raise NotImplementedError(self.name)
 
     def layouts_for(self, a: Attrs) -> tuple[str, ...]:

@@ -56,8 +56,6 @@ class GlobalAvgPoolOp(OpDef):
         return (x[0],)
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
-        from torch import nn
-
         from ..modules import GlobalAvgPool
 
         return GlobalAvgPool(channels_last=layout == NHWC)

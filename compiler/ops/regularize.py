@@ -31,8 +31,6 @@ class LayerScaleOp(_Elementwise):
         return x[0]
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
-        from torch import nn
-
         from ..modules import LayerScale
 
         return LayerScale(x[0], a.value, channels_last=layout != NCHW)
@@ -54,8 +52,6 @@ class DropPathOp(_Elementwise):
         return x
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
-        from torch import nn
-
         from ..modules import DropPath
 
         return DropPath(a.value or 0.0)
