@@ -193,10 +193,12 @@ def resolve(spec: ast.SpecFile, overrides: dict[str, object] | None = None) -> N
         blocks=m["blocks"], stem=m.get("stem", ()), downsample=m.get("downsample"),
         head=m.get("head", ()), spans=_spans(m),
     )
-    for key, fn in (("input", _input), ("classes", lambda w: _int(w, "`classes`", "E206")),
-                    ("init", _init)):
+    readers = {"input": lambda: _input(m["input"]),  # present: checked above
+               "classes": lambda: _int(m["classes"], "`classes`", "E206") if "classes" in m else 1000,
+               "init": lambda: _init(m.get("init"))}
+    for key, read in readers.items():
         try:
-            fields[key] = fn(m.get(key)) if key == "init" or key in m else 1000
+            fields[key] = read()
         except ArchError as e:
             errors.add(e)
     errors.raise_if_any()
