@@ -4,7 +4,7 @@
     archdsl train convnext_atto --data ./my_images --out runs/mine --set train.lr=1e-3
     torchrun --nproc_per_node=2 -m archdsl train convnext_atto --data digits --epochs 5
 
-    archdsl train-roadmap --data digits --epochs 2 --channels-last --precision bf16
+    archdsl train-roadmap --data digits --epochs 4 --channels-last --precision bf16
 
 A user error prints rustc-style and exits 1; SIGINT/SIGTERM save a checkpoint and exit
 128+signal (130, 143) with a line saying how to resume.
@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
             help="A directory of step specs (default: the shipped specs/roadmap).",
             show_default=False)] = None,
         data: Annotated[str, typer.Option(help="`digits` or an ImageFolder directory.")] = "digits",
-        epochs: Annotated[int, typer.Option(help="Epochs per step.")] = 2,
+        epochs: Annotated[int, typer.Option(help="Epochs per step.")] = 4,
         out: Annotated[Path, typer.Option(help="Runs go to OUT/<step>; finished ones are reused.")]
             = Path("runs/roadmap"),
         seed: Annotated[int, typer.Option(help="Seed for every step.")] = 0,
