@@ -73,13 +73,6 @@ class SetLine(Node):
         return ",".join(w.text for w in self.values)
 
 
-class Section(Node):
-    """A top-level section as written, so a child spec can replace it whole."""
-
-    keyword: Word
-    span: Span
-
-
 class SpecFile(Node):
     """One parsed file. A field left None was not stated in this file."""
 

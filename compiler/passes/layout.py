@@ -32,33 +32,32 @@ def _layout_of(ir: IRGraph, nid: int) -> str:
     return ir.g.nodes[nid]["meta"]["layout"]
 
 
-def _place(ir: IRGraph, nid: int, data: dict) -> bool:
-    """Set the node's layout; or insert a permute in front of it and return True."""
+def _place(ir: IRGraph, nid: int, data: dict) -> None:
+    """Set the node's layout, or insert a permute in front of it (placed on the next round)."""
     op, meta = data["op"], data["meta"]
     inputs = ir.inputs(nid)
     if op == "input":
         meta["layout"] = NCHW
-        return False
+        return
     here = _layout_of(ir, inputs[0])
     if op == "add":
         other = _layout_of(ir, inputs[1])
         if here != other:
             _insert_permute(ir, nid, 0, other)
-            return True
+            return
         meta["layout"] = here
-        return False
+        return
     if op == "output":
         if here == NHWC:
             _insert_permute(ir, nid, 0, NCHW)
-            return True
+            return
         meta["layout"] = here
-        return False
+        return
     allowed = ops.get(op).layouts_for(data["attrs"])
     if here == VEC:
         assert VEC in allowed, f"{op} was shape-checked for vectors"
     elif here not in allowed:
         _insert_permute(ir, nid, 0, NHWC if here == NCHW else NCHW)
-        return True
+        return
     meta["layout"] = VEC if len(meta["shape"]) == 1 else here
     meta["ran_in"] = here
-    return False
