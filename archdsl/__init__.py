@@ -6,9 +6,9 @@
 """
 from .api import analyze, as_network, build, check, load, loads
 from .diff import Diff, diff
-from .errors import ArchError, ArchErrors
-from .network import Network
-from .recipe import TrainRecipe
+from .lang.errors import ArchError, ArchErrors
+from .lang.network import Network
+from .lang.recipe import TrainRecipe
 
 # Imported on first use: they need torch, and checking or counting a spec should not wait for it.
 _LAZY = {"load_weights": "weights", "train": "training", "load_checkpoint": "training"}

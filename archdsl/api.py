@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING
 import compiler
 from compiler import CompileErrors
 
-from .errors import ArchErrors, ShapeError
-from .network import Network
-from .overrides import apply_overrides, from_keywords, split_overrides
-from .parser import parse
-from .recipe import build_recipe
+from .lang.errors import ArchErrors, ShapeError
+from .lang.network import Network
+from .lang.overrides import apply_overrides, from_keywords, split_overrides
+from .lang.parser import parse
+from .lang.recipe import build_recipe
 from .report import Report, report_from_ir
-from .resolve import read_spec, resolve
-from .specpath import find_spec
-from .to_ir import network_to_ir
+from .lang.resolve import read_spec, resolve
+from .lang.specpath import find_spec
+from .lang.to_ir import network_to_ir
 
 if TYPE_CHECKING:
     import torch

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .errors import ArchError
+from .lang.errors import ArchError
 from .report import count, gmacs
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -29,7 +29,7 @@ def fail(e: ArchError) -> None:
 
 
 def overrides(items: list[str] | None) -> dict[str, str]:
-    from .overrides import parse_set
+    from .lang.overrides import parse_set
 
     return parse_set(items or [])
 

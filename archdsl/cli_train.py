@@ -21,7 +21,7 @@ from rich.console import Console
 
 def _overrides(set_: list[str] | None, precision: str | None, channels_last: bool) -> dict[str, object]:
     """`--set` items plus the options that are recipe values in disguise."""
-    from .overrides import parse_set
+    from .lang.overrides import parse_set
 
     overrides: dict[str, object] = dict(parse_set(set_ or []))
     if precision is not None:
@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
     ) -> None:
         """Train a spec with its `train { }` recipe; any recipe value can be overridden."""
-        from .errors import ArchError
+        from .lang.errors import ArchError
 
         err = Console(stderr=True, highlight=False)
         if precision not in (None, "fp32", "bf16"):
@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         import sys
 
         from .cli_roadmap import notes, roadmap_table
-        from .errors import ArchError
+        from .lang.errors import ArchError
         from .training.report import pct
         from .training.roadmap import train_roadmap
 

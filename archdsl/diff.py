@@ -17,10 +17,10 @@ from collections import Counter
 
 from .api import SpecLike, as_network, check
 from .diff_model import Change, Cost, DiffModel, SpecRef
-from .errors import ArchError, ErrorCollector
-from .network import Network
+from .lang.errors import ArchError, ErrorCollector
+from .lang.network import Network
 from .opdiff import Fact, Facts, SeqDiff, views
-from .recipe import TrainRecipe
+from .lang.recipe import TrainRecipe
 from .report import report_from_ir
 
 _BLOCK_PATH = re.compile(r"stages\.(\d+)\.blocks\.(\d+)\.")

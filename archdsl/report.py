@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from compiler import IRGraph
 
-from .network import Network
+from .lang.network import Network
 
 
 @dataclass(frozen=True)

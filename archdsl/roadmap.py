@@ -17,9 +17,9 @@ from pydantic import BaseModel
 
 from .diff import Checked, compare_checked
 from .diff_render import summary
-from .errors import ArchError, ErrorCollector, ResolveError
+from .lang.errors import ArchError, ErrorCollector, ResolveError
 from .paper import paper_row
-from .specpath import SHIPPED, find_spec, natural
+from .lang.specpath import SHIPPED, find_spec, natural
 
 DEFAULT_DIR = SHIPPED / "roadmap"
 SUMMARY_PHRASES = 4

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 import archdsl
-from archdsl import docgen
+from archdsl.lang import docgen
 from compiler import ops as registry
 
 
 def test_language_reference_is_up_to_date():
-    assert docgen.DOC.read_text() == docgen.generate(), "run `python -m archdsl.docgen`"
+    assert docgen.DOC.read_text() == docgen.generate(), "run `python -m archdsl.lang.docgen`"
 
 
 @pytest.mark.parametrize("name", sorted(registry.REGISTRY))

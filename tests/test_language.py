@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 import archdsl
-from archdsl.errors import ArchError
+from archdsl.lang.errors import ArchError
 
 BASE = """network base
 input 3x32x32

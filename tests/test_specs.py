@@ -7,7 +7,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import archdsl
-from archdsl.specpath import shipped_names
+from archdsl.lang.specpath import shipped_names
 
 SPECS = sorted(shipped_names())
 

@@ -3,7 +3,7 @@ import pytest
 from pydantic import ValidationError
 import torch
 
-from archdsl.recipe import TrainRecipe
+from archdsl.lang.recipe import TrainRecipe
 from archdsl.training.augment import BatchAugment, MixCut, loss_fn
 
 B, C, H, W = 16, 1, 16, 16

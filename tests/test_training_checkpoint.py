@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from archdsl.errors import TrainError
+from archdsl.lang.errors import TrainError
 from archdsl.training import checkpoint as ckpt
 from archdsl.training import load_checkpoint
 from archdsl.training.state import rng_state, set_rng_state

@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from archdsl.errors import ArchError, DataError
+from archdsl.lang.errors import ArchError, DataError
 from archdsl.training.data import materialize, probe
 
 

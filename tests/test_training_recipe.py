@@ -4,8 +4,8 @@ import math
 import pytest
 
 import archdsl
-from archdsl.errors import ArchError
-from archdsl.overrides import parse_set
+from archdsl.lang.errors import ArchError
+from archdsl.lang.overrides import parse_set
 from archdsl.training.plan import adapt_recipe, plan
 
 

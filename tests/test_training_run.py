@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from archdsl.errors import ArchError, TrainError
+from archdsl.lang.errors import ArchError, TrainError
 from archdsl.training import checkpoint as ckpt
 from archdsl.training import load_checkpoint, train
 

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from archdsl.recipe import TrainRecipe
+from archdsl.lang.recipe import TrainRecipe
 from archdsl.training.schedule import build_optimizer, build_scheduler, param_groups
 
 

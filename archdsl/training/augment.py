@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import RecipeError
-from ..recipe import TrainRecipe
+from ..lang.errors import RecipeError
+from ..lang.recipe import TrainRecipe
 
 
 def randaugment_policy(channels: int) -> list:

@@ -26,7 +26,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from ..errors import TrainError
+from ..lang.errors import TrainError
 
 KEEP = 2
 STEP_DIR = re.compile(r"^step-(\d{8,})$")

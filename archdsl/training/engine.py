@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler, Subset
 
-from ..errors import TrainError
-from ..recipe import TrainRecipe
+from ..lang.errors import TrainError
+from ..lang.recipe import TrainRecipe
 from . import checkpoint as ckpt
 from .augment import BatchAugment, Normalize, loss_fn
 from .data import DataBundle, to_float

@@ -26,10 +26,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import DataError
-from ..network import Network
-from ..overrides import from_keywords
-from ..recipe import TrainRecipe
+from ..lang.errors import DataError
+from ..lang.network import Network
+from ..lang.overrides import from_keywords
+from ..lang.recipe import TrainRecipe
 from .data import DataBundle, DataInfo, materialize, probe
 
 MIN_STEPS = 16

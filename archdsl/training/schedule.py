@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.optim import lr_scheduler as sched
 
-from ..recipe import TrainRecipe
+from ..lang.recipe import TrainRecipe
 
 
 def param_groups(model: nn.Module, recipe: TrainRecipe) -> list[dict]:

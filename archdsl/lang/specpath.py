@@ -9,7 +9,7 @@ from pathlib import Path
 from .errors import ResolveError, Span
 from .suggest import did_you_mean
 
-SHIPPED = Path(__file__).resolve().parent.parent / "specs"
+SHIPPED = Path(__file__).resolve().parents[2] / "specs"
 
 
 def search_dirs() -> list[Path]:
