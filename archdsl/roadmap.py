@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from .diff import Checked, compare_checked
-from .diff_render import summary
+from .diff.render import summary
 from .lang.errors import ArchError, ErrorCollector, ResolveError
 from .paper import paper_row
 from .lang.specpath import SHIPPED, find_spec, natural

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 import archdsl
 from archdsl.cli import app
 from archdsl.diff import Diff
-from archdsl.diff_model import Change, DiffModel
+from archdsl.diff.model import Change, DiffModel
 
 NET = """
 network tiny

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 import archdsl
 from archdsl.cli import app
-from archdsl.diff_render import summary
+from archdsl.diff.render import summary
 from archdsl.paper import TABLE10, paper_row, row_id
 from archdsl.roadmap import SUMMARY_PHRASES, Roadmap, order, roadmap_rows
 

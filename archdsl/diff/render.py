@@ -9,7 +9,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from .diff_model import SECTIONS, Change, Cost, DiffModel
+from .model import SECTIONS, Change, Cost, DiffModel
 
 _MARK = {"added": ("+", "green"), "removed": ("-", "red"), "changed": ("~", "yellow"),
          "moved": (">", "cyan"), "renamed": ("~", "yellow")}

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 from compiler import ops as registry
 
-from .lang import ast
-from .diff_model import Change
-from .lang.errors import Span
-from .lang.to_ir import Context, read_arg, lookup_op
+from ..lang import ast
+from .model import Change
+from ..lang.errors import Span
+from ..lang.to_ir import Context, read_arg, lookup_op
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from .api import SpecLike, as_network, check
-from .diff_model import Change, Cost, DiffModel, SpecRef
-from .lang.errors import ArchError, ErrorCollector
-from .lang.network import Network
+from ..api import SpecLike, as_network, check
+from .model import Change, Cost, DiffModel, SpecRef
+from ..lang.errors import ArchError, ErrorCollector
+from ..lang.network import Network
 from .opdiff import Fact, Facts, SeqDiff, views
-from .lang.recipe import TrainRecipe
-from .report import report_from_ir
+from ..lang.recipe import TrainRecipe
+from ..report import report_from_ir
 
 _BLOCK_PATH = re.compile(r"stages\.(\d+)\.blocks\.(\d+)\.")
 _DOWNSAMPLE_PATH = re.compile(r"downsample\.(\d+)\.")
@@ -188,12 +188,12 @@ class Diff:
         return isinstance(other, Diff) and other.model == self.model
 
     def __rich__(self):
-        from .diff_render import renderable
+        from .render import renderable
 
         return renderable(self.model)
 
     def __str__(self) -> str:
-        from .diff_render import plain
+        from .render import plain
 
         return plain(self.model)
 
@@ -202,7 +202,7 @@ class Diff:
 
     def summary(self, limit: int | None = None) -> str:
         """The change in one line, the weightiest parts first (see `diff_render.phrases`)."""
-        from .diff_render import summary
+        from .render import summary
 
         return summary(self.model, limit)
 
