@@ -99,10 +99,10 @@ def register(app: typer.Typer) -> None:
         import io
         import sys
 
-        from .cli_roadmap import notes, roadmap_table
+        from .roadmap.render import notes, roadmap_table
         from .lang.errors import ArchError
         from .training.report import pct
-        from .training.roadmap import train_roadmap
+        from .roadmap.train import train_roadmap
 
         err = Console(stderr=True, highlight=False)
         if precision not in (None, "fp32", "bf16"):

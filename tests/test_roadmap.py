@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 import archdsl
 from archdsl.cli import app
 from archdsl.diff.render import summary
-from archdsl.paper import TABLE10, paper_row, row_id
+from archdsl.roadmap.paper import TABLE10, paper_row, row_id
 from archdsl.roadmap import SUMMARY_PHRASES, Roadmap, order, roadmap_rows
 
 # GMACs at 224x224 from the issue: Table 10, except rows 12 (a norm swap adds no MACs) and 13
@@ -204,7 +204,7 @@ def test_rows_take_more_columns(rows):
     """How a trainer adds its numbers: fill `metrics`, and the table grows a column."""
     from rich.console import Console
 
-    from archdsl.cli_roadmap import roadmap_table
+    from archdsl.roadmap.render import roadmap_table
 
     measured = [r.model_copy(update={"metrics": {"digits top-1": 90.0 + i}}) for i, r in enumerate(rows[:3])]
     console = Console(width=250, record=True, color_system=None)

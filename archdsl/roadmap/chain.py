@@ -15,11 +15,11 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from .diff import Checked, compare_checked
-from .diff.render import summary
-from .lang.errors import ArchError, ErrorCollector, ResolveError
+from ..diff import Checked, compare_checked
+from ..diff.render import summary
+from ..lang.errors import ArchError, ErrorCollector, ResolveError
 from .paper import paper_row
-from .lang.specpath import SHIPPED, find_spec, natural
+from ..lang.specpath import SHIPPED, find_spec, natural
 
 DEFAULT_DIR = SHIPPED / "roadmap"
 SUMMARY_PHRASES = 4

@@ -27,8 +27,8 @@ def train_roadmap(directory: str | Path | None = None, data: Any = "digits", epo
                   on_step: Callable[[Any, Any, float], None] | None = None, **overrides: Any):
     """Train each step of the roadmap in `directory` (default: the shipped specs/roadmap).
     Returns the roadmap's rows with `metrics` holding the best validation accuracy (%)."""
-    from ..roadmap import roadmap
-    from . import train
+    from .chain import roadmap
+    from ..training import train
 
     rows = roadmap(directory).rows
     key = metric_name(data, epochs)
