@@ -11,7 +11,7 @@ from .lang.network import Network
 from .lang.recipe import TrainRecipe
 
 # Imported on first use: they need torch, and checking or counting a spec should not wait for it.
-_LAZY = {"load_weights": "weights", "train": "training", "load_checkpoint": "training"}
+_LAZY = {"load_weights": "interop.weights", "train": "training", "load_checkpoint": "training"}
 
 
 def __getattr__(name: str):

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a fresh clone without installing
 
 import archdsl  # noqa: E402
-from archdsl.weights import load_weights  # noqa: E402
+from archdsl.interop.weights import load_weights  # noqa: E402
 
 
 def import_reference():

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import archdsl
-from archdsl.weights import load_weights
+from archdsl.interop.weights import load_weights
 from reference_models import ConvNeXt, convnext_tiny, randomize_, resnet50
 
 INPUT = (2, 3, 64, 64)

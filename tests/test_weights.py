@@ -6,7 +6,7 @@ import torch
 
 import archdsl
 from archdsl.lang.errors import ArchError, WeightsError
-from archdsl.weights import LAYOUTS, Rule, load_weights, native_name
+from archdsl.interop.weights import LAYOUTS, Rule, load_weights, native_name
 from reference_models import ConvNeXt, randomize_, resnet50
 from test_reference_parity import official_to_timm, official_to_torchvision
 

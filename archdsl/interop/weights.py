@@ -21,8 +21,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from .lang.errors import WeightsError
-from .lang.suggest import did_you_mean
+from ..lang.errors import WeightsError
+from ..lang.suggest import did_you_mean
 
 _SLOT = re.compile(r"\{(\d*)([a-z])(?:\+(\d+))?\}")
 
