@@ -1,6 +1,5 @@
 """`archdsl diff A B` and `archdsl roadmap [DIR]`: registered on the main app by `register`."""
-# No `from __future__ import annotations`: typer reads the real annotations of the commands below,
-# which use names imported inside `register`.
+# No `from __future__ import annotations`: typer reads the real annotations of the commands below.
 
 import io
 import sys
@@ -11,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from .lang.errors import ArchError
+from ..lang.errors import ArchError
+from .common import SetOpt, SpecArg, err, fail, out, overrides
 
 DirArg = Annotated[Optional[Path], typer.Argument(help="A directory of step specs (default: the shipped "
                                                   "specs/roadmap).", show_default=False)]
@@ -20,15 +20,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (its schema: `
 
 
 def register(app: typer.Typer) -> None:
-    from .roadmap.render import notes, roadmap_table
-    from .cli import SetOpt, SpecArg, err, fail, out, overrides
-
     @app.command("diff")
     def diff_cmd(a: SpecArg, b: SpecArg, json_: JsonOpt = False, set_: SetOpt = None) -> None:
         """What changed from spec A to spec B, section by section, and what it costs.
 
         Compares the resolved networks, never their text: `archdsl diff step05 step06`."""
-        from .diff import diff
+        from ..diff import diff
 
         try:
             d = diff(a, b, **overrides(set_))
@@ -54,7 +51,8 @@ def register(app: typer.Typer) -> None:
 
         The change is derived from the diff against the step each spec extends; kernel-size
         variants are side branches of the step they extend."""
-        from .roadmap import roadmap
+        from ..roadmap import roadmap
+        from ..roadmap.render import notes, roadmap_table
 
         if plot is not None and plot.suffix.lower() != ".png":
             err.print(f"error: --plot writes a PNG; name the file `{plot.with_suffix('.png')}`")
@@ -64,7 +62,7 @@ def register(app: typer.Typer) -> None:
         except ArchError as e:
             fail(e)
         if plot is not None:
-            from .roadmap.plot import plot_roadmap
+            from ..roadmap.plot import plot_roadmap
 
             try:
                 plot_roadmap(rm.rows, plot)

@@ -21,7 +21,7 @@ from rich.console import Console
 
 def _overrides(set_: list[str] | None, precision: str | None, channels_last: bool) -> dict[str, object]:
     """`--set` items plus the options that are recipe values in disguise."""
-    from .lang.overrides import parse_set
+    from ..lang.overrides import parse_set
 
     overrides: dict[str, object] = dict(parse_set(set_ or []))
     if precision is not None:
@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
     ) -> None:
         """Train a spec with its `train { }` recipe; any recipe value can be overridden."""
-        from .lang.errors import ArchError
+        from ..lang.errors import ArchError
 
         err = Console(stderr=True, highlight=False)
         if precision not in (None, "fp32", "bf16"):
@@ -67,8 +67,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         try:
             overrides = _overrides(set_, precision, channels_last)
-            from .training import train
-            from .training.engine import Interrupted
+            from ..training import train
+            from ..training.engine import Interrupted
 
             train(spec, data=data, epochs=epochs, out=out, seed=seed, resume=resume,
                   skip_bad_images=skip_bad_images, quiet=quiet, device=device, **overrides)
@@ -99,10 +99,10 @@ def register(app: typer.Typer) -> None:
         import io
         import sys
 
-        from .roadmap.render import notes, roadmap_table
-        from .lang.errors import ArchError
-        from .training.report import pct
-        from .roadmap.train import train_roadmap
+        from ..roadmap.render import notes, roadmap_table
+        from ..lang.errors import ArchError
+        from ..training.report import pct
+        from ..roadmap.train import train_roadmap
 
         err = Console(stderr=True, highlight=False)
         if precision not in (None, "fp32", "bf16"):

@@ -1,0 +1,8 @@
+"""The command line: `main` holds the typer app and registers one module per command group
+(`compile`: check, compile; `roadmap`: diff, roadmap; `train`: train, train-roadmap), each
+importing only `common` of its siblings.
+
+May import every room of archdsl; nothing imports it."""
+from .main import app, main
+
+__all__ = ["app", "main"]

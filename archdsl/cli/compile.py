@@ -1,0 +1,69 @@
+"""`archdsl check SPEC` and `archdsl compile SPEC [--emit code|layers|json]`."""
+# No `from __future__ import annotations`: typer reads the real annotations of the commands.
+
+import json
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from ..lang.errors import ArchError
+from ..report import count, gmacs
+from .common import SetOpt, SpecArg, err, fail, out, overrides
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def check(spec: SpecArg, set_: SetOpt = None) -> None:
+        """Validate a spec (syntax, names, shapes) without building it."""
+        from ..api import check as check_spec
+
+        try:
+            net, _ = check_spec(spec, **overrides(set_))
+        except ArchError as e:
+            fail(e)
+        out.print(f"ok: {net.name} ({net.path})")
+
+
+    @app.command("compile")
+    def compile_(
+        spec: SpecArg,
+        set_: SetOpt = None,
+        emit: Annotated[Optional[str], typer.Option(help="Instead of the summary print: `code` (the fx "
+                                                    "GraphModule's Python), `layers` (a row per op) or `json`.")] = None,
+    ) -> None:
+        """Check a spec and print its cost per stage: output shape, params and MACs."""
+        from ..api import analyze, build
+
+        if emit not in (None, "code", "layers", "json"):
+            err.print(f"error: --emit takes code, layers or json, not `{emit}`")
+            raise typer.Exit(2)
+        try:
+            if emit == "code":
+                out.print(build(spec, device="meta", **overrides(set_)).code, markup=False, highlight=False)
+                return
+            report = analyze(spec, **overrides(set_))
+        except ArchError as e:
+            fail(e)
+        if emit == "json":
+            print(json.dumps(report.to_dict(), indent=2))
+            return
+        net = report.network
+        shape = "x".join(map(str, net.input))
+        out.print(f"[bold]{net.name}[/bold]  ({net.path})  input {shape}, {net.classes} classes")
+        table = Table(show_edge=False, header_style="bold")
+        for col, justify in (("layer" if emit == "layers" else "stage", "left"), ("op", "left"),
+                             ("output", "left"), ("params", "right"), ("MACs", "right")):
+            if col == "op" and emit != "layers":
+                continue
+            table.add_column(col, justify=justify)
+        rows = report.layers if emit == "layers" else report.stages
+        for r in rows:
+            cells = [getattr(r, "path", None) or r.name]
+            if emit == "layers":
+                cells.append(r.op)
+            cells += ["x".join(map(str, r.shape)), count(r.params), f"{r.macs / 1e9:.3f} G"]
+            table.add_row(*cells)
+        out.print(table)
+        out.print(f"total: [bold]{count(report.params)} params[/bold], [bold]{gmacs(report.macs)}[/bold] "
+                  f"at {shape}; peak activation {count(report.peak_activation)} values per image")

@@ -1,0 +1,24 @@
+"""The `archdsl` command: the typer app, with each command group registered from its own module."""
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from . import compile as compile_commands
+from . import roadmap as roadmap_commands
+from . import train as train_commands
+from .common import err
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="archdsl: describe a conv net in .arch, check it, count it, build it.")
+for group in (compile_commands, roadmap_commands, train_commands):
+    group.register(app)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
