@@ -9,6 +9,8 @@ Modules: `plan` (spec + data + overrides -> network, recipe, datasets), `data`, 
 (kornia), `schedule` (torch.optim + lr_scheduler), `checkpoint` (atomic, safetensors),
 `state` (RNG), `distributed` (torchrun), `report` (progress, metrics.jsonl, curves.png),
 `engine` (the loop).
+
+May import `api`, `lang` and `compiler`; never `roadmap`, `interop`, `diff` or `cli`.
 """
 from __future__ import annotations
 
