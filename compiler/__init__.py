@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .errors import CompileError, CompileErrors
-from .ir import Attrs, IRGraph, Residual
+from .ir import Attrs, Gate, IRGraph, Residual
 from .passes import CHECK_PASSES, LOWERING_PASSES
 
 if TYPE_CHECKING:  # torch is imported only to lower, so checking and counting start fast
@@ -41,4 +41,4 @@ def compile(ir: IRGraph, *, device: str | torch.device | None = None, init: tupl
     return fuse_linear_layerscale(gm) if fuse else gm
 
 
-__all__ = ["Attrs", "CompileError", "CompileErrors", "IRGraph", "Residual", "check", "compile"]
+__all__ = ["Attrs", "CompileError", "CompileErrors", "Gate", "IRGraph", "Residual", "check", "compile"]

@@ -1,12 +1,15 @@
 """The IR: a networkx DiGraph of typed op nodes, in insertion order (which is topological).
 
 Each node's data:
-    op      registry name (`conv`, `ln`, ...) or a structural kind: `input`, `add`, `output`, `permute`
+    op      registry name (`conv`, `ln`, ...) or a structural kind: `input`, `add`, `mul`,
+            `output`, `permute`
     attrs   `Attrs`: the op's resolved arguments
     path    module path in the built model (`stages.2.blocks.5.dwconv`), '' for structural nodes
     group   the section it belongs to, for per-stage reports (`stem`, `stage 1`, `head`, ...)
     span    where it came from in the source (opaque to the compiler)
     meta    filled by passes: `in_shape`, `shape`, `layout`, `params`, `macs`, `act`
+    width_of  (optional) `(node, factor)`: the width is `factor` x that node's channels (`0.25x in`),
+            resolved into `attrs.out` by shape inference
 Edges carry `index`, the argument position at the consumer (`add` has two inputs).
 """
 from __future__ import annotations
@@ -28,6 +31,8 @@ class Attrs:
     bias: bool | None = None    # None: the op's default
     value: float | None = None  # layer-scale init, dropout p, drop-path rate, ...
     eps: float | None = None
+    group_width: int | None = None  # `gwN`: groups = input channels / N (RegNet's group width)
+    keepdim: bool = False       # `gap` inside a gate: keep a (C,1,1) map for the gate's 1x1 convs
 
     def with_(self, **changes) -> "Attrs":
         return replace(self, **changes)
@@ -43,6 +48,18 @@ class Residual:
     shortcut: list[int]
     add: int
     span: Any = None
+    optional: bool = False  # `shortcut none`: where the branch changes the shape, no residual at all
+
+
+@dataclass
+class Gate:
+    """A gated branch: `mul(x, branch(x))`, the branch ending at x's channels (as a (C,1,1) map
+    or x's own shape) so its output scales x (squeeze-and-excitation)."""
+
+    input: int
+    branch_out: int
+    mul: int
+    span: Any = None
 
 
 @dataclass
@@ -51,6 +68,7 @@ class IRGraph:
     input_shape: Shape = (3, 224, 224)
     g: nx.DiGraph = field(default_factory=nx.DiGraph)
     residuals: list[Residual] = field(default_factory=list)
+    gates: list[Gate] = field(default_factory=list)
     _next: int = 0
 
     def add(self, op: str, inputs: list[int], attrs: Attrs = Attrs(), path: str = "",
@@ -104,6 +122,9 @@ class IRGraph:
         for r in self.residuals:
             r.input, r.branch_out, r.add = mapping[r.input], mapping[r.branch_out], mapping[r.add]
             r.shortcut = [mapping[s] for s in r.shortcut]
+        for gate in self.gates:
+            gate.input, gate.branch_out, gate.mul = (mapping[gate.input], mapping[gate.branch_out],
+                                                     mapping[gate.mul])
         self._next = len(order)
         return mapping
 

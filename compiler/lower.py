@@ -1,5 +1,5 @@
 """IR -> torch.fx.GraphModule. Every op node becomes a `call_module` at its spec path
-(`stages.2.blocks.5.dwconv`), residual joins become `add`, layout changes `permute`."""
+(`stages.2.blocks.5.dwconv`), residual joins become `add`, gates `mul`, layout changes `permute`."""
 from __future__ import annotations
 
 import operator
@@ -39,6 +39,8 @@ def lower(ir: IRGraph) -> fx.GraphModule:
             graph.output(args[0])
         elif op == "add":
             env[nid] = graph.call_function(operator.add, tuple(args))
+        elif op == "mul":  # a gate: x * branch(x), the branch broadcast over the map
+            env[nid] = graph.call_function(operator.mul, tuple(args))
         elif op == "permute":
             env[nid] = graph.call_method("permute", (args[0], *_PERMUTE[meta["layout"]]))
         else:

@@ -1,4 +1,4 @@
-"""The few modules PyTorch does not ship: what `layerscale`, `droppath` and `gap` lower to."""
+"""The few modules PyTorch does not ship: what `layerscale`, `droppath`, `gap` and `grn` lower to."""
 from __future__ import annotations
 
 import torch
@@ -47,14 +47,49 @@ class DropPath(nn.Module):
 
 
 class GlobalAvgPool(nn.Module):
-    """(B, C, H, W) or channels-last (B, H, W, C) -> (B, C)."""
+    """(B, C, H, W) or channels-last (B, H, W, C) -> (B, C); with `keepdim` a 1x1 map in the
+    same layout, which a gate's 1x1 convs read and its product broadcasts back over the map."""
 
-    def __init__(self, channels_last: bool):
+    def __init__(self, channels_last: bool, keepdim: bool = False):
         super().__init__()
-        self.channels_last = channels_last
+        self.channels_last, self.keepdim = channels_last, keepdim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean((1, 2)) if self.channels_last else x.mean((2, 3))
+        return x.mean((1, 2) if self.channels_last else (2, 3), keepdim=self.keepdim)
+
+    def extra_repr(self) -> str:
+        return f"channels_last={self.channels_last}, keepdim={self.keepdim}"
+
+
+class GRN(nn.Module):
+    """Global response normalization (ConvNeXt V2), as the official code writes it:
+    Gx = ||X||_2 over (H, W) per channel, Nx = Gx / (mean_c Gx + 1e-6),
+    out = gamma * (X * Nx) + beta + X. gamma and beta have the official shape (1, 1, 1, C)
+    and start at zero, so a fresh GRN is the identity. Channels-last (B, H, W, C) or NCHW."""
+
+    def __init__(self, channels: int, channels_last: bool = True):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.zeros(1, 1, 1, channels))
+        self.beta = nn.Parameter(torch.zeros(1, 1, 1, channels))
+        self.channels_last = channels_last
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.gamma.zero_()
+            self.beta.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            gx = torch.norm(x, p=2, dim=(1, 2), keepdim=True)
+            nx = gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)
+            return self.gamma * (x * nx) + self.beta + x
+        gx = torch.norm(x, p=2, dim=(2, 3), keepdim=True)
+        nx = gx / (gx.mean(dim=1, keepdim=True) + 1e-6)
+        gamma, beta = (p.reshape(1, -1, 1, 1) for p in (self.gamma, self.beta))
+        return gamma * (x * nx) + beta + x
+
+    def extra_repr(self) -> str:
+        return f"{self.gamma.shape[-1]}, channels_last={self.channels_last}"
 
 
 def scaled_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,

@@ -26,25 +26,49 @@ class Op(Node):
 
 
 class Residual(Node):
-    """`residual { body } [shortcut op, op]`."""
+    """`residual { body } [shortcut op, op]`, or `residual { body } shortcut none` (then
+    `shortcut` is None and `shortcut_none` is the word `none`)."""
 
     body: tuple["Stmt", ...]
     shortcut: tuple[Op, ...] | None = None
+    shortcut_none: Word | None = None
     span: Span
 
 
-Stmt = Union[Op, Residual]
+class Gate(Node):
+    """`gate { body }`: the input times the body's output (squeeze-and-excitation)."""
+
+    body: tuple["Stmt", ...]
+    span: Span
+
+
+class Guard(Node):
+    """`if NAME CMP VALUE { body }`: the body is there only in stages whose value satisfies it."""
+
+    name: Word
+    cmp: Word
+    value: Word
+    body: tuple["Stmt", ...]
+    span: Span
+
+
+Stmt = Union[Op, Residual, Gate, Guard]
 Residual.model_rebuild()
+Gate.model_rebuild()
+Guard.model_rebuild()
 
 
 class Block(Node):
+    """`block NAME[(PARAM, ...)] { body }`: PARAMs are per-stage values the stage lines give."""
+
     name: Word
+    params: tuple[Word, ...] = ()
     body: tuple[Stmt, ...]
     span: Span
 
 
 class Stage(Node):
-    """`96 convnext x3 s2`."""
+    """`96 convnext x3 s2`, `24 inverted x2 s2 t=6`: args are `sN` and `NAME=VALUE` words."""
 
     width: Word
     block: Word

@@ -16,6 +16,7 @@ class StageSpec(BaseModel):
     block: str
     depth: int
     stride: int = 1
+    values: dict[str, float] = {}   # per-stage values the block reads: `t=6` -> {"t": 6.0}
     span: Span | None = None
 
 

@@ -58,13 +58,32 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def residual(self, meta, items):
         (body, _), *rest = items
-        return ast.Residual(body=tuple(body), shortcut=rest[0] if rest else None,
+        shortcut = rest[0] if rest else None
+        none = None
+        if shortcut and len(shortcut) == 1 and shortcut[0].name.text == "none" and not shortcut[0].args:
+            shortcut, none = None, shortcut[0].name
+        return ast.Residual(body=tuple(body), shortcut=shortcut, shortcut_none=none,
                             span=_span(self.path, meta))
 
     @v_args(meta=True)
+    def gate(self, meta, items):
+        (body, _), = items
+        return ast.Gate(body=tuple(body), span=_span(self.path, meta))
+
+    @v_args(meta=True)
+    def guard(self, meta, items):
+        name, cmp, value, (body, _) = items
+        return ast.Guard(name=self._word(name), cmp=self._word(cmp), value=self._word(value),
+                         body=tuple(body), span=_span(self.path, meta))
+
+    def params(self, items):
+        return tuple(self._word(t) for t in items)
+
+    @v_args(meta=True)
     def block(self, meta, items):
-        name, (body, _) = items
-        return ("block", ast.Block(name=self._word(name), body=tuple(body), span=_span(self.path, meta)))
+        name, *params, (body, _) = items
+        return ("block", ast.Block(name=self._word(name), params=params[0] if params else (),
+                                   body=tuple(body), span=_span(self.path, meta)))
 
     def header(self, items):
         return ("header", [self._word(t) for t in items])
@@ -139,7 +158,8 @@ def _syntax_error(e: UnexpectedInput, path: str, text: str) -> SpecSyntaxError:
         span = Span(path, line, column, line, column + 1)
         char = e.char if e.char.isprintable() else ascii(e.char)[1:-1]  # `\x00`, not an invisible byte
         hint = ("ops on one line are separated by `,`" if char == ";" else
-                "names, numbers, `.`, `+`, `-`, `=`, `,`, `{` and `}` are allowed; `#` starts a comment")
+                "names, numbers, `.`, `+`, `-`, `=`, `,`, `{`, `}`, `(`, `)` and (after `if NAME`) "
+                "`<`, `>`, `!=` are allowed; `#` starts a comment")
         return SpecSyntaxError(f"unexpected character `{char}`", span, hint=hint, code="E101")
     assert isinstance(e, UnexpectedToken)
     tok = e.token
@@ -163,7 +183,8 @@ def _syntax_error(e: UnexpectedInput, path: str, text: str) -> SpecSyntaxError:
     return SpecSyntaxError(f"unexpected `{tok}`", span, hint=hint, code="E103")
 
 
-_TOKEN_NAMES = {"RBRACE": "`}`", "LBRACE": "`{`", "COMMA": "`,`", "_NL": "a new line",
+_TOKEN_NAMES = {"RBRACE": "`}`", "LBRACE": "`{`", "COMMA": "`,`", "LPAR": "`(`", "RPAR": "`)`",
+                "CMP": "a comparison (`>`, `<`, `==`, `!=`, `>=`, `<=`)", "_NL": "a new line",
                 "NAME": "a name", "WORD": "a value", "$END": "end of file"}
 
 

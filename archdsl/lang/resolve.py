@@ -120,21 +120,59 @@ def _stage(stage: ast.Stage, blocks: dict[str, ast.Block], errors: ErrorCollecto
                                hint=f"write `x{text}`" if text.isdigit() and int(text) > 0
                                else "for example `96 convnext x3`", code="E207")
         depth = int(stage.depth.text[1:])
-        stride = 1
-        for arg in stage.args:
-            if not re.fullmatch(r"s\d+", arg.text) or int(arg.text[1:]) < 1:
-                raise ResolveError(f"unknown stage argument `{arg.text}`", arg.span,
-                                   hint="a stage line is `WIDTH BLOCK xDEPTH [sSTRIDE]`", code="E303")
-            stride = int(arg.text[1:])
         if stage.block.text not in blocks:
             raise ResolveError(f"unknown block `{stage.block.text}`", stage.block.span,
                                hint=did_you_mean(stage.block.text, list(blocks))
                                or ("blocks defined: " + ", ".join(sorted(blocks)) if blocks else
                                    "define it with `block NAME { ... }`"), code="E203")
-        return StageSpec(width=width, block=stage.block.text, depth=depth, stride=stride, span=stage.span)
+        block = blocks[stage.block.text]
+        stride, values = 1, {}
+        for arg in stage.args:
+            if "=" in arg.text:
+                key, value = _stage_value(arg, block)
+                values[key] = value
+                continue
+            if not re.fullmatch(r"s\d+", arg.text) or int(arg.text[1:]) < 1:
+                raise ResolveError(f"unknown stage argument `{arg.text}`", arg.span,
+                                   hint="a stage line is `WIDTH BLOCK xDEPTH [sSTRIDE] [NAME=VALUE ...]`",
+                                   code="E303")
+            stride = int(arg.text[1:])
+        missing = [p.text for p in block.params if p.text not in values]
+        if missing:
+            raise ResolveError(f"block `{block.name.text}` reads {_list(missing)} per stage, and this stage "
+                               "does not give it", stage.span,
+                               hint="add " + " ".join(f"`{m}=VALUE`" for m in missing) + " to the stage line",
+                               code="E209")
+        return StageSpec(width=width, block=stage.block.text, depth=depth, stride=stride, values=values,
+                         span=stage.span)
     except ArchError as e:
         errors.add(e)
         return None
+
+
+def _list(names: list[str]) -> str:
+    return ", ".join(f"`{n}`" for n in names)
+
+
+def _stage_value(arg: ast.Word, block: ast.Block) -> tuple[str, float]:
+    """`t=6` on a stage line: a value the stage's block declares as `block NAME(t)`."""
+    key, _, text = arg.text.partition("=")
+    params = [p.text for p in block.params]
+    if key not in params:
+        declared = (f"block `{block.name.text}` reads {_list(params)}" if params else
+                    f"block `{block.name.text}` reads no per-stage values")
+        close = did_you_mean(key, params)
+        raise ResolveError(f"unknown per-stage value `{key}`: {declared}", arg.span,
+                           hint=close or f"declare it on the block, `block {block.name.text}({key})`, and use "
+                           f"it in the block's words (`{key}x`, `dwconv{key}`)", code="E209")
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value == value or value < 0 or value == float("inf"):
+        raise ResolveError(f"per-stage value `{arg.text}` is not a number", arg.span,
+                           hint=f"for example `{key}=6`", code="E209")
+    return key, value
 
 
 def _init(setting: ast.Setting | None) -> InitSpec:

@@ -1,18 +1,19 @@
 """Network -> compiler IR. This is where the words of the language get their meaning:
-`dim`, `4x`, `stride`, `sN`, `gG`, module paths, and stochastic-depth rates."""
+`dim`, `4x`, `in`, `stride`, `sN`, `gG`, per-stage values, module paths, and stochastic-depth
+rates."""
 from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from compiler import Attrs, IRGraph, Residual
+from compiler import Attrs, Gate, IRGraph, Residual
 from compiler import ops as registry
 
 from . import ast
 from .errors import ErrorCollector, OpError
 from .network import Network
-from .suggest import did_you_mean
+from .suggest import suggest_op
 
 MAX_DEPTH = 10_000  # blocks in one stage
 _KERNEL_OP = re.compile(r"([a-z]+)(\d+)")
@@ -26,6 +27,9 @@ class Context:
     classes: int
     stride: int | None       # the block's stride for the word `stride`; None outside blocks
     droppath: float = 0.0    # this block's stochastic-depth rate
+    values: dict | None = None    # the stage's per-stage values (`t=6`), inside blocks
+    block_in: int | None = None   # the block's input node, for `in`; None outside blocks
+    in_gate: bool = False         # inside `gate { }`: `gap` keeps a 1x1 map
 
 
 def op_words() -> list[str]:
@@ -37,6 +41,8 @@ def op_words() -> list[str]:
 
 
 def lookup_op(word: ast.Word) -> tuple[registry.OpDef, int | None]:
+    """The op a word names and its kernel: `dwconv7` -> (dwconv, 7), `relu6` -> (relu6, None).
+    Only ops that take a kernel read trailing digits."""
     text = word.text
     if text in registry.REGISTRY:
         op = registry.REGISTRY[text]
@@ -53,15 +59,46 @@ def lookup_op(word: ast.Word) -> tuple[registry.OpDef, int | None]:
     if m and m.group(1) in registry.REGISTRY:
         raise OpError(f"`{m.group(1)}` takes no kernel size", word.span, hint=f"write `{m.group(1)}`",
                       code="E302")
-    raise OpError(f"unknown op `{text}`", word.span,
-                  hint=did_you_mean(text, op_words()) or "see docs/language.md for the ops", code="E301")
+    raise OpError(f"unknown op `{text}`", word.span, hint=suggest_op(text, registry.REGISTRY), code="E301")
+
+
+def in_width(op: ast.Op) -> tuple[float | None, set[int]]:
+    """`0.25x in`, `6x in` or a bare `in`: a width relative to the block's input. The factor,
+    and the positions of the words it took."""
+    for i, word in enumerate(op.args):
+        if word.text != "in":
+            continue
+        prev = op.args[i - 1].text if i else ""
+        if re.fullmatch(r"\d+(\.\d+)?x", prev):
+            return float(prev[:-1]), {i - 1, i}
+        return 1.0, {i}
+    return None, set()
 
 
 def attrs_for(op: ast.Op, opdef: registry.OpDef, kernel: int | None, ctx: Context) -> Attrs:
     a: dict = {"kernel": kernel}
     seen: dict[str, ast.Word] = {}
-    for word in op.args:
+    factor, taken = in_width(op)
+    if factor is not None:
+        word = op.args[max(taken)]
+        if "width" not in opdef.accepts:
+            raise OpError(f"`{op.name.text}` takes no width (`{word.text}`)", word.span,
+                          hint=f"`{opdef.name}` keeps its input's channels", code="E304")
+        if ctx.block_in is None:
+            raise OpError("the word `in` (the block's input width) only has a meaning inside a block", word.span,
+                          hint="outside blocks write a width relative to `dim` (`4x`) or a number", code="E307")
+        seen["width"] = word
+    for i, word in enumerate(op.args):
+        if i in taken:
+            continue
         kind, value = read_arg(word, ctx)
+        digits = re.search(r"\d+$", op.name.text)
+        if kind not in opdef.accepts and digits and not opdef.kernel and word.text.isdigit():
+            raise OpError(f"`{op.name.text} {word.text}`: `{op.name.text}` takes no kernel size or width; the "
+                          f"{digits.group()} is part of its name", word.span,
+                          hint=f"write `{op.name.text}` alone ({opdef.summary})", code="E304")
+        if kind == "group_width":
+            kind, a["group_width"], value = "groups", value, None
         if kind not in opdef.accepts:
             takes = ", ".join(opdef.accepts) if opdef.accepts else "no arguments"
             raise OpError(f"`{op.name.text}` takes no {kind} (`{word.text}`)", word.span,
@@ -73,8 +110,9 @@ def attrs_for(op: ast.Op, opdef: registry.OpDef, kernel: int | None, ctx: Contex
         if kind == "width":
             value = _width(value, word, ctx)
             kind = "out"
-        a[kind] = value
-    if "out" not in a and opdef.width_default in ("dim", "classes"):
+        if value is not None:
+            a[kind] = value
+    if "out" not in a and factor is None and opdef.width_default in ("dim", "classes"):
         a["out"] = ctx.dim if opdef.width_default == "dim" else ctx.classes
     if opdef.needs_value and "value" not in a:
         raise OpError(f"`{op.name.text}` needs a value", op.name.span,
@@ -101,6 +139,8 @@ def read_arg(word: ast.Word, ctx: Context) -> tuple[str, object]:
         return "stride", ctx.stride
     if re.fullmatch(r"g\d+", t) and int(t[1:]) >= 1:
         return "groups", int(t[1:])
+    if re.fullmatch(r"gw\d+", t) and int(t[2:]) >= 1:
+        return "group_width", int(t[2:])
     if t in ("bias", "nobias"):
         return "bias", t == "bias"
     if t.startswith("eps="):
@@ -128,14 +168,19 @@ def _width(value: float | int, word: ast.Word, ctx: Context) -> int:
 
 def _names(stmts: tuple) -> dict[int, str]:
     """Module names for the ops of a block or head, by their op word: unique words as they
-    are (`dwconv`), repeated ones numbered from 1 (`pwconv1`, `pwconv2`). Shortcut ops are
-    numbered separately (`shortcut.0`)."""
+    are (`dwconv`), repeated ones numbered from 1 (`pwconv1`, `pwconv2`; `relu6_1` where the
+    word ends in a digit). Shortcut ops are numbered separately (`shortcut.0`); a gate's ops
+    are named among themselves under `gate` (`gate.conv1`), several gates `gate1`, `gate2`.
+    Ops under `if` are named as if always there, so names do not shift between stages."""
     flat: list[ast.Op] = []
+    gates: list[ast.Gate] = []
 
     def walk(items):
         for s in items:
-            if isinstance(s, ast.Residual):
+            if isinstance(s, (ast.Residual, ast.Guard)):
                 walk(s.body)
+            elif isinstance(s, ast.Gate):
+                gates.append(s)
             else:
                 flat.append(s)
 
@@ -149,8 +194,42 @@ def _names(stmts: tuple) -> dict[int, str]:
     counts, seen, names = Counter(kinds), Counter(), {}
     for op, kind in zip(flat, kinds):
         seen[kind] += 1
-        names[id(op)] = kind if counts[kind] == 1 else f"{kind}{seen[kind]}"
+        sep = "_" if kind[-1:].isdigit() else ""
+        names[id(op)] = kind if counts[kind] == 1 else f"{kind}{sep}{seen[kind]}"
+    for n, gate in enumerate(gates, 1):
+        names[id(gate)] = "gate" if len(gates) == 1 else f"gate{n}"
     return names
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:g}"
+
+
+def substitute(op: ast.Op, values: dict[str, float]) -> ast.Op:
+    """A per-stage value stands in for the number of a word: `tx` is `6x` where the stage
+    says `t=6`, `dwconvk` is `dwconv5` where it says `k=5`, a bare `g` is its value."""
+    if not values:
+        return op
+
+    def word(w: ast.Word, is_name: bool) -> ast.Word:
+        text = w.text
+        if is_name:
+            for key, value in values.items():
+                stem = text[:-len(key)]
+                if text.endswith(key) and stem in registry.REGISTRY and registry.REGISTRY[stem].kernel:
+                    return w.model_copy(update={"text": stem + _fmt(value)})
+            return w
+        if text in values:
+            return w.model_copy(update={"text": _fmt(values[text])})
+        if text[:-1] in values and text.endswith("x"):
+            return w.model_copy(update={"text": _fmt(values[text[:-1]]) + "x"})
+        return w
+
+    return op.model_copy(update={"name": word(op.name, True), "args": tuple(word(a, False) for a in op.args)})
+
+
+_CMP = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, ">": lambda a, b: a > b,
+        "<": lambda a, b: a < b, ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b}
 
 
 class _Builder:
@@ -160,18 +239,30 @@ class _Builder:
         self.errors = ErrorCollector()
 
     def op(self, op: ast.Op, x: int, path: str, group: str, ctx: Context) -> int:
+        op = substitute(op, ctx.values or {})
         try:
             opdef, kernel = lookup_op(op.name)
             attrs = attrs_for(op, opdef, kernel, ctx)
         except OpError as e:
             self.errors.add(e)
             return x  # keep building to find more errors; nothing is lowered after an error
-        return self.ir.add(opdef.name, [x], attrs, path, group, op.span)
+        if ctx.in_gate and opdef.name == "gap":
+            attrs = attrs.with_(keepdim=True)
+        nid = self.ir.add(opdef.name, [x], attrs, path, group, op.span)
+        factor, _ = in_width(op)
+        if factor is not None:
+            self.ir.g.nodes[nid]["width_of"] = (ctx.block_in, factor)
+        return nid
 
     def stmts(self, stmts: tuple, x: int, prefix: str, group: str, ctx: Context, names: dict | None) -> int:
         for i, s in enumerate(stmts):
             if isinstance(s, ast.Residual):
                 x = self.residual(s, x, prefix, group, ctx, names)
+            elif isinstance(s, ast.Gate):
+                x = self.gate(s, x, f"{prefix}.{names[id(s)] if names is not None else i}", group, ctx)
+            elif isinstance(s, ast.Guard):
+                if self.holds(s, ctx):
+                    x = self.stmts(s.body, x, prefix, group, ctx, names)
             else:
                 name = names[id(s)] if names is not None else str(i)
                 x = self.op(s, x, f"{prefix}.{name}", group, ctx)
@@ -188,8 +279,38 @@ class _Builder:
         s = self.stmts(r.shortcut or (), x, f"{prefix}.shortcut", group, ctx, None)
         shortcut_nodes = list(range(start, self.ir._next))
         add = self.ir.add("add", [branch, s], group=group, span=r.span)
-        self.ir.residuals.append(Residual(x, branch, shortcut_nodes, add, r.span))
+        self.ir.residuals.append(Residual(x, branch, shortcut_nodes, add, r.span,
+                                          optional=r.shortcut_none is not None))
         return add
+
+    def gate(self, g: ast.Gate, x: int, prefix: str, group: str, ctx: Context) -> int:
+        if not g.body:
+            self.errors.add(OpError("`gate { }` is empty: it would multiply its input by itself", g.span,
+                                    hint="put the gate's ops inside the braces, e.g. "
+                                    "`gate { gap, conv1 0.25x in, relu, conv1, sigmoid }`", code="E309"))
+            return x
+        inner = replace(ctx, in_gate=True)
+        branch = self.stmts(g.body, x, prefix, group, inner, _names(g.body))
+        mul = self.ir.add("mul", [x, branch], group=group, span=g.span)
+        self.ir.gates.append(Gate(x, branch, mul, g.span))
+        return mul
+
+    def holds(self, guard: ast.Guard, ctx: Context) -> bool:
+        values = ctx.values or {}
+        name = guard.name.text
+        if name not in values:
+            declared = ", ".join(f"`{v}`" for v in values) or "none"
+            self.errors.add(OpError(f"`if {name} ...` reads `{name}`, which is not a per-stage value of this block",
+                                    guard.name.span, hint=f"per-stage values here: {declared}; declare it as "
+                                    f"`block NAME({name})` and give `{name}=VALUE` on each stage line", code="E209"))
+            return False
+        try:
+            bound = float(guard.value.text)
+        except ValueError:
+            self.errors.add(OpError(f"`{guard.value.text}` is not a number", guard.value.span,
+                                    hint=f"compare with a number: `if {name} > 1`", code="E305"))
+            return False
+        return _CMP[guard.cmp.text](values[name], bound)
 
     def build(self) -> IRGraph:
         net = self.net
@@ -212,7 +333,7 @@ class _Builder:
             names = _names(block.body)
             for j in range(st.depth):
                 rate = net.train.droppath * k / (total - 1) if total > 1 else 0.0
-                ctx = Context(st.width, net.classes, st.stride if j == 0 else 1, rate)
+                ctx = Context(st.width, net.classes, st.stride if j == 0 else 1, rate, st.values, x)
                 x = self.stmts(block.body, x, f"stages.{i}.blocks.{j}", group, ctx, names)
                 k += 1
         last = net.stages[-1].width

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 # Argument kinds an op can accept. The language maps words onto these:
 #   width: `4x`, `0.25x`, `64`   stride: `sN`, `stride`   groups: `gG`
 #   bias: `bias`, `nobias`       value: a number          eps: `eps=1e-5`
+#   groups also as a group width: `gwN` (channels / N groups)
 ARG_KINDS = ("width", "stride", "groups", "bias", "value", "eps")
 
 # Layouts a tensor can be in between ops.
@@ -33,6 +34,8 @@ class OpDef:
     needs_value: bool = False       # a number is required (layerscale init, dropout p)
     module_name: str = ""           # name inside a block: stages.0.blocks.1.<module_name>
     family: str = ""                # conv, linear, pool, norm, act, drop, scale: what a diff pairs up
+    related: tuple[str, ...] = ()   # other spellings people type for this op (`swish` for silu),
+                                    # the only words besides its name a hint may suggest it for
     takes: str = "map"              # input rank: `map` (C,H,W), `vec` (C,), or `any`
     layouts: tuple[str, ...] = (NCHW,)  # layouts it runs in, first preferred
     shape_rule: str = "same as input"

@@ -1,4 +1,4 @@
-"""Element-wise activations: relu, gelu, silu. They run in any layout."""
+"""Element-wise activations: relu, relu6, gelu, silu, sigmoid, hardsigmoid, hardswish. They run in any layout."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -28,6 +28,31 @@ class ReLU(_Activation):
 
 
 @register
+class ReLU6(_Activation):
+    name, summary, example, module_name, factory = "relu6", "min(max(x, 0), 6) (MobileNet)", "relu6", "relu6", "ReLU6"
+    related = ("relu_6",)
+
+
+@register
+class Sigmoid(_Activation):
+    name, summary, example, module_name, factory = "sigmoid", "1 / (1 + exp(-x)); a gate's last op", "sigmoid", "sigmoid", "Sigmoid"
+
+
+@register
+class HardSigmoid(_Activation):
+    name, summary, example, module_name, factory = ("hardsigmoid", "relu6(x + 3) / 6 (MobileNetV3's gate)",
+                                                    "hardsigmoid", "hardsigmoid", "Hardsigmoid")
+    related = ("hsigmoid", "hard_sigmoid")
+
+
+@register
+class HardSwish(_Activation):
+    name, summary, example, module_name, factory = ("hardswish", "x * relu6(x + 3) / 6 (MobileNetV3)",
+                                                    "hardswish", "hardswish", "Hardswish")
+    related = ("hswish", "hard_swish")
+
+
+@register
 class GELU(_Activation):
     name, summary, example, module_name, factory = "gelu", "Gaussian error linear unit (exact erf form)", "gelu", "gelu", "GELU"
 
@@ -35,6 +60,7 @@ class GELU(_Activation):
 @register
 class SiLU(_Activation):
     name, summary, example, module_name, factory = "silu", "x * sigmoid(x) (swish)", "silu", "silu", "SiLU"
+    related = ("swish",)
 
 
 @register

@@ -23,6 +23,12 @@ class _Conv(OpDef):
     macs_rule = "out*H'*W'*(C/g)*K*K"
 
     def _groups(self, a: Attrs, x: Shape) -> int:
+        if a.group_width:
+            if x[0] % a.group_width:
+                raise CompileError("E401", f"{x[0]} channels do not split into groups of {a.group_width}",
+                                   hint=f"pick a group width that divides {x[0]}, e.g. "
+                                   f"gw{_common_divisor(x[0], x[0], a.group_width)}")
+            return x[0] // a.group_width
         return a.groups or 1
 
     def _k(self, a: Attrs) -> int:
@@ -68,7 +74,8 @@ def _common_divisor(c_in: int, c_out: int, near: int) -> int:
 @register
 class Conv(_Conv):
     name = "conv"
-    summary = "2-D convolution, K x K (grouped with gG)"
+    related = ("conv2d",)
+    summary = "2-D convolution, K x K (grouped: `gG` groups, or `gwN` channels per group)"
     example = "conv3 0.25x stride g32"
     accepts = ("width", "stride", "groups", "bias")
     width_default = "dim"
@@ -78,6 +85,7 @@ class Conv(_Conv):
 @register
 class DepthwiseConv(_Conv):
     name = "dwconv"
+    related = ("depthwise", "dwconv2d")
     summary = "depthwise convolution: one K x K filter per channel (groups = channels)"
     example = "dwconv7"
     accepts = ("stride", "bias")
@@ -92,6 +100,7 @@ class DepthwiseConv(_Conv):
 @register
 class PointwiseConv(_Conv):
     name = "pwconv"
+    related = ("pointwise", "conv1x1")
     kernel = False
     summary = "1x1 convolution; an nn.Linear over channels where the data is channels-last"
     example = "pwconv 4x"

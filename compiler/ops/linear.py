@@ -14,6 +14,7 @@ from . import VEC, OpDef, register
 @register
 class Linear(OpDef):
     name = "linear"
+    related = ("fc", "dense")
     family = "linear"
     summary = "fully connected layer on a vector; no width means `classes`"
     example = "linear"

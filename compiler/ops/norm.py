@@ -1,4 +1,4 @@
-"""Normalization: bn, ln, gn."""
+"""Normalization: bn, ln, gn, grn."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -24,6 +24,7 @@ class _Norm(OpDef):
 @register
 class BatchNorm(_Norm):
     name = "bn"
+    related = ("batchnorm", "batchnorm2d", "batch_norm")
     summary = "BatchNorm over the batch, per channel (eps 1e-5); running statistics are buffers"
     example = "bn"
     module_name = "bn"
@@ -39,6 +40,7 @@ class BatchNorm(_Norm):
 @register
 class LayerNorm(_Norm):
     name = "ln"
+    related = ("layernorm", "layer_norm")
     summary = "LayerNorm over channels at each position (eps 1e-6); runs channels-last"
     example = "ln eps=1e-6"
     module_name = "norm"
@@ -53,6 +55,7 @@ class LayerNorm(_Norm):
 @register
 class GroupNorm(_Norm):
     name = "gn"
+    related = ("groupnorm", "group_norm")
     summary = "GroupNorm over groups of channels and space (default 32 groups, eps 1e-5)"
     example = "gn g32"
     accepts = ("groups", "eps")
@@ -70,3 +73,25 @@ class GroupNorm(_Norm):
         from torch import nn
 
         return nn.GroupNorm(a.groups or 32, x[0], eps=1e-5 if a.eps is None else a.eps)
+
+
+@register
+class GlobalResponseNorm(OpDef):
+    name = "grn"
+    family = "norm"
+    related = ("globalresponsenorm", "global_response_norm")
+    summary = ("global response normalization (ConvNeXt V2): per channel Gx = ||X||_2 over H,W, "
+               "Nx = Gx / (mean over channels of Gx + 1e-6), out = gamma*(X*Nx) + beta + X; "
+               "gamma and beta start at 0; runs channels-last")
+    example = "grn"
+    module_name = "grn"
+    layouts = (NHWC, NCHW)
+    params_rule = "2*C (gamma and beta)"
+
+    def params(self, a: Attrs, x: Shape) -> int:
+        return 2 * x[0]
+
+    def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from ..modules import GRN
+
+        return GRN(x[0], channels_last=layout == NHWC)

@@ -45,20 +45,22 @@ class AvgPool(_Pool):
 class GlobalAvgPoolOp(OpDef):
     name = "gap"
     family = "pool"
-    summary = "global average pooling: a map to a vector of its channels"
+    summary = ("global average pooling: a map to a vector of its channels; inside a `gate`, "
+               "a 1x1 map (C,1,1) for the gate's 1x1 convs")
+    related = ("globalavgpool", "adaptiveavgpool")
     example = "gap"
     module_name = "gap"
     layouts = (NCHW, NHWC)
-    shape_rule = "(C,H,W) -> (C,)"
+    shape_rule = "(C,H,W) -> (C,); in a gate (C,1,1)"
     macs_rule = "0"
 
     def out_shape(self, a: Attrs, x: Shape) -> Shape:
-        return (x[0],)
+        return (x[0], 1, 1) if a.keepdim else (x[0],)
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
         from ..modules import GlobalAvgPool
 
-        return GlobalAvgPool(channels_last=layout == NHWC)
+        return GlobalAvgPool(channels_last=layout == NHWC, keepdim=a.keepdim)
 
 
 @register

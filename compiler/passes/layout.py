@@ -40,7 +40,7 @@ def _place(ir: IRGraph, nid: int, data: dict) -> None:
         meta["layout"] = NCHW
         return
     here = _layout_of(ir, inputs[0])
-    if op == "add":
+    if op in ("add", "mul"):  # both inputs in one layout
         other = _layout_of(ir, inputs[1])
         if here != other:
             _insert_permute(ir, nid, 0, other)

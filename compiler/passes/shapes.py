@@ -1,7 +1,9 @@
 """Shape inference and checks, before anything is allocated.
 
-Writes `meta["in_shape"]` and `meta["shape"]` on every node, decides each residual's
-shortcut (kept only where the branch changes the shape; removed otherwise) and collects
+Writes `meta["in_shape"]` and `meta["shape"]` on every node, resolves widths relative to
+another node (`0.25x in`), decides each residual's shortcut (kept only where the branch
+changes the shape; removed otherwise; with `shortcut none` the whole residual is dropped
+there), checks that gates end at their input's width, and collects
 every error it finds. A node downstream of an error is skipped, so one mistake is
 reported once."""
 from __future__ import annotations
@@ -30,6 +32,9 @@ def _too_big(shape: tuple, attrs) -> CompileError | None:
 
 def _decide_shortcut(ir: IRGraph, r: Residual, shapes: dict) -> CompileError | None:
     branch, x = shapes[r.branch_out], shapes[r.input]
+    if branch != x and r.optional:  # `shortcut none`: no residual where the shape changes
+        _bypass(ir, r.add, r.branch_out)
+        return None
     if branch == x:
         for s in r.shortcut:
             ir.remove(s)
@@ -45,11 +50,53 @@ def _decide_shortcut(ir: IRGraph, r: Residual, shapes: dict) -> CompileError | N
     return None
 
 
+def _bypass(ir: IRGraph, node: int, by: int) -> None:
+    """Remove `node`, its users and every reference to it taking `by` instead."""
+    for user in ir.users(node):
+        ir.g.add_edge(by, user, index=ir.g.edges[node, user]["index"])
+    ir.remove(node)
+    for r in ir.residuals:
+        r.input = by if r.input == node else r.input
+    for gate in ir.gates:
+        gate.input = by if gate.input == node else gate.input
+    for _, data in ir.nodes():
+        if data.get("width_of", (None,))[0] == node:
+            data["width_of"] = (by, data["width_of"][1])
+
+
+def _gate_error(x: tuple, g: tuple, span) -> CompileError | None:
+    if g == x or (len(x) == 3 and g == (x[0], 1, 1)):
+        return None
+    if len(g) == 1:
+        return CompileError("E407", f"the gate's branch ends in a vector of {g[0]}, which cannot scale "
+                            f"the {fmt_shape(x)} map", span,
+                            hint="end the gate on a map: its `gap` keeps a 1x1 map, so use `conv1` "
+                            "rather than `linear` inside the gate")
+    return CompileError("E407", f"the gate's branch ends at {fmt_shape(g)} but its input is {fmt_shape(x)}: "
+                        "the product needs the same channels", span,
+                        hint=f"make the gate's last conv give the input's {x[0]} channels: the width "
+                        "the gate starts from (`in` is the block's input, no width the stage's)")
+
+
+def _resolve_width(data: dict, shapes: dict) -> CompileError | None:
+    """`0.25x in`: the width is a factor of another node's channels, known only now."""
+    ref, factor = data.pop("width_of")
+    width = factor * shapes[ref][0]
+    if abs(width - round(width)) > 1e-9:
+        return CompileError("E308", f"{factor:g} x the block's input of {shapes[ref][0]} channels is "
+                            f"{width:g}, not a whole number", data["span"],
+                            hint="pick a multiplier that gives whole channels in every stage")
+    data["attrs"] = data["attrs"].with_(out=int(round(width)))
+    return None
+
+
 def infer_shapes(ir: IRGraph) -> None:
     errors: list[CompileError] = []
     shapes: dict[int, tuple] = {}
     owner = {n: r for r in ir.residuals for n in (*r.shortcut, r.add)}
     decided: set[int] = set()
+    gates = {gate.mul: gate for gate in ir.gates}
+    applies: dict = {}  # optional residual's span -> whether it applied anywhere
     for nid in [n for n, _ in ir.nodes()]:
         if nid not in ir.g:  # an unused shortcut removed below
             continue
@@ -59,6 +106,9 @@ def infer_shapes(ir: IRGraph) -> None:
             if r.branch_out not in shapes or r.input not in shapes:
                 continue
             decided.add(id(r))
+            if r.optional:
+                key = r.span if r.span is not None else id(r)
+                applies[key] = applies.get(key, False) or shapes[r.branch_out] == shapes[r.input]
             err = _decide_shortcut(ir, r, shapes)
             if err:
                 errors.append(err)
@@ -81,7 +131,22 @@ def infer_shapes(ir: IRGraph) -> None:
                                            hint="make the shortcut's width and stride match the branch"))
                 continue
             shape = a
+        elif op == "mul":
+            x, g = (shapes[i] for i in inputs)
+            gate = gates.get(nid)
+            err = _gate_error(x, g, data["span"] or (gate.span if gate else None))
+            if err:
+                errors.append(err)
+                continue
+            shape = x
         else:
+            if "width_of" in data:
+                if data["width_of"][0] not in shapes:
+                    continue
+                err = _resolve_width(data, shapes)
+                if err:
+                    errors.append(err)
+                    continue
             opdef = ops.get(op)
             x = shapes[inputs[0]]
             try:
@@ -101,5 +166,13 @@ def infer_shapes(ir: IRGraph) -> None:
         data["meta"]["in_shape"] = shapes[inputs[0]] if inputs else None
         data["meta"]["shape"] = shape
         shapes[nid] = shape
+    ir.residuals = [r for r in ir.residuals if r.add in ir.g]
+    never = [key for key, applied in applies.items() if not applied]
+    for key in never:
+        errors.append(CompileError(
+            "E408", "this residual can never apply: the branch changes the shape in every block that "
+            "uses it, and `shortcut none` drops it there", key if not isinstance(key, int) else None,
+            hint="remove `residual { }` and `shortcut none` (the block is plain), or give it a shortcut "
+            "such as `shortcut conv1 stride, bn`"))
     if errors:
         raise CompileErrors(errors)
