@@ -17,9 +17,9 @@ from .recipe import TrainRecipe
 DOC = Path(__file__).resolve().parents[2] / "docs" / "language.md"
 
 _ARG_SYNTAX = {
-    "width": "`WIDTH` (`4x`, `0.25x` of `dim`, or absolute `64`)",
+    "width": "`WIDTH` (`4x`, `0.25x` of `dim`; `6x in`, `in` of the block's input; or absolute `64`)",
     "stride": "`sN` or `stride`",
-    "groups": "`gG`",
+    "groups": "`gG` (G groups) or `gwN` (N channels per group)",
     "bias": "`bias` / `nobias`",
     "value": "a number",
     "eps": "`eps=E`",
@@ -38,7 +38,7 @@ between them) -> head**. Newlines separate statements, commas separate ops on on
 network convnext_t                 # network NAME [extends PARENT]
 input   3x224x224                  # C x H x W
 classes 1000
-block convnext {                   # block NAME { ops, one statement per line }
+block convnext {                   # block NAME[(VALUES)] { ops, one statement per line }
     residual {                     # residual { ... } [shortcut op, op]
         dwconv7
         ln
@@ -68,10 +68,10 @@ train { ... }                      # the recipe, below
 | `network` | `network NAME [extends PARENT]` | the first line; `extends` starts from PARENT (looked up beside this file, then in `specs/`, by name or `stepNN` prefix) |
 | `input` | `input CxHxW` | the input image |
 | `classes` | `classes N` | what `linear` with no width produces (default 1000) |
-| `block` | `block NAME { ... }` | a named block; ops in order, `residual { }` adds its input back |
+| `block` | `block NAME[(P, ...)] { ... }` | a named block; ops in order, `residual { }` adds its input back, `gate { }` multiplies it; `(P, ...)` names the per-stage values it reads |
 | `stem` | `stem op, op, ...` | before the first stage; `dim` is the first stage's width |
 | `downsample` | `downsample op, ...` | in front of every stage but the first; `dim` is the next stage's width |
-| `stages` | `stages { WIDTH BLOCK xDEPTH [sN] ... }` | the stages; `sN` is the stride of the stage's first block |
+| `stages` | `stages { WIDTH BLOCK xDEPTH [sN] [P=V ...] ... }` | the stages; `sN` is the stride of the stage's first block, `P=V` gives the block's per-stage value P |
 | `head` | `head op, ...` | after the last stage; `dim` is the last stage's width |
 | `init` | `init SCHEME [ARG]` | weight initialisation |
 | `train` | `train { KEY VALUES ... }` | the training recipe |
@@ -87,6 +87,26 @@ train { ... }                      # the recipe, below
 - `residual { ... }` adds its input to the branch's output. Its `shortcut` is used only where
   the branch changes channels or resolution; elsewhere the input is added as it is. A
   branch that changes the shape with no shortcut is an error.
+- `residual { ... } shortcut none` is a residual only where the branch keeps the shape (a
+  MobileNetV2 / EfficientNet block adds its input only with stride 1 and an unchanged
+  width); where the branch changes the shape the block is the branch alone. A `shortcut
+  none` that applies in no block (every use changes the shape) is an error.
+- `gate { ... }` multiplies its input by the gate's output: `x * f(x)`, squeeze-and-excitation
+  (`gate { gap, conv1 0.25x in, relu, conv1, sigmoid }`). Inside a gate `gap` keeps a 1x1 map
+  (C,1,1), so the gate's `conv1`s are 1x1 convs with bias as in timm and torchvision, and the
+  product broadcasts back over the map. The gate must end at its input's channels. Its ops
+  are named among themselves under `gate` (`gate.conv1`, `gate.conv2`).
+- `in` is the width of the block's input: `6x in` is 6 times it (MobileNetV2's expansion),
+  `0.25x in` a quarter (EfficientNet's and RegNetY's squeeze), a bare `in` the same width.
+  `dim` (no width, `4x`) stays the stage's width.
+- Per-stage values: `block inverted(t) { ... }` declares that the block reads `t`, and each
+  stage line gives it: `24 inverted x2 s2 t=6`. In the block a value stands in for the
+  number of a word: `tx` is `6x` (so `conv1 tx in` is `conv1 6x in`), `dwconvk` is `dwconv5`
+  where the stage says `k=5`. `if t > 1 { ... }` keeps its ops only in stages where the
+  comparison holds (`==`, `!=`, `>`, `<`, `>=`, `<=`); they are named as if always there.
+  A stage that gives a value the block does not declare, or misses one it does, is an error.
+- Only ops that take a kernel read the digits at the end of a word: `dwconv7` is a 7x7
+  depthwise conv, `relu6` is ReLU6.
 - `droppath` drops the residual branch per sample at a rate that grows linearly from 0 at
   the first block to the recipe's `droppath` at the last.
 - A conv whose bias is not stated has one unless it feeds straight into `bn`.
@@ -123,6 +143,7 @@ stages {
 }
 ```
 
+{family_example}
 Overrides change scalars without editing a file: `archdsl compile convnext_t --set
 classes=10 --set input=3x64x64`, or `archdsl.build("convnext_t", classes=10,
 input="3x64x64", train_epochs=5)` in Python.
@@ -154,8 +175,16 @@ def _recipe() -> str:
             + "\n".join(rows) + "\n\n## Override keys\n\n```text\n" + (OVERRIDES_DOC or "").strip() + "\n```\n")
 
 
+def _family_example() -> str:
+    """The shipped MobileNetV2 spec, less its recipe: a family as one block and a line per stage."""
+    text = (DOC.parents[1] / "specs" / "mobilenet_v2.arch").read_text()
+    body = text.split("\ntrain {")[0].rstrip()
+    return ("A family is one block and one line per stage; `specs/mobilenet_v2.arch` (less its "
+            "`train { }`):\n\n```\n" + body + "\n```\n")
+
+
 def generate() -> str:
-    return _HEADER + "\n" + _ops_table() + _EXTENDS + _recipe()
+    return _HEADER + "\n" + _ops_table() + _EXTENDS.replace("{family_example}", _family_example()) + _recipe()
 
 
 def main() -> None:
