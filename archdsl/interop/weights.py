@@ -29,7 +29,7 @@ _SLOT = re.compile(r"\{(\d*)([a-z])(?:\+(\d+))?\}")
 
 @dataclass(frozen=True)
 class Rule:
-    family: str  # "convnext" | "resnet": documentation, and for tests to group by
+    family: str  # "convnext" | "resnet" | "mobilenet": documentation, and for tests to group by
     source: str  # foreign key pattern, e.g. "stages.{i}.{j}.gamma"
     target: str  # native key template, e.g. "stages.{i}.blocks.{j}.layerscale.gamma"
 
@@ -77,11 +77,43 @@ def _block_rules(family: str, block: str, modules: dict[str, str]) -> tuple[Rule
 
 _GAMMA = "stages.{i}.blocks.{j}.layerscale.gamma"
 
+# SE-ResNet (timm `seresnet50`): torchvision's ResNet names, the SE module's 1x1 convs as `se.fc1/fc2`.
+_SE_RESNET: tuple[Rule, ...] = (
+    Rule("resnet", "conv1.{p}", "stem.0.{p}"),
+    Rule("resnet", "bn1.{p}", "stem.1.{p}"),
+    *_block_rules("resnet", "layer{i+1}.{j}", {
+        **{f"{m}{n}": f"{m}{n}" for n in (1, 2, 3) for m in ("conv", "bn")},
+        "se.fc1": "gate.conv1", "se.fc2": "gate.conv2",
+        "downsample.0": "shortcut.0", "downsample.1": "shortcut.1"}),
+    Rule("resnet", "fc.{p}", "head.fc.{p}"),
+)
+
+
+def _mobilenet_v2_rules() -> tuple[Rule, ...]:
+    """torchvision MobileNetV2: `features.0` the stem, `features.1..17` the 17 inverted residuals
+    (depths 1,2,3,4,3,3,1 over 7 stages), `features.18` the last 1x1 conv, `classifier.1` the fc.
+    A block with expansion is `conv.0` (expand conv+BN), `conv.1` (depthwise conv+BN), `conv.2`
+    (project conv), `conv.3` (BN); the first block (t = 1) has no `conv.0` and the rest move up."""
+    rules = [Rule("mobilenet", "features.18.0.{p}", "head.conv.{p}"),
+             Rule("mobilenet", "features.18.1.{p}", "head.bn.{p}"),
+             Rule("mobilenet", "classifier.1.{p}", "head.fc.{p}")]
+    first = {"conv.0.0": "dwconv", "conv.0.1": "bn2", "conv.1": "conv2", "conv.2": "bn3"}
+    expanded = {"conv.0.0": "conv1", "conv.0.1": "bn1", "conv.1.0": "dwconv", "conv.1.1": "bn2",
+                "conv.2": "conv2", "conv.3": "bn3"}
+    starts = (1, 2, 4, 7, 11, 14, 17)  # features index of each stage's first block
+    for i in reversed(range(len(starts))):  # the first rule that matches wins: latest stage first
+        modules = first if i == 0 else expanded
+        rules += [Rule("mobilenet", f"features.{{j+{starts[i]}}}.{src}.{{p}}",
+                       f"stages.{i}.blocks.{{j}}.{dst}.{{p}}") for src, dst in modules.items()]
+    return tuple(rules)
+
+
 OFFICIAL: tuple[Rule, ...] = (
     Rule("convnext", "downsample_layers.0.{k}.{p}", "stem.{k}.{p}"),
     Rule("convnext", "downsample_layers.{i}.{k}.{p}", "downsample.{i}.{k}.{p}"),
     *_block_rules("convnext", "stages.{i}.{j}", {
-        "dwconv": "dwconv", "norm": "norm", "pwconv1": "pwconv1", "pwconv2": "pwconv2"}),
+        "dwconv": "dwconv", "norm": "norm", "pwconv1": "pwconv1", "pwconv2": "pwconv2",
+        "grn": "grn"}),  # grn: ConvNeXt V2's gamma and beta
     Rule("convnext", "stages.{i}.{j}.gamma", _GAMMA),
     Rule("convnext", "norm.{p}", "head.norm.{p}"),
     Rule("convnext", "head.{p}", "head.fc.{p}"),
@@ -93,11 +125,15 @@ TIMM: tuple[Rule, ...] = (
     *_block_rules("convnext", "stages.{i}.blocks.{j}", {
         "conv_dw": "dwconv", "norm": "norm", "mlp.fc1": "pwconv1", "mlp.fc2": "pwconv2"}),
     Rule("convnext", "stages.{i}.blocks.{j}.gamma", _GAMMA),
+    Rule("convnext", "stages.{i}.blocks.{j}.mlp.grn.weight", "stages.{i}.blocks.{j}.grn.gamma"),  # V2
+    Rule("convnext", "stages.{i}.blocks.{j}.mlp.grn.bias", "stages.{i}.blocks.{j}.grn.beta"),
     Rule("convnext", "head.norm.{p}", "head.norm.{p}"),
     Rule("convnext", "head.fc.{p}", "head.fc.{p}"),
+    *_SE_RESNET,
 )
 
 TORCHVISION: tuple[Rule, ...] = (
+    *_mobilenet_v2_rules(),  # before ConvNeXt's `features.{2i}`, which would take features.18
     # ConvNeXt: features alternate stem, stage 0, downsample 1, stage 1, ...
     Rule("convnext", "features.0.{k}.{p}", "stem.{k}.{p}"),
     Rule("convnext", "features.{2i}.{k}.{p}", "downsample.{i}.{k}.{p}"),
