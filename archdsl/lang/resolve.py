@@ -161,10 +161,10 @@ def _stage_value(arg: ast.Word, block: ast.Block) -> tuple[str, float]:
     if key not in params:
         declared = (f"block `{block.name.text}` reads {_list(params)}" if params else
                     f"block `{block.name.text}` reads no per-stage values")
-        close = did_you_mean(key, params)
-        raise ResolveError(f"unknown per-stage value `{key}`: {declared}", arg.span,
-                           hint=close or f"declare it on the block, `block {block.name.text}({key})`, and use "
-                           f"it in the block's words (`{key}x`, `dwconv{key}`)", code="E209")
+        hint = (f"write {' '.join(f'`{p}={text}`' for p in params[:1])}, or declare `{key}` on the block too"
+                if params else f"declare it on the block, `block {block.name.text}({key})`, and use it in the "
+                f"block's words (`{key}x`, `dwconv{key}`)")
+        raise ResolveError(f"unknown per-stage value `{key}`: {declared}", arg.span, hint=hint, code="E209")
     try:
         value = float(text)
     except ValueError:

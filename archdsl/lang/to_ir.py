@@ -96,7 +96,7 @@ def attrs_for(op: ast.Op, opdef: registry.OpDef, kernel: int | None, ctx: Contex
         if kind not in opdef.accepts and digits and not opdef.kernel and word.text.isdigit():
             raise OpError(f"`{op.name.text} {word.text}`: `{op.name.text}` takes no kernel size or width; the "
                           f"{digits.group()} is part of its name", word.span,
-                          hint=f"write `{op.name.text}` alone ({opdef.summary})", code="E304")
+                          hint=f"write `{op.name.text}` alone; it is {opdef.summary}", code="E304")
         if kind == "group_width":
             kind, a["group_width"], value = "groups", value, None
         if kind not in opdef.accepts:
@@ -189,8 +189,11 @@ def _names(stmts: tuple) -> dict[int, str]:
     for op in flat:
         try:
             kinds.append(lookup_op(op.name)[0].module_name)
-        except OpError:
-            kinds.append(op.name.text)
+        except OpError:  # `dwconvk`: a kernel op whose kernel is a per-stage value
+            text = op.name.text
+            kernel_op = next((o for n, o in registry.REGISTRY.items() if o.kernel and text.startswith(n)
+                              and text[len(n):].isidentifier()), None)
+            kinds.append(kernel_op.module_name if kernel_op else op.name.text)
     counts, seen, names = Counter(kinds), Counter(), {}
     for op, kind in zip(flat, kinds):
         seen[kind] += 1

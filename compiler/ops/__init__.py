@@ -62,8 +62,9 @@ class OpDef:
             raise CompileError("E405", f"`{self.name}` needs a feature map (C,H,W), got a vector of {x[0]}",
                                hint="put it before `gap`/`flatten`, or use an op that works on vectors")
         if self.takes == "vec" and len(x) != 1:
-            raise CompileError("E405", f"`{self.name}` needs a vector, got a feature map {fmt_shape(x)}",
-                               hint="reduce the map first with `gap` or `flatten`")
+            hint = ("inside a `gate`, `gap` keeps a 1x1 map so the gate's convs are 1x1 convs: use `conv1` "
+                    "where you would use `linear`" if x[1:] == (1, 1) else "reduce the map first with `gap` or `flatten`")
+            raise CompileError("E405", f"`{self.name}` needs a vector, got a feature map {fmt_shape(x)}", hint=hint)
 
 
 REGISTRY: dict[str, OpDef] = {}

@@ -74,8 +74,9 @@ def _gate_error(x: tuple, g: tuple, span) -> CompileError | None:
                             "rather than `linear` inside the gate")
     return CompileError("E407", f"the gate's branch ends at {fmt_shape(g)} but its input is {fmt_shape(x)}: "
                         "the product needs the same channels", span,
-                        hint=f"make the gate's last conv give the input's {x[0]} channels: the width "
-                        "the gate starts from (`in` is the block's input, no width the stage's)")
+                        hint=f"a gate multiplies its input, so its last conv must give the {x[0]} channels "
+                        "the gate starts from; `in` is the block's input width, a conv with no width "
+                        "gives the stage's")
 
 
 def _resolve_width(data: dict, shapes: dict) -> CompileError | None:
