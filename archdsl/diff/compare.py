@@ -99,8 +99,10 @@ def _blocks(a: Checked, b: Checked) -> list[Change]:
         if name_a != name_b:
             seq.add("renamed", _ranges(stages), "block", before=name_a, after=name_b)
         ctx = tuple(stages)
-        seq.compare(views(a.net.blocks[name_a].body, a.facts, ctx),
-                    views(b.net.blocks[name_b].body, b.facts, ctx), where)
+        va, vb = ({i: n.stages[i].values for i in stages} for n in (a.net, b.net))
+        seq.compare(views(a.net.blocks[name_a].body, a.facts, ctx, va),
+                    views(b.net.blocks[name_b].body, b.facts, ctx, vb), where)
+    seq.pair_replacements()
     return seq.changes
 
 

@@ -12,6 +12,7 @@ Two ops are the same when they say the same thing (`conv1` is `pwconv`, `pwconv`
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from compiler import ops as registry
@@ -19,7 +20,7 @@ from compiler import ops as registry
 from ..lang import ast
 from .model import Change
 from ..lang.errors import Span
-from ..lang.to_ir import Context, read_arg, lookup_op
+from ..lang.to_ir import Context, in_width, lookup_op, read_arg
 
 
 @dataclass(frozen=True)
@@ -86,20 +87,74 @@ class ResidualView:
     word: str = "residual"
     family: str = "residual"
     kind: str = "residual"
+    optional: bool = False  # `shortcut none`
 
 
-def op_view(op: ast.Op, facts: Facts, contexts: tuple[int, ...] | None) -> OpView:
-    opdef, kernel = lookup_op(op.name)
+@dataclass
+class GateView:
+    """`gate { ... }`: compared like a residual, its body op by op; added or removed whole."""
+
+    body: list
+    text: str = "gate { ... }"
+    word: str = "gate"
+    family: str = "gate"
+    kind: str = "gate"
+
+
+def _op_text(op: ast.Op) -> str:
+    return " ".join([op.name.text, *(w.text for w in op.args)])
+
+
+def _lookup(op: ast.Op) -> tuple[registry.OpDef, int | str | None]:
+    """`lookup_op`, and `dwconvk` (a kernel op whose kernel is a per-stage value `k`)."""
+    try:
+        return lookup_op(op.name)
+    except Exception:
+        text = op.name.text
+        for name, opdef in registry.REGISTRY.items():
+            if opdef.kernel and text.startswith(name) and text[len(name):].isidentifier():
+                return opdef, text[len(name):]
+        raise
+
+
+def _by_stage(name: str, values: dict | None, contexts) -> str:
+    """` (t = 1,6,6 by stage)`: what a per-stage value is where the op runs."""
+    if not values:
+        return ""
+    got = [values[c].get(name) for c in sorted(values) if contexts is None or c in contexts]
+    got = [f"{v:g}" for v in got if v is not None]
+    if not got:
+        return ""
+    return f" ({name} = {got[0]})" if len(set(got)) == 1 else f" ({name} = {','.join(got)} by stage)"
+
+
+def op_view(op: ast.Op, facts: Facts, contexts: tuple[int, ...] | None, values: dict | None = None) -> OpView:
+    """`values`: the stage values (`t=6`) by context, to say what `tx` and `dwconvk` are."""
+    opdef, kernel = _lookup(op)
+    if isinstance(kernel, str):
+        kernel += _by_stage(kernel, values, contexts)
     forms: dict = {"width": _DEFAULT_WIDTH.get(opdef.width_default, ("keep",)), "stride": 1,
                    "groups": "channels" if opdef.name == "dwconv" else 1, "bias": None, "value": None,
                    "eps": None}
-    for w in op.args:
+    factor, taken = in_width(op)
+    args = [w for i, w in enumerate(op.args) if i not in taken]
+    if taken:  # `6x in`, `tx in`, `in`: of the block's input
+        text = " ".join(op.args[i].text for i in sorted(taken) if op.args[i].text != "in") or "1x"
+        forms["width"] = ("in", text + _by_stage(text.split("x")[0], values, contexts) if "x" in text else text)
+    for w in args:
         if w.text == "stride":
             forms["stride"] = "block"
+            continue
+        if re.fullmatch(r"[A-Za-z_]\w*x", w.text) and w.text != "x":  # `tx`: a per-stage multiple
+            forms["width"] = ("in" if taken else "x", w.text + _by_stage(w.text[:-1], values, contexts))
+            continue
+        if w.text == "in":
             continue
         kind, value = read_arg(w, _FORM_CTX)
         if kind == "width":
             value = ("x", float(value)) if isinstance(value, float) else ("abs", value)
+        if kind == "group_width":
+            kind, value = "groups", f"{value} per group"
         forms[kind] = value
     word = opdef.name
     if word == "conv" and kernel == 1 and forms["groups"] == 1:
@@ -109,14 +164,23 @@ def op_view(op: ast.Op, facts: Facts, contexts: tuple[int, ...] | None) -> OpVie
     return OpView(op, word, kernel, forms, mine)
 
 
-def views(stmts, facts: Facts, contexts: tuple[int, ...] | None = None) -> list:
+def views(stmts, facts: Facts, contexts: tuple[int, ...] | None = None, values: dict | None = None) -> list:
+    """Views of a body; the ops under `if` are taken as written (their facts say where they run).
+    `values`: each context's per-stage values, to show what `tx` and `dwconvk` stand for."""
     out: list = []
     for s in stmts or ():
         if isinstance(s, ast.Residual):
-            shortcut = views(s.shortcut, facts, contexts) if s.shortcut is not None else None
-            out.append(ResidualView(views(s.body, facts, contexts), shortcut))
+            shortcut = views(s.shortcut, facts, contexts, values) if s.shortcut is not None else None
+            out.append(ResidualView(views(s.body, facts, contexts, values), shortcut,
+                                    optional=s.shortcut_none is not None))
+        elif isinstance(s, ast.Gate):
+            body = views(s.body, facts, contexts, values)
+            text = "gate { " + ", ".join(_op_text(o) for o in s.body if isinstance(o, ast.Op)) + " }"
+            out.append(GateView(body, text=text))
+        elif isinstance(s, ast.Guard):
+            out.extend(views(s.body, facts, contexts, values))
         else:
-            out.append(op_view(s, facts, contexts))
+            out.append(op_view(s, facts, contexts, values))
     return out
 
 
@@ -128,8 +192,8 @@ def same_attr(a: OpView, b: OpView, key: str) -> bool:
 
 
 def same_op(a, b) -> bool:
-    if isinstance(a, ResidualView) or isinstance(b, ResidualView):
-        return isinstance(a, ResidualView) and isinstance(b, ResidualView)
+    if isinstance(a, (ResidualView, GateView)) or isinstance(b, (ResidualView, GateView)):
+        return type(a) is type(b)
     return a.word == b.word and a.kernel == b.kernel and all(same_attr(a, b, k) for k in a.forms)
 
 
@@ -162,7 +226,7 @@ class Unit:
 def units(items: list) -> list[Unit]:
     out: list[Unit] = []
     for it in items:
-        if isinstance(it, ResidualView) or it.is_head:
+        if isinstance(it, (ResidualView, GateView)) or it.is_head:
             out.append(Unit(it))
         elif not out:
             out.append(Unit(None, [it]))
@@ -238,7 +302,10 @@ def _channels(values: tuple[int, ...]) -> str:
 
 def _width_form(form: tuple) -> str:
     if form[0] == "x":
-        return f"{form[1]:g}x"
+        return f"{form[1]:g}x" if isinstance(form[1], float) else form[1]
+    if form[0] == "in":
+        text, _, by_stage = form[1].partition(" (")
+        return f"{text} of the block's input" + (f" ({by_stage}" if by_stage else "")
     return {"classes": "classes", "keep": "its input's"}.get(form[0], str(form[-1]))
 
 
@@ -315,6 +382,26 @@ class SeqDiff:
         for _, emit in sorted(events, key=lambda e: e[0]):
             emit()
 
+    def pair_replacements(self) -> None:
+        """One op added and one removed in the same place, both a per-channel rescaling (a norm
+        or a scale: ConvNeXt V2's `grn` for V1's `layerscale`), read as one op replaced."""
+        rescale = {n for n, o in registry.REGISTRY.items() if o.family in ("norm", "scale")}
+        by_where: dict[str, list[Change]] = {}
+        for c in self.changes:
+            if c.kind in ("added", "removed") and c.what in rescale:
+                by_where.setdefault(c.where, []).append(c)
+        for where, cs in by_where.items():
+            added = [c for c in cs if c.kind == "added"]
+            removed = [c for c in cs if c.kind == "removed"]
+            if len(added) != 1 or len(removed) != 1 or added[0].what == removed[0].what:
+                continue
+            new, old = added[0], removed[0]
+            k = self.changes.index(old)
+            self.changes[k] = Change(section=self.section, kind="changed", where=where, what=new.what,
+                                     before=old.before, after=new.after, position="instead",
+                                     details=(f"`{new.after}` {new.position} replaces `{old.before}` {old.position}",))
+            self.changes.remove(new)
+
     def _moves(self, a, b, anchors, matched_a, matched_b) -> list[tuple[int, int, str]]:
         """Unmatched units that reappear elsewhere, with where they went."""
         moved, taken = [], set()
@@ -340,7 +427,14 @@ class SeqDiff:
         if isinstance(u.head, ResidualView) and isinstance(v.head, ResidualView):
             self.compare(u.head.body, v.head.body, f"{where}, residual branch" if where else "residual branch")
             sc = f"{where}, shortcut" if where else "shortcut"
+            if u.head.optional != v.head.optional:
+                none, other = ("none (no residual where the shape changes)",
+                               "used where the shape changes")
+                self.add("changed", sc, "shortcut", before=none if u.head.optional else other,
+                         after=none if v.head.optional else other)
             self.compare(u.head.shortcut or [], v.head.shortcut or [], sc)
+        elif isinstance(u.head, GateView) and isinstance(v.head, GateView):
+            self.compare(u.head.body, v.head.body, f"{where}, gate" if where else "gate")
         elif isinstance(u.head, OpView) and isinstance(v.head, OpView) and not same_op(u.head, v.head):
             self.add("changed", where, v.head.word, before=u.head.text, after=v.head.text,
                      position=f"and moved {moved}" if moved else None, details=describe(u.head, v.head))
