@@ -131,7 +131,8 @@ def apply_overrides(net: Network, overrides: dict[str, object]) -> Network:
 
 
 def _set_kernel(stmts: tuple, op: str, kernel: int, key: str) -> tuple:
-    """Replace the kernel in every `OPk` word (e.g. dwconv7 -> dwconv9), recursing into residuals."""
+    """Replace the kernel in every `OPk` word (e.g. dwconv7 -> dwconv9), recursing into residuals,
+    gates and `if`s."""
     found = False
 
     def visit(stmt):
@@ -140,6 +141,8 @@ def _set_kernel(stmts: tuple, op: str, kernel: int, key: str) -> tuple:
             body = tuple(visit(s) for s in stmt.body)
             shortcut = tuple(visit(s) for s in stmt.shortcut) if stmt.shortcut else stmt.shortcut
             return stmt.model_copy(update={"body": body, "shortcut": shortcut})
+        if isinstance(stmt, (ast.Gate, ast.Guard)):
+            return stmt.model_copy(update={"body": tuple(visit(s) for s in stmt.body)})
         if re.fullmatch(rf"{op}\d+", stmt.name.text):
             found = True
             return stmt.model_copy(update={"name": stmt.name.model_copy(update={"text": f"{op}{kernel}"})})
