@@ -29,7 +29,7 @@ _SLOT = re.compile(r"\{(\d*)([a-z])(?:\+(\d+))?\}")
 
 @dataclass(frozen=True)
 class Rule:
-    family: str  # "convnext" | "resnet" | "mobilenet": documentation, and for tests to group by
+    family: str  # "convnext", "resnet", "mobilenet" (`|` where one rule serves two): for tests to group by
     source: str  # foreign key pattern, e.g. "stages.{i}.{j}.gamma"
     target: str  # native key template, e.g. "stages.{i}.blocks.{j}.layerscale.gamma"
 
@@ -135,7 +135,7 @@ TIMM: tuple[Rule, ...] = (
 TORCHVISION: tuple[Rule, ...] = (
     *_mobilenet_v2_rules(),  # before ConvNeXt's `features.{2i}`, which would take features.18
     # ConvNeXt: features alternate stem, stage 0, downsample 1, stage 1, ...
-    Rule("convnext", "features.0.{k}.{p}", "stem.{k}.{p}"),
+    Rule("convnext|mobilenet", "features.0.{k}.{p}", "stem.{k}.{p}"),  # both: conv, norm
     Rule("convnext", "features.{2i}.{k}.{p}", "downsample.{i}.{k}.{p}"),
     *_block_rules("convnext", "features.{2i+1}.{j}", {
         "block.0": "dwconv", "block.2": "norm", "block.3": "pwconv1", "block.5": "pwconv2"}),

@@ -7,6 +7,7 @@ import torch
 import archdsl
 from archdsl.lang.errors import ArchError, WeightsError
 from archdsl.interop.weights import LAYOUTS, Rule, load_weights, native_name
+from reference_convnets import ConvNeXtV2, MobileNetV2, SEResNet50
 from reference_models import ConvNeXt, randomize_, resnet50
 from test_reference_parity import official_to_timm, official_to_torchvision
 
@@ -108,13 +109,28 @@ def test_load_onto_meta_model(atto_official):
 # ----------------------------------------------------------------------- the rule tables
 
 
-def checkpoints(atto_official, resnet_torchvision) -> dict[tuple[str, str], dict]:
-    """(layout, family) -> a checkpoint in that layout."""
+def _v2_official_to_timm(sd: dict) -> dict:
+    """ConvNeXt V2 as timm names it: V1's renaming, GRN as `mlp.grn.weight/bias` of shape [C]."""
+    grn = {k: v for k, v in sd.items() if ".grn." in k}
+    out = official_to_timm({k: v for k, v in sd.items() if k not in grn})
+    for key, value in grn.items():
+        i, j, _, param = key.split(".")[1:]
+        out[f"stages.{i}.blocks.{j}.mlp.grn.{ {'gamma': 'weight', 'beta': 'bias'}[param] }"] = value.reshape(-1)
+    return out
+
+
+def checkpoints(atto_official, resnet_torchvision) -> dict[tuple[str, str, str], dict]:
+    """(layout, family, spec) -> a checkpoint of that spec in that layout."""
+    v2 = ConvNeXtV2(depths=(2, 2, 6, 2), dims=(40, 80, 160, 320)).state_dict()
     return {
-        ("official", "convnext"): atto_official,
-        ("timm", "convnext"): official_to_timm(atto_official),
-        ("torchvision", "convnext"): official_to_torchvision(atto_official),
-        ("torchvision", "resnet"): resnet_torchvision,
+        ("official", "convnext", "convnext_atto"): atto_official,
+        ("official", "convnext", "convnextv2_atto"): v2,
+        ("timm", "convnext", "convnext_atto"): official_to_timm(atto_official),
+        ("timm", "convnext", "convnextv2_atto"): _v2_official_to_timm(v2),
+        ("timm", "resnet", "se_resnet50"): SEResNet50().state_dict(),
+        ("torchvision", "convnext", "convnext_atto"): official_to_torchvision(atto_official),
+        ("torchvision", "resnet", "resnet50"): resnet_torchvision,
+        ("torchvision", "mobilenet", "mobilenet_v2"): MobileNetV2().state_dict(),
     }
 
 
@@ -124,7 +140,7 @@ def test_layouts_are_enumerable():
     assert LAYOUTS["native"] == ()
     for layout, rules in LAYOUTS.items():
         for rule in rules:
-            assert isinstance(rule, Rule) and rule.family in ("convnext", "resnet")
+            assert isinstance(rule, Rule) and set(rule.family.split("|")) <= {"convnext", "resnet", "mobilenet"}
 
 
 @pytest.mark.parametrize("layout", ["official", "timm", "torchvision"])
@@ -132,14 +148,14 @@ def test_every_rule_is_used_and_the_mapping_is_one_to_one(layout, atto_official,
     """Each rule renames at least one key of a real checkpoint of its family, and the
     renamed keys are exactly the model's keys, each once."""
     used: set[Rule] = set()
-    for (lay, family), sd in checkpoints(atto_official, resnet_torchvision).items():
+    for (lay, family, spec), sd in checkpoints(atto_official, resnet_torchvision).items():
         if lay != layout:
             continue
-        model = build_atto() if family == "convnext" else archdsl.build("resnet50")
+        model = archdsl.build(spec, device="meta")
         names = []
         for key in sd:
             first = next(r for r in LAYOUTS[layout] if r.apply(key) is not None)
-            assert first.family == family, (key, first)
+            assert family in first.family.split("|"), (key, first)
             used.add(first)
             names.append(native_name(key, layout))
         assert sorted(names) == sorted(model.state_dict())
