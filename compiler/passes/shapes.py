@@ -8,6 +8,8 @@ every error it finds. A node downstream of an error is skipped, so one mistake i
 reported once."""
 from __future__ import annotations
 
+import networkx as nx
+
 from .. import ops
 from ..errors import CompileError, CompileErrors
 from ..ir import IRGraph, Residual
@@ -33,6 +35,7 @@ def _too_big(shape: tuple, attrs) -> CompileError | None:
 def _decide_shortcut(ir: IRGraph, r: Residual, shapes: dict) -> CompileError | None:
     branch, x = shapes[r.branch_out], shapes[r.input]
     if branch != x and r.optional:  # `shortcut none`: no residual where the shape changes
+        _drop_droppaths(ir, r)
         _bypass(ir, r.add, r.branch_out)
         return None
     if branch == x:
@@ -62,6 +65,19 @@ def _bypass(ir: IRGraph, node: int, by: int) -> None:
     for _, data in ir.nodes():
         if data.get("width_of", (None,))[0] == node:
             data["width_of"] = (by, data["width_of"][1])
+
+
+def _drop_droppaths(ir: IRGraph, r: Residual) -> None:
+    """Where a `shortcut none` residual is absent, its branch is the block's only path: a
+    `droppath` there would drop the block's whole output, so it goes too (as torchvision's
+    MBConv applies stochastic depth only with the residual)."""
+    branch = (nx.ancestors(ir.g, r.branch_out) & nx.descendants(ir.g, r.input)) | {r.branch_out}
+    for nid in sorted(branch, reverse=True):
+        if ir.g.nodes[nid]["op"] == "droppath":
+            src = ir.inputs(nid)[0]
+            if nid == r.branch_out:
+                r.branch_out = src
+            _bypass(ir, nid, src)
 
 
 def _gate_error(x: tuple, g: tuple, span) -> CompileError | None:

@@ -115,3 +115,13 @@ def test_hints_suggest_only_an_ops_own_spellings():
     assert "`dwconv7`" in suggest_op("dwcnv7", registry.REGISTRY)
     assert "`ln`" in suggest_op("lnn", registry.REGISTRY)
     assert "`relu6`" in suggest_op("relu_6", registry.REGISTRY)
+
+
+def test_droppath_goes_with_an_absent_residual():
+    """torchvision's MBConv applies stochastic depth only with its residual: where the
+    residual is absent, so is the drop path (else it would drop the block's whole output)."""
+    model = archdsl.build("efficientnet_b0", input="3x32x32", classes=10)
+    rates = {n: m.p for n, m in model.named_modules() if type(m).__name__ == "DropPath"}
+    assert "stages.1.blocks.0.droppath" not in rates  # stride 2: no residual, no drop path
+    assert rates["stages.1.blocks.1.droppath"] == pytest.approx(0.2 * 2 / 16)  # torchvision's rate
+    assert len(rates) == 16 - 7  # every block but each stage's first
