@@ -218,6 +218,12 @@ def resolve(spec: ast.SpecFile, overrides: dict[str, object] | None = None) -> N
         errors.add(ResolveError(f"`{spec.name.text}` has no `{field}` section (nor does any spec it extends)",
                                 spec.name.span, hint=f"add {_MISSING_HINTS[field]}", code="E204"))
     errors.raise_if_any()
+    for block in m["blocks"].values():
+        names = [p.text for p in block.params]
+        for k, param in enumerate(block.params):
+            if param.text in names[:k]:
+                errors.add(ResolveError(f"block `{block.name.text}` declares `{param.text}` twice", param.span,
+                                        hint="each per-stage value is named once", code="E209"))
     stages = [_stage(s, m["blocks"], errors) for s in m["stages"]]
     if not m["stages"]:
         errors.add(ResolveError("`stages` is empty", m["stages_file"].stages_span, code="E207"))
