@@ -108,7 +108,8 @@ train { ... }                      # the recipe, below
 - Only ops that take a kernel read the digits at the end of a word: `dwconv7` is a 7x7
   depthwise conv, `relu6` is ReLU6.
 - `droppath` drops the residual branch per sample at a rate that grows linearly from 0 at
-  the first block to the recipe's `droppath` at the last.
+  the first block to the recipe's `droppath` at the last. Where a `shortcut none` residual
+  is absent, so is its drop path (it would drop the block's whole output).
 - A conv whose bias is not stated has one unless it feeds straight into `bn`.
 - Module paths in the built model follow the spec: `stem.0`, `downsample.1.1`,
   `stages.2.blocks.5.dwconv`, `head.fc`. Inside a block and the head an op is named by its

@@ -62,8 +62,16 @@ class GroupNorm(_Norm):
     takes = "map"
     module_name = "gn"
 
+    def _groups(self, a: Attrs, x: Shape) -> int:
+        if a.group_width:  # `gwN`: N channels per group
+            return max(1, x[0] // a.group_width) if x[0] % a.group_width == 0 else 0
+        return a.groups or 32
+
     def out_shape(self, a: Attrs, x: Shape) -> Shape:
-        g = a.groups or 32
+        g = self._groups(a, x)
+        if not g:
+            raise CompileError("E401", f"{x[0]} channels do not split into groups of {a.group_width}",
+                               hint="pick a group width that divides the channels")
         if x[0] % g:
             raise CompileError("E401", f"{x[0]} channels do not divide into {g} groups",
                                hint="pick a number of groups that divides the channels")
@@ -72,7 +80,7 @@ class GroupNorm(_Norm):
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
         from torch import nn
 
-        return nn.GroupNorm(a.groups or 32, x[0], eps=1e-5 if a.eps is None else a.eps)
+        return nn.GroupNorm(self._groups(a, x), x[0], eps=1e-5 if a.eps is None else a.eps)
 
 
 @register
