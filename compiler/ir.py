@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import networkx as nx
 
-Shape = tuple[int, ...]  # (C, H, W) for a feature map, (C,) for a vector
+Shape = tuple[int, ...]  # (C, H, W) for a feature map, (C, N) for N tokens, (C,) for a vector
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,9 @@ class Attrs:
     bias: bool | None = None    # None: the op's default
     value: float | None = None  # layer-scale init, dropout p, drop-path rate, ...
     eps: float | None = None
+    heads: int | None = None    # attention: the number of heads (`h6`) ...
+    head_dim: int | None = None  # ... or the channels of one head (`d32`), heads = width / head_dim
+    shift: bool = False         # window attention: shift the windows (on odd blocks of a stage)
 
     def with_(self, **changes) -> "Attrs":
         return replace(self, **changes)

@@ -23,6 +23,9 @@ _ARG_SYNTAX = {
     "bias": "`bias` / `nobias`",
     "value": "a number",
     "eps": "`eps=E`",
+    "heads": "`hN` heads",
+    "headdim": "`dN` channels per head (heads follow the width)",
+    "shift": "`shift` (on odd blocks of a stage)",
 }
 
 _HEADER = """# The .arch language reference

@@ -17,9 +17,11 @@ if TYPE_CHECKING:
 # Argument kinds an op can accept. The language maps words onto these:
 #   width: `4x`, `0.25x`, `64`   stride: `sN`, `stride`   groups: `gG`
 #   bias: `bias`, `nobias`       value: a number          eps: `eps=1e-5`
-ARG_KINDS = ("width", "stride", "groups", "bias", "value", "eps")
+#   heads: `h6`                  headdim: `d32`           shift: `shift`
+ARG_KINDS = ("width", "stride", "groups", "bias", "value", "eps", "heads", "headdim", "shift")
 
-# Layouts a tensor can be in between ops.
+# Layouts a tensor can be in between ops. A sequence of tokens (C, N) is always (B, N, C),
+# channels-last, so it runs in NHWC.
 NCHW, NHWC, VEC = "nchw", "nhwc", "vec"
 
 
@@ -33,7 +35,8 @@ class OpDef:
     needs_value: bool = False       # a number is required (layerscale init, dropout p)
     module_name: str = ""           # name inside a block: stages.0.blocks.1.<module_name>
     family: str = ""                # conv, linear, pool, norm, act, drop, scale: what a diff pairs up
-    takes: str = "map"              # input rank: `map` (C,H,W), `vec` (C,), or `any`
+    takes: str = "map"              # input rank: `map` (C,H,W), `vec` (C,), `seq` (C,N) or `any`
+    tokens: bool = False            # also works on a sequence of tokens (C,N), channels-last
     layouts: tuple[str, ...] = (NCHW,)  # layouts it runs in, first preferred
     shape_rule: str = "same as input"
     params_rule: str = "0"
@@ -55,12 +58,29 @@ class OpDef:
         return self.layouts
 
     def check_input(self, x: Shape) -> None:
+        if len(x) == 2 or self.takes == "seq":
+            return check_tokens(self, x)
         if self.takes == "map" and len(x) != 3:
             raise CompileError("E405", f"`{self.name}` needs a feature map (C,H,W), got a vector of {x[0]}",
                                hint="put it before `gap`/`flatten`, or use an op that works on vectors")
         if self.takes == "vec" and len(x) != 1:
             raise CompileError("E405", f"`{self.name}` needs a vector, got a feature map {fmt_shape(x)}",
                                hint="reduce the map first with `gap` or `flatten`")
+
+
+def check_tokens(op: OpDef, x: Shape) -> None:
+    """Rank checks where a sequence of tokens is involved (given, or the only rank taken)."""
+    if len(x) == 2 and not (op.tokens or op.takes == "seq"):
+        ok = ", ".join(f"`{n}`" for n, o in REGISTRY.items() if o.tokens or o.takes == "seq")
+        raise CompileError("E405", f"`{op.name}` needs a feature map (C,H,W), got a sequence of {x[1]} tokens "
+                           f"of {x[0]} channels" if op.takes == "map" else
+                           f"`{op.name}` does not work on a sequence of tokens ({x[0]} channels x {x[1]} tokens)",
+                           hint=f"ops that work on tokens: {ok}; `clspool` reads the class token into a vector")
+    if op.takes == "seq" and len(x) != 2:
+        got = f"a feature map {fmt_shape(x)}" if len(x) == 3 else f"a vector of {x[0]}"
+        raise CompileError("E405", f"`{op.name}` needs a sequence of tokens (C,N), got {got}",
+                           hint="turn the map into tokens first with `tokens` (after the patchify conv)"
+                           if len(x) == 3 else "put it before the op that reduced the tokens to a vector")
 
 
 REGISTRY: dict[str, OpDef] = {}
@@ -95,4 +115,4 @@ def spatial(x: Shape, kernel: int, stride: int) -> tuple[int, int]:
     return h, w
 
 
-from . import activation, conv, linear, norm, pool, regularize  # noqa: E402,F401  (registers ops)
+from . import activation, attention, conv, linear, norm, pool, regularize  # noqa: E402,F401  (registers ops)

@@ -42,6 +42,7 @@ class LayerNorm(_Norm):
     summary = "LayerNorm over channels at each position (eps 1e-6); runs channels-last"
     example = "ln eps=1e-6"
     module_name = "norm"
+    tokens = True
     layouts = (NHWC, VEC)
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
