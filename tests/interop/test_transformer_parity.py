@@ -80,3 +80,62 @@ def test_every_rule_is_used_and_the_mapping_is_one_to_one(layout, family, make, 
             assert key.endswith(("relative_position_index", "attn_mask")), key
     assert sorted(names) == sorted(archdsl.build(name, device="meta").state_dict())
     assert {r for r in used if r.family == family} == {r for r in LAYOUTS[layout] if r.family == family}
+
+
+# ---------------------------------------------------------------- HF transformers, as extra evidence
+# The references above are ours; Hugging Face's SwinForImageClassification and
+# ViTForImageClassification (built from a config: nothing is downloaded) are not. The
+# reference's random weights go into the HF model (its q, k, v are the thirds of qkv): the
+# same logits say the references compute what those models compute.
+
+
+def _into_hugging_face(hf, reference, names: list[tuple[str, str]]) -> None:
+    import re
+
+    ref_sd, loaded = reference.state_dict(), {}
+    for key in hf.state_dict():
+        ref_key, part = key, None
+        if m := re.fullmatch(r"(.*)attention\.([qkv])_proj\.(weight|bias)", key):
+            ref_key, part = f"{m[1]}attn.qkv.{m[3]}", "qkv".index(m[2])
+        for pattern, repl in names:
+            ref_key = re.sub(pattern, repl, ref_key)
+        loaded[key] = ref_sd[ref_key] if part is None else ref_sd[ref_key].chunk(3)[part]
+    hf.load_state_dict(loaded, strict=True)
+    derived = ("relative_position_index", "attn_mask")
+    assert len(loaded) == len([k for k in ref_sd if not k.endswith(derived)]) + sum(
+        k.endswith("qkv.weight") or k.endswith("qkv.bias") for k in ref_sd) * 2  # every weight used
+
+
+def test_reference_swin_agrees_with_hugging_face():
+    transformers = pytest.importorskip("transformers")
+    config = transformers.SwinConfig(image_size=56, embed_dim=32, depths=[2, 2], num_heads=[2, 4], window_size=7,
+                                     num_labels=10, layer_norm_eps=1e-5)
+    hf = transformers.SwinForImageClassification(config).eval()
+    reference = randomize_(SwinTransformer(img_size=56, embed_dim=32, depths=(2, 2), num_heads=(2, 4),
+                                           num_classes=10), seed=4)
+    _into_hugging_face(hf, reference, [
+        (r"^swin\.embeddings\.patch_embeddings\.projection", "patch_embed.proj"),
+        (r"^swin\.embeddings\.norm", "patch_embed.norm"), (r"^swin\.encoder\.layers", "layers"),
+        (r"layernorm_before", "norm1"), (r"layernorm_after", "norm2"), (r"attention\.o_proj", "attn.proj"),
+        (r"attention\.relative_position_bias\.", "attn."), (r"^swin\.layernorm", "norm"), (r"^classifier", "head")])
+    x = torch.randn(2, 3, 56, 56)
+    with torch.no_grad():
+        torch.testing.assert_close(hf(pixel_values=x).logits, reference(x), rtol=1e-5, atol=1e-5)
+
+
+def test_reference_vit_agrees_with_hugging_face():
+    transformers = pytest.importorskip("transformers")
+    from reference_transformers import VisionTransformer
+
+    config = transformers.ViTConfig(image_size=64, patch_size=16, hidden_size=96, num_hidden_layers=2,
+                                    num_attention_heads=3, intermediate_size=384, num_labels=10, layer_norm_eps=1e-6)
+    hf = transformers.ViTForImageClassification(config).eval()
+    reference = randomize_(VisionTransformer(img_size=64, embed_dim=96, depth=2, num_heads=3, num_classes=10), seed=5)
+    _into_hugging_face(hf, reference, [
+        (r"^vit\.embeddings\.cls_token", "cls_token"), (r"^vit\.embeddings\.position_embeddings", "pos_embed"),
+        (r"^vit\.embeddings\.patch_embeddings\.projection", "patch_embed.proj"), (r"^vit\.layers", "blocks"),
+        (r"layernorm_before", "norm1"), (r"layernorm_after", "norm2"), (r"attention\.o_proj", "attn.proj"),
+        (r"^vit\.layernorm", "norm"), (r"^classifier", "head")])
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(hf(pixel_values=x).logits, reference(x), rtol=1e-5, atol=1e-5)
