@@ -57,6 +57,11 @@ class OpDef:
     def layouts_for(self, a: Attrs) -> tuple[str, ...]:
         return self.layouts
 
+    def detail(self, a: Attrs, x: Shape) -> str:
+        """What the op resolved to where it runs, when the word alone does not say
+        (`--emit layers`): window attention's window, shift and heads."""
+        return ""
+
     def check_input(self, x: Shape) -> None:
         if len(x) == 2 or self.takes == "seq":
             return check_tokens(self, x)

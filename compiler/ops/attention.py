@@ -93,6 +93,11 @@ class WindowAttentionOp(_Attention):
                                + f"or an input whose map here is a multiple of {a.kernel}")
         return x
 
+    def detail(self, a: Attrs, x: Shape) -> str:
+        win, shift = self.window(a, x)
+        where = " (the map: no shift)" if min(x[1], x[2]) <= a.kernel else f", shift {shift}" if shift else ""
+        return f"{win}x{win} windows{where}, {heads(self.name, a, x[0])} heads"
+
     def params(self, a: Attrs, x: Shape) -> int:
         win, _ = self.window(a, x)
         return super().params(a, x) + (2 * win - 1) ** 2 * heads(self.name, a, x[0])
@@ -122,6 +127,9 @@ class SelfAttentionOp(_Attention):
         if len(x) == 1:
             raise CompileError("E405", f"`mhsa` needs tokens or a feature map, got a vector of {x[0]}",
                                hint="attend before the op that reduced the tokens to a vector")
+
+    def detail(self, a: Attrs, x: Shape) -> str:
+        return f"{heads(self.name, a, x[0])} heads over {x[1] if len(x) == 2 else x[1] * x[2]} tokens"
 
     def macs(self, a: Attrs, x: Shape, y: Shape) -> int:
         t = x[1] if len(x) == 2 else x[1] * x[2]
