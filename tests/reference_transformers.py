@@ -178,7 +178,7 @@ class SwinTransformer(nn.Module):
         self.num_layers = len(depths)
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
         res = img_size // patch_size
-        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, sum(depths))]
+        dpr = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
         self.layers = nn.ModuleList()
         for i in range(self.num_layers):
             self.layers.append(BasicLayer(

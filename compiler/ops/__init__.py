@@ -77,9 +77,9 @@ def check_tokens(op: OpDef, x: Shape) -> None:
     """Rank checks where a sequence of tokens is involved (given, or the only rank taken)."""
     if len(x) == 2 and not (op.tokens or op.takes == "seq"):
         ok = ", ".join(f"`{n}`" for n, o in REGISTRY.items() if o.tokens or o.takes == "seq")
-        raise CompileError("E405", f"`{op.name}` needs a feature map (C,H,W), got a sequence of {x[1]} tokens "
-                           f"of {x[0]} channels" if op.takes == "map" else
-                           f"`{op.name}` does not work on a sequence of tokens ({x[0]} channels x {x[1]} tokens)",
+        want = {"map": "needs a feature map (C,H,W), got", "vec": "needs a vector, got"}.get(
+            op.takes, "does not work on")
+        raise CompileError("E405", f"`{op.name}` {want} a sequence of {x[1]} tokens of {x[0]} channels",
                            hint=f"ops that work on tokens: {ok}; `clspool` reads the class token into a vector")
     if op.takes == "seq" and len(x) != 2:
         got = f"a feature map {fmt_shape(x)}" if len(x) == 3 else f"a vector of {x[0]}"
