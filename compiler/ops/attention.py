@@ -88,7 +88,8 @@ class WindowAttentionOp(_Attention):
             raise CompileError("E407", f"the {x[1]}x{x[2]} map does not divide into {a.kernel}x{a.kernel} windows",
                                hint="windows must tile the map: "
                                + (f"use a window that divides it (`wattn{fits[-1]}`"
-                                  + (f" or `wattn{fits[-2]}`" if len(fits) > 1 else "") + "), "
+                                  + (f" or `wattn{fits[-2]}`" if len(fits) > 1 else "")
+                                  + f"; on the command line `--set BLOCK.wattn.kernel={fits[-2 if len(fits) > 1 else -1]}`), "
                                   if fits else "")
                                + f"or an input whose map here is a multiple of {a.kernel}")
         return x
