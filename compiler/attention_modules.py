@@ -89,9 +89,15 @@ class WindowAttention(nn.Module):
             return
         with torch.no_grad():
             nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
-            self.relative_position_index.copy_(relative_position_index(self.window))
-            if self.shift:
-                self.attn_mask.copy_(shift_mask(*self.size, self.window, self.shift))
+        self.rebuild_buffers()
+
+    def rebuild_buffers(self) -> None:
+        """Compute the derived buffers where the parameters live (after `to_empty`, or after
+        loading weights into a model built on `meta`)."""
+        device = self.relative_position_bias_table.device
+        self.relative_position_index = relative_position_index(self.window).to(device)
+        self.attn_mask = shift_mask(*self.size, self.window, self.shift).to(device) if self.shift else \
+            torch.empty(0, device=device)
 
     def _mask(self) -> torch.Tensor:
         n = self.window ** 2

@@ -280,4 +280,8 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
     converted = convert(state_dict, layout, {k: v.shape for k, v in own.items()})
     on_meta = any(t.is_meta for t in own.values())
     model.load_state_dict(converted, strict=True, assign=on_meta)
+    if on_meta:  # buffers no checkpoint holds (Swin's index and mask) are computed now
+        for module in model.modules():
+            if hasattr(module, "rebuild_buffers"):
+                module.rebuild_buffers()
     return model

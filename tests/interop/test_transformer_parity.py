@@ -46,6 +46,15 @@ stages {
     assert_same_outputs(reference, model, torch.randn(2, 3, 56, 56))
 
 
+def test_swin_built_on_meta_loads_and_runs():
+    """Built without memory, then loaded: the derived buffers are computed on loading."""
+    reference = randomize_(SwinTransformer(img_size=56, embed_dim=32, depths=(2, 2), num_heads=(1, 2)), seed=6)
+    text = "network small extends swin_t\ninput 3x56x56\nstages {\n 32 swin x2\n 64 swin x2\n}"
+    model = load_weights(archdsl.build(archdsl.loads(text), device="meta"), reference.state_dict(), "official")
+    assert not any(b.is_meta for b in model.buffers())
+    assert_same_outputs(reference, model, torch.randn(2, 3, 56, 56))
+
+
 def test_vit_s16_matches_the_timm_layout():
     reference = randomize_(vit_s16(), seed=2)
     model = load_weights(archdsl.build("deit_s"), reference.state_dict(), layout="timm")
