@@ -115,6 +115,8 @@ class WindowAttention(nn.Module):
         mask = self._mask().to(x.dtype)
         if self.shift:  # one mask per window: (B*nW, heads, N, N), as 4-D attention wants it
             mask = mask.expand(b, *mask.shape).reshape(b * nw, self.heads, n, n)
+        else:  # (1, heads, N, N): a 3-D mask would send the CPU kernel to the math path
+            mask = mask[None]
         # 4-D (B*nW, heads, N, d) runs the fused CPU kernel; 5-D would fall back to the math path
         y = _attend(self.qkv, self.proj, windows.reshape(b * nw, n, c), self.heads, mask)
         y = unpartition(y.view(b, nw, n, c), self.window, h, w)
