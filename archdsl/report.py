@@ -18,6 +18,7 @@ class LayerRow:
     params: int
     macs: int
     act: int  # output elements per sample
+    detail: str = ""  # what the op resolved to here, where the word does not say (a window's size)
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,13 @@ class Report:
 
 
 def report_from_ir(network: Network, ir: IRGraph) -> Report:
+    from compiler import ops
+
     layers = []
     for _, d in ir.op_nodes():
         m = d["meta"]
         layers.append(LayerRow(d["path"], d["op"], d["group"], tuple(m["in_shape"]), tuple(m["shape"]),
-                               m["params"], m["macs"], m["act"]))
+                               m["params"], m["macs"], m["act"], ops.get(d["op"]).detail(d["attrs"], m["in_shape"])))
     return Report(network, layers)
 
 

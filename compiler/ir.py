@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import networkx as nx
 
-Shape = tuple[int, ...]  # (C, H, W) for a feature map, (C,) for a vector
+Shape = tuple[int, ...]  # (C, H, W) for a feature map, (C, N) for N tokens, (C,) for a vector
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,9 @@ class Attrs:
     eps: float | None = None
     group_width: int | None = None  # `gwN`: groups = input channels / N (RegNet's group width)
     keepdim: bool = False       # `gap` inside a gate: keep a (C,1,1) map for the gate's 1x1 convs
+    heads: int | None = None    # attention: the number of heads (`h6`) ...
+    head_dim: int | None = None  # ... or the channels of one head (`d32`), heads = width / head_dim
+    shift: bool = False         # window attention: shift the windows (on odd blocks of a stage)
 
     def with_(self, **changes) -> "Attrs":
         return replace(self, **changes)

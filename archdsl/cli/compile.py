@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
         for r in rows:
             cells = [getattr(r, "path", None) or r.name]
             if emit == "layers":
-                cells.append(r.op)
+                cells.append(r.op + (f" ({r.detail})" if r.detail else ""))
             cells += ["x".join(map(str, r.shape)), count(r.params), f"{r.macs / 1e9:.3f} G"]
             table.add_row(*cells)
         out.print(table)

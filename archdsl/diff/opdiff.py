@@ -67,8 +67,14 @@ class OpView:
         return self.family
 
     @property
+    def role(self) -> str:
+        """What the op does in a block: a spatial KxK conv and attention both mix across
+        positions (the paper's dwconv7 against Swin's 7x7 window attention)."""
+        return "spatial mixer" if self.kind in ("convKxK", "attn") else self.kind
+
+    @property
     def is_head(self) -> bool:
-        return self.family in ("conv", "linear", "pool")  # ops that compute; norms and acts follow them
+        return self.family in ("conv", "linear", "pool", "attn")  # ops that compute; norms and acts follow them
 
     def resolved(self, key: str) -> tuple | None:
         if key not in _RESOLVED or not self.facts:
@@ -135,7 +141,7 @@ def op_view(op: ast.Op, facts: Facts, contexts: tuple[int, ...] | None, values: 
         kernel += _by_stage(kernel, values, contexts)
     forms: dict = {"width": _DEFAULT_WIDTH.get(opdef.width_default, ("keep",)), "stride": 1,
                    "groups": "channels" if opdef.name == "dwconv" else 1, "bias": None, "value": None,
-                   "eps": None}
+                   "eps": None, "heads": None, "headdim": None, "shift": None}
     factor, taken = in_width(op)
     args = [w for i, w in enumerate(op.args) if i not in taken]
     if taken:  # `6x in`, `tx in`, `in`: of the block's input
@@ -222,6 +228,10 @@ class Unit:
     def word(self) -> str:
         return self.ops[0].word
 
+    @property
+    def role(self) -> str:
+        return getattr(self.ops[0], "role", self.kind)
+
 
 def units(items: list) -> list[Unit]:
     out: list[Unit] = []
@@ -280,6 +290,7 @@ def _pair(a_idx: list[int], b_idx: list[int], a: list, b: list) -> list[tuple[in
 
     match(lambda x, y: x.kind == y.kind, True)
     match(lambda x, y: x.kind == y.kind, False)
+    match(lambda x, y: x.role == y.role == "spatial mixer", True)
     match(lambda x, y: x.family == y.family, True)
 
     def went_earlier(i: int, j: int) -> bool:  # of two swapped items, the one that went up moved
@@ -335,12 +346,41 @@ def describe(a: OpView, b: OpView) -> list[str]:
             text = _channels(g) if g else str(v.forms["groups"])
             return text + (" (depthwise)" if v.word == "dwconv" else "")
         out.append(f"groups {groups(a)} -> {groups(b)}")
-    for key in ("bias", "value", "eps"):
+    keys = ("bias", "value", "eps", "heads", "headdim", "shift")
+    if a.role == b.role == "spatial mixer" and a.family != b.family:
+        out.append(f"spatial mixer: {_mixer(a)} -> {_mixer(b)}")  # says heads and shift too
+        keys = keys[:3]
+    for key in keys:
         if a.forms[key] != b.forms[key]:
             show = {None: "default", True: "on", False: "off"}
             fa, fb = (show.get(f, f) if not isinstance(f, float) else f"{f:g}" for f in (a.forms[key], b.forms[key]))
             out.append(f"{key} {fa} -> {fb}")
     return out
+
+
+def _mixer(v: OpView) -> str:
+    """How an op mixes across positions, in words: "7x7 depthwise conv", "7x7 window
+    attention, 3,6,12,24 heads (shifted on odd blocks)"."""
+    if v.family != "attn":
+        return f"{v.kernel}x{v.kernel} " + ("depthwise conv" if v.word == "dwconv" else "conv")
+    text = f"{v.kernel}x{v.kernel} window attention" if v.word == "wattn" else "global attention"
+    if v.forms["headdim"] and v.facts:
+        text += f", {_channels(tuple(c // v.forms['headdim'] for c in v.channels_in()))} heads"
+    elif v.forms["heads"]:
+        text += f", {v.forms['heads']} heads"
+    return text + (" (shifted on odd blocks)" if v.forms["shift"] else "")
+
+
+def _branches(items: list) -> list[ResidualView] | None:
+    """The residual branches of a sequence made only of residuals without shortcuts."""
+    if items and all(isinstance(it, ResidualView) and it.shortcut is None for it in items):
+        return items
+    return None
+
+
+def _residuals_text(branches: list[ResidualView]) -> str:
+    return ", ".join("residual { " + ", ".join(o.text if isinstance(o, OpView) else o.text for o in r.body) + " }"
+                     for r in branches)
 
 
 @dataclass
@@ -355,6 +395,12 @@ class SeqDiff:
                                    after=after, position=position, details=tuple(details)))
 
     def compare(self, a_items: list, b_items: list, where: str) -> None:
+        ba, bb = _branches(a_items), _branches(b_items)
+        if ba and bb and len(ba) != len(bb):  # e.g. one residual (ConvNeXt) against two (Swin, ViT)
+            self.add("changed", where, "residual", before=_residuals_text(ba), after=_residuals_text(bb),
+                     details=[f"{len(ba)} -> {len(bb)} residual joins; the ops compared across them"])
+            return self.compare([o for r in ba for o in r.body], [o for r in bb for o in r.body],
+                                f"{where}, residual branches" if where else "residual branches")
         a, b = units(a_items), units(b_items)
         anchors = lcs(a, b, _same_head)
         matched_a = {i for i, _ in anchors}
@@ -383,9 +429,10 @@ class SeqDiff:
             emit()
 
     def pair_replacements(self) -> None:
-        """One op added and one removed in the same place, both a per-channel rescaling (a norm
-        or a scale: ConvNeXt V2's `grn` for V1's `layerscale`), read as one op replaced."""
-        rescale = {n for n, o in registry.REGISTRY.items() if o.family in ("norm", "scale")}
+        """One op added and one removed in the same block, where the registry says the one
+        replaces the other (ConvNeXt V2's `grn` for V1's `layerscale`), read as one op replaced."""
+        rescale = {n for n, o in registry.REGISTRY.items() if o.replaces} | {
+            r for o in registry.REGISTRY.values() for r in o.replaces}
         by_where: dict[str, list[Change]] = {}
         for c in self.changes:
             if c.kind in ("added", "removed") and c.what in rescale:
@@ -394,6 +441,8 @@ class SeqDiff:
             added = [c for c in cs if c.kind == "added"]
             removed = [c for c in cs if c.kind == "removed"]
             if len(added) != 1 or len(removed) != 1 or added[0].what == removed[0].what:
+                continue
+            if removed[0].what not in registry.get(added[0].what).replaces:
                 continue
             new, old = added[0], removed[0]
             k = self.changes.index(old)

@@ -13,7 +13,8 @@ from .model import SECTIONS, Change, Cost, DiffModel
 
 _MARK = {"added": ("+", "green"), "removed": ("-", "red"), "changed": ("~", "yellow"),
          "moved": (">", "cyan"), "renamed": ("~", "yellow")}
-_HEAD_OPS = ("conv", "dwconv", "pwconv", "linear", "maxpool", "avgpool", "gap", "flatten", "residual")
+_HEAD_OPS = ("conv", "dwconv", "pwconv", "linear", "maxpool", "avgpool", "gap", "flatten", "residual",
+             "wattn", "mhsa", "merge", "clspool")
 _TRAIN_FIRST = ("optimizer", "epochs", "schedule", "lr", "batch")
 
 
@@ -93,6 +94,8 @@ def phrase(c: Change) -> tuple[float, str, str]:
         return 0.5, "", f"block {c.before} -> {c.after}"
     if c.what == "downsample" and c.where == "between stages":
         return 5, "", f"downsample {c.after or c.before} {c.kind}"
+    if c.what == "residual" and c.kind == "changed":  # one residual against two: say how many
+        return 5, "", c.details[0].split(";")[0] + " per block"
     weight = 4 if c.what in _HEAD_OPS else 2
     if c.kind == "changed":  # a norm or activation swapped reads the same wherever it sits
         part = part if c.what in _HEAD_OPS else ""

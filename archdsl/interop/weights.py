@@ -6,7 +6,9 @@ native names (module paths from the spec: `stem.0`, `stages.2.blocks.5.dwconv`, 
     Rule("convnext", "features.{2i+1}.{j}.block.0.{p}", "stages.{i}.blocks.{j}.dwconv.{p}")
 
 In a source pattern `{i}`, `{j}`, `{k}` match a non-negative index, `{2i+1}` or `{i+1}` an
-affine one (solved for the index), and `{p}` one parameter name (`weight`, `running_mean`).
+affine one (solved for the index), and `{p}` one parameter name (`weight`, `running_mean`);
+a target may shift an index (`downsample.{i+1}`), and an empty target marks a tensor the
+model derives and does not load (Swin's `relative_position_index` and `attn_mask`).
 The first rule that matches a key wins. A tensor whose shape differs from the model's only
 by size-1 axes is reshaped (Linear [out, in] <-> 1x1 conv [out, in, 1, 1]; layer scale
 [C] <-> [C, 1, 1]); any other difference is an error. Every missing, unexpected and
@@ -49,7 +51,10 @@ class Rule:
                 return None  # e.g. an odd index against `{2i}`
             if values.setdefault(var, n // scale) != n // scale:
                 return None
-        return self.target.format(**values)
+        if not self.target:
+            return ""  # a derived tensor the model rebuilds (Swin's index and mask buffers)
+        return _SLOT.sub(lambda t: str(values[t[2]] + int(t[3] or 0)) if t[2] != "p" else str(values["p"]),
+                         self.target)
 
 
 _COMPILED: dict[str, tuple[re.Pattern, list[tuple[int, str, int]]]] = {}
@@ -151,11 +156,41 @@ TORCHVISION: tuple[Rule, ...] = (
     Rule("resnet", "fc.{p}", "head.fc.{p}"),
 )
 
+# Swin (microsoft/Swin-Transformer) as `specs/swin_*.arch` write it: the stem is
+# `conv4 s4, ln`, each layer's patch merging runs in front of the next stage
+# (`downsample.{i+1}`: merge, ln, pwconv), the head is `ln, gap, linear`.
+SWIN_OFFICIAL: tuple[Rule, ...] = (
+    Rule("swin", "patch_embed.proj.{p}", "stem.0.{p}"),
+    Rule("swin", "patch_embed.norm.{p}", "stem.1.{p}"),
+    *_block_rules("swin", "layers.{i}.blocks.{j}", {
+        "norm1": "norm1", "attn.qkv": "attn.qkv", "attn.proj": "attn.proj", "norm2": "norm2",
+        "mlp.fc1": "pwconv1", "mlp.fc2": "pwconv2"}),
+    Rule("swin", "layers.{i}.blocks.{j}.attn.relative_position_bias_table",
+         "stages.{i}.blocks.{j}.attn.relative_position_bias_table"),
+    Rule("swin", "layers.{i}.blocks.{j}.attn.relative_position_index", ""),
+    Rule("swin", "layers.{i}.blocks.{j}.attn_mask", ""),
+    Rule("swin", "layers.{i}.downsample.norm.{p}", "downsample.{i+1}.1.{p}"),
+    Rule("swin", "layers.{i}.downsample.reduction.{p}", "downsample.{i+1}.2.{p}"),
+)
+
+# ViT / DeiT (timm's VisionTransformer) as `specs/deit_s.arch` writes it: the stem is
+# `conv16 s16, tokens, clstoken, posembed`, the head `ln, clspool, linear`.
+VIT_TIMM: tuple[Rule, ...] = (
+    Rule("vit", "patch_embed.proj.{p}", "stem.0.{p}"),
+    Rule("vit", "cls_token", "stem.2.cls_token"),
+    Rule("vit", "pos_embed", "stem.3.pos_embed"),
+    *(Rule("vit", f"blocks.{{j}}.{src}.{{p}}", f"stages.0.blocks.{{j}}.{dst}.{{p}}") for src, dst in {
+        "norm1": "norm1", "attn.qkv": "attn.qkv", "attn.proj": "attn.proj", "norm2": "norm2",
+        "mlp.fc1": "pwconv1", "mlp.fc2": "pwconv2"}.items()),
+    Rule("vit", "norm.{p}", "head.norm.{p}"),
+    Rule("vit", "head.{p}", "head.fc.{p}"),
+)
+
 # "native" takes keys as they are; the others rename through their rules.
 LAYOUTS: dict[str, tuple[Rule, ...]] = {
     "native": (),
-    "official": OFFICIAL,
-    "timm": TIMM,
+    "official": OFFICIAL + SWIN_OFFICIAL,
+    "timm": TIMM + VIT_TIMM,
     "torchvision": TORCHVISION,
 }
 
@@ -199,6 +234,8 @@ def convert(state_dict: Mapping[str, torch.Tensor], layout: str,
     problems = _Problems([], [], [])
     for key, value in state_dict.items():
         name = native_name(key, layout)
+        if name == "":
+            continue  # derived by the model, not loaded
         if name is None:
             problems.unexpected.append((key, f"no rule of layout `{layout}` maps it"))
         elif name not in target:
@@ -251,12 +288,23 @@ def _weights_error(layout: str, problems: _Problems, state_dict: Mapping,
     hint = None
     if best != layout and _fits(state_dict, best, target) > _fits(state_dict, layout, target):
         hint = f"these keys look like layout `{best}`: try layout=\"{best}\""
+    positions = [name for _, name, _ in problems.misshaped if name.endswith(".pos_embed")]
+    if positions and hint is None:
+        have, want = state_dict_shape(state_dict, layout, positions[0]), target[positions[0]]
+        hint = (f"a position embedding has one entry per token: the checkpoint's {have[-2]} tokens come from "
+                f"another input than the model's {want[-2]}; build the model at the checkpoint's input "
+                "(`--set input=...`, `input=` in Python). archdsl does not interpolate position embeddings")
     error = WeightsError(f"weights in layout `{layout}` do not fit the model ({counts}):\n"
                          + "\n".join(lines), hint=hint)
     error.missing = list(problems.missing)
     error.unexpected = [key for key, _ in problems.unexpected]
     error.misshaped = [key for key, _, _ in problems.misshaped]
     return error
+
+
+def state_dict_shape(state_dict: Mapping, layout: str, name: str) -> tuple[int, ...]:
+    """The shape of the checkpoint tensor that maps to the native `name`."""
+    return next(tuple(v.shape) for k, v in state_dict.items() if native_name(k, layout) == name)
 
 
 def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
@@ -268,4 +316,8 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
     converted = convert(state_dict, layout, {k: v.shape for k, v in own.items()})
     on_meta = any(t.is_meta for t in own.values())
     model.load_state_dict(converted, strict=True, assign=on_meta)
+    if on_meta:  # buffers no checkpoint holds (Swin's index and mask) are computed now
+        for module in model.modules():
+            if hasattr(module, "rebuild_buffers"):
+                module.rebuild_buffers()
     return model

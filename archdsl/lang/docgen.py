@@ -23,6 +23,9 @@ _ARG_SYNTAX = {
     "bias": "`bias` / `nobias`",
     "value": "a number",
     "eps": "`eps=E`",
+    "heads": "`hN` heads",
+    "headdim": "`dN` channels per head (heads follow the width)",
+    "shift": "`shift` (on odd blocks of a stage)",
 }
 
 _HEADER = """# The .arch language reference
@@ -107,6 +110,19 @@ train { ... }                      # the recipe, below
   A stage that gives a value the block does not declare, or misses one it does, is an error.
 - Only ops that take a kernel read the digits at the end of a word: `dwconv7` is a 7x7
   depthwise conv, `relu6` is ReLU6.
+- Attention (`specs/swin_t.arch`, `specs/deit_s.arch`): `wattn7 d32 shift` is Swin's window
+  attention with 7x7 windows and heads of 32 channels (heads follow the width: 3, 6, 12, 24
+  in Swin-T); `shift` shifts the windows by 3 on the odd blocks of each stage (blocks 1, 3,
+  5, ...), so one block definition and depths `2, 2, 6, 2` give Swin's alternation. On a map
+  no larger than the window the window is the map and nothing shifts; a map the windows do
+  not tile is an error (E407) that names the windows that would. `hN` fixes the number of
+  heads instead. `merge, ln, pwconv nobias` is Swin's patch merging.
+- Tokens: `tokens` turns a map (C,H,W) into a sequence (C,N), `clstoken` prepends a class
+  token (once, in the stem), `posembed` adds a learned embedding per position, `clspool`
+  reads the class token in the head. On tokens work `ln`, `pwconv` (an `nn.Linear`), `mhsa`,
+  the activations, `layerscale`, `droppath` and `dropout`. A position embedding has the
+  length of the sequence at the spec's input; archdsl does not interpolate it, so a
+  checkpoint trained at another input is refused by `load_weights` with a message.
 - `droppath` drops the residual branch per sample at a rate that grows linearly from 0 at
   the first block to the recipe's `droppath` at the last. Where a `shortcut none` residual
   is absent, so is its drop path (it would drop the block's whole output).

@@ -30,6 +30,7 @@ class Context:
     values: dict | None = None    # the stage's per-stage values (`t=6`), inside blocks
     block_in: int | None = None   # the block's input node, for `in`; None outside blocks
     in_gate: bool = False         # inside `gate { }`: `gap` keeps a 1x1 map
+    index: int | None = None     # the block's index in its stage (`shift` acts on odd ones); None outside
 
 
 def op_words() -> list[str]:
@@ -110,8 +111,14 @@ def attrs_for(op: ast.Op, opdef: registry.OpDef, kernel: int | None, ctx: Contex
         if kind == "width":
             value = _width(value, word, ctx)
             kind = "out"
+        if kind == "shift":
+            if ctx.index is None:
+                raise OpError("`shift` only has a meaning in a stage's block", word.span,
+                              hint="windows shift on every other block of a stage; outside the stages drop "
+                              "`shift`", code="E307")
+            value = ctx.index % 2 == 1
         if value is not None:
-            a[kind] = value
+            a[_ATTR.get(kind, kind)] = value
     if "out" not in a and factor is None and opdef.width_default in ("dim", "classes"):
         a["out"] = ctx.dim if opdef.width_default == "dim" else ctx.classes
     if opdef.needs_value and "value" not in a:
@@ -122,8 +129,15 @@ def attrs_for(op: ast.Op, opdef: registry.OpDef, kernel: int | None, ctx: Contex
     return Attrs(**a)
 
 
+_ATTR = {"headdim": "head_dim"}  # argument kinds whose Attrs field is named otherwise
+
+
 def read_arg(word: ast.Word, ctx: Context) -> tuple[str, object]:
     t = word.text
+    if t == "shift":
+        return "shift", True
+    if re.fullmatch(r"[hd]\d+", t) and int(t[1:]) >= 1:
+        return ("heads" if t[0] == "h" else "headdim"), int(t[1:])
     if re.fullmatch(r"\d+(\.\d+)?x", t):
         return "width", float(t[:-1])
     if t.isdigit():
@@ -153,7 +167,7 @@ def read_arg(word: ast.Word, ctx: Context) -> tuple[str, object]:
     except ValueError:
         raise OpError(f"unknown argument `{t}`", word.span,
                       hint="arguments: a width (`4x`, `64`), `sN`, `stride`, `gG`, `bias`/`nobias`, "
-                      "`eps=E` or a number", code="E303") from None
+                      "`eps=E`, `hN` heads, `dN` head dim, `shift` or a number", code="E303") from None
 
 
 def _width(value: float | int, word: ast.Word, ctx: Context) -> int:
@@ -240,12 +254,14 @@ class _Builder:
         self.net = net
         self.ir = IRGraph(name=net.name, input_shape=net.input)
         self.errors = ErrorCollector()
+        self.cls_token: ast.Op | None = None
 
     def op(self, op: ast.Op, x: int, path: str, group: str, ctx: Context) -> int:
         op = substitute(op, ctx.values or {})
         try:
             opdef, kernel = lookup_op(op.name)
             attrs = attrs_for(op, opdef, kernel, ctx)
+            self._class_token(opdef.name, op, ctx)
         except OpError as e:
             self.errors.add(e)
             return x  # keep building to find more errors; nothing is lowered after an error
@@ -256,6 +272,20 @@ class _Builder:
         if factor is not None:
             self.ir.g.nodes[nid]["width_of"] = (ctx.block_in, factor)
         return nid
+
+    def _class_token(self, name: str, op: ast.Op, ctx: Context) -> None:
+        """A class token is added once, outside the blocks; `clspool` reads one that exists."""
+        if name == "clstoken":
+            if ctx.index is not None:
+                raise OpError("a class token in a block would add one per block", op.span,
+                              hint="add `clstoken` once, in the stem after `tokens`", code="E310")
+            if self.cls_token is not None:
+                raise OpError("a second class token", op.span,
+                              hint=f"the first is added at {self.cls_token.span}; keep one", code="E310")
+            self.cls_token = op
+        elif name == "clspool" and self.cls_token is None:
+            raise OpError("`clspool` reads the class token, but none was added before it", op.span,
+                          hint="add `clstoken` in the stem after `tokens`, or pool with `gap`", code="E310")
 
     def stmts(self, stmts: tuple, x: int, prefix: str, group: str, ctx: Context, names: dict | None) -> int:
         for i, s in enumerate(stmts):
@@ -336,7 +366,7 @@ class _Builder:
             names = _names(block.body)
             for j in range(st.depth):
                 rate = net.train.droppath * k / (total - 1) if total > 1 else 0.0
-                ctx = Context(st.width, net.classes, st.stride if j == 0 else 1, rate, st.values, x)
+                ctx = Context(st.width, net.classes, st.stride if j == 0 else 1, rate, st.values, x, index=j)
                 x = self.stmts(block.body, x, f"stages.{i}.blocks.{j}", group, ctx, names)
                 k += 1
         last = net.stages[-1].width

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from ..diff import Checked, compare_checked
 from ..diff.render import summary
 from ..lang.errors import ArchError, ErrorCollector, ResolveError
-from .paper import paper_row
+from .paper import SWIN_T, paper_row
 from ..lang.specpath import SHIPPED, find_spec, natural
 
 DEFAULT_DIR = SHIPPED / "roadmap"
@@ -45,6 +45,7 @@ class RoadmapRow(BaseModel):
     paper_top1_std: float | None = None
     paper_note: str | None = None      # why the paper's FLOPs differ from the MACs
     metrics: dict[str, float] = {}     # more columns, e.g. a measured accuracy
+    reference: bool = False            # not a step: the network the paper compares against (Swin-T)
 
     @property
     def gmacs(self) -> float:
@@ -107,8 +108,24 @@ def order(parents: dict[str, str | None]) -> list[tuple[str, bool]]:
     return out
 
 
+def reference_row(last: Checked, overrides: dict) -> RoadmapRow:
+    """Swin-T, the paper's point of comparison, computed from `specs/swin_t.arch` and
+    compared with the last step of the chain (ConvNeXt-T)."""
+    swin = Checked("swin_t", **overrides)
+    d = compare_checked(last, swin)
+    return RoadmapRow(
+        step=swin.net.name, path=swin.net.path, parent=None, reference=True,
+        change=f"reference: vs {last.net.name}, {summary(d, SUMMARY_PHRASES)}",
+        params=swin.cost.params, macs=swin.cost.macs, peak_activation=swin.cost.peak_activation,
+        d_params=swin.cost.params - last.cost.params, d_macs=swin.cost.macs - last.cost.macs,
+        paper_change="Swin-T (Liu et al., 2021)", paper_label="Swin-T", paper_group="reference",
+        paper_gflops=SWIN_T["gflops"], paper_top1=SWIN_T["top1"], paper_note=SWIN_T["note"])
+
+
 def roadmap_rows(directory: str | Path | None = None, **overrides) -> list[RoadmapRow]:
-    """A row per step spec in `directory` (the shipped roadmap by default), in chain order."""
+    """A row per step spec in `directory` (the shipped roadmap by default), in chain order.
+    The shipped roadmap ends with Swin-T as a reference row (`reference=True`)."""
+    shipped = not directory
     directory = Path(directory) if directory else DEFAULT_DIR
     if not directory.is_dir():
         raise ResolveError(f"no roadmap directory `{directory}`", code="E201",
@@ -134,9 +151,11 @@ def roadmap_rows(directory: str | Path | None = None, **overrides) -> list[Roadm
             paper_group=p.group if p else None, paper_gflops=p.gflops if p else None,
             paper_top1=p.top1 if p else None, paper_top1_std=p.top1_std if p else None,
             paper_note=p.note if p else None))
+    if shipped:
+        last = [n for n, branch in order(parents) if not branch][-1]
+        rows.append(reference_row(specs[last], overrides))
     return rows
 
 
 def roadmap(directory: str | Path | None = None, **overrides) -> Roadmap:
-    directory = Path(directory) if directory else DEFAULT_DIR
-    return Roadmap(dir=str(directory), rows=roadmap_rows(directory, **overrides))
+    return Roadmap(dir=str(Path(directory) if directory else DEFAULT_DIR), rows=roadmap_rows(directory, **overrides))

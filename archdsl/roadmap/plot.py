@@ -24,6 +24,7 @@ def plot_roadmap(rows, path: str | Path) -> Path:
     from .paper import RESNET50, SWIN_T
 
     path = Path(path)
+    rows = [r for r in rows if not r.reference]  # Swin-T is drawn as a line, not a bar
     n = len(rows)
     y = list(range(n))[::-1]  # first step at the top
     fig, (ax_macs, ax_acc) = plt.subplots(1, 2, sharey=True, figsize=(13, 0.42 * n + 1.8),

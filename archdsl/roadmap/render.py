@@ -29,7 +29,8 @@ def roadmap_table(rows) -> Table:
     for r in rows:
         gflops = "" if r.paper_gflops is None else f"{r.paper_gflops:.2f}" + ("*" if r.flops_differ else "")
         table.add_row(
-            Text(("└ " if r.branch else "") + r.step, style="dim" if r.branch else "bold"), r.change,
+            Text(("└ " if r.branch else "") + r.step, style="dim" if r.branch else "italic" if r.reference else "bold"),
+            r.change,
             f"{r.params / 1e6:.2f}M", delta(r.d_params, 1e6, "M"), f"{r.gmacs:.2f}", delta(r.d_macs, 1e9, ""),
             Text(gflops, style="yellow" if r.flops_differ else ""),
             "" if r.paper_top1 is None else f"{r.paper_top1:.2f}",

@@ -33,6 +33,8 @@ def train_roadmap(directory: str | Path | None = None, data: Any = "digits", epo
     rows = roadmap(directory).rows
     key = metric_name(data, epochs)
     for row in rows:
+        if row.reference:
+            continue  # Swin-T is the paper's reference, not a step
         started = time.perf_counter()
         result = train(row.path, data, epochs=epochs, out=Path(out) / row.step, seed=seed,
                        resume=True, quiet=True, **overrides)

@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 #   width: `4x`, `0.25x`, `64`   stride: `sN`, `stride`   groups: `gG`
 #   bias: `bias`, `nobias`       value: a number          eps: `eps=1e-5`
 #   groups also as a group width: `gwN` (channels / N groups)
-ARG_KINDS = ("width", "stride", "groups", "bias", "value", "eps")
+#   heads: `h6`                  headdim: `d32`           shift: `shift`
+ARG_KINDS = ("width", "stride", "groups", "bias", "value", "eps", "heads", "headdim", "shift")
 
-# Layouts a tensor can be in between ops.
+# Layouts a tensor can be in between ops. A sequence of tokens (C, N) is always (B, N, C),
+# channels-last, so it runs in NHWC.
 NCHW, NHWC, VEC = "nchw", "nhwc", "vec"
 
 
@@ -34,9 +36,11 @@ class OpDef:
     needs_value: bool = False       # a number is required (layerscale init, dropout p)
     module_name: str = ""           # name inside a block: stages.0.blocks.1.<module_name>
     family: str = ""                # conv, linear, pool, norm, act, drop, scale: what a diff pairs up
+    replaces: tuple[str, ...] = ()  # ops a diff reads it as replacing, where one goes and it comes
     related: tuple[str, ...] = ()   # other spellings people type for this op (`swish` for silu),
                                     # the only words besides its name a hint may suggest it for
-    takes: str = "map"              # input rank: `map` (C,H,W), `vec` (C,), or `any`
+    takes: str = "map"              # input rank: `map` (C,H,W), `vec` (C,), `seq` (C,N) or `any`
+    tokens: bool = False            # also works on a sequence of tokens (C,N), channels-last
     layouts: tuple[str, ...] = (NCHW,)  # layouts it runs in, first preferred
     shape_rule: str = "same as input"
     params_rule: str = "0"
@@ -57,7 +61,14 @@ class OpDef:
     def layouts_for(self, a: Attrs) -> tuple[str, ...]:
         return self.layouts
 
+    def detail(self, a: Attrs, x: Shape) -> str:
+        """What the op resolved to where it runs, when the word alone does not say
+        (`--emit layers`): window attention's window, shift and heads."""
+        return ""
+
     def check_input(self, x: Shape) -> None:
+        if len(x) == 2 or self.takes == "seq":
+            return check_tokens(self, x)
         if self.takes == "map" and len(x) != 3:
             raise CompileError("E405", f"`{self.name}` needs a feature map (C,H,W), got a vector of {x[0]}",
                                hint="put it before `gap`/`flatten`, or use an op that works on vectors")
@@ -65,6 +76,21 @@ class OpDef:
             hint = ("inside a `gate`, `gap` keeps a 1x1 map so the gate's convs are 1x1 convs: use `conv1` "
                     "where you would use `linear`" if x[1:] == (1, 1) else "reduce the map first with `gap` or `flatten`")
             raise CompileError("E405", f"`{self.name}` needs a vector, got a feature map {fmt_shape(x)}", hint=hint)
+
+
+def check_tokens(op: OpDef, x: Shape) -> None:
+    """Rank checks where a sequence of tokens is involved (given, or the only rank taken)."""
+    if len(x) == 2 and not (op.tokens or op.takes == "seq"):
+        ok = ", ".join(f"`{n}`" for n, o in REGISTRY.items() if o.tokens or o.takes == "seq")
+        want = {"map": "needs a feature map (C,H,W), got", "vec": "needs a vector, got"}.get(
+            op.takes, "does not work on")
+        raise CompileError("E405", f"`{op.name}` {want} a sequence of {x[1]} tokens of {x[0]} channels",
+                           hint=f"ops that work on tokens: {ok}; `clspool` reads the class token into a vector")
+    if op.takes == "seq" and len(x) != 2:
+        got = f"a feature map {fmt_shape(x)}" if len(x) == 3 else f"a vector of {x[0]}"
+        raise CompileError("E405", f"`{op.name}` needs a sequence of tokens (C,N), got {got}",
+                           hint="turn the map into tokens first with `tokens` (after the patchify conv)"
+                           if len(x) == 3 else "put it before the op that reduced the tokens to a vector")
 
 
 REGISTRY: dict[str, OpDef] = {}
@@ -99,4 +125,4 @@ def spatial(x: Shape, kernel: int, stride: int) -> tuple[int, int]:
     return h, w
 
 
-from . import activation, conv, linear, norm, pool, regularize  # noqa: E402,F401  (registers ops)
+from . import activation, attention, conv, linear, norm, pool, regularize  # noqa: E402,F401  (registers ops)

@@ -13,6 +13,7 @@ from . import NCHW, NHWC, VEC, OpDef, register
 class _Activation(OpDef):
     family = "act"
     takes = "any"
+    tokens = True
     layouts = (NCHW, NHWC, VEC)
     factory = "Identity"  # the torch.nn class it lowers to
 

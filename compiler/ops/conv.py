@@ -1,6 +1,7 @@
 """Convolutions: conv{K}, dwconv{K}, pwconv."""
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from ..errors import CompileError
@@ -107,12 +108,25 @@ class PointwiseConv(_Conv):
     accepts = ("width", "stride", "bias")
     width_default = "dim"
     module_name = "pwconv"
+    tokens = True
     layouts = (NCHW, NHWC)
+    shape_rule = "(C,H,W) -> (out, H/s, W/s); on tokens (C,N) -> (out,N)"
     params_rule = "C*out (+ out with bias)"
-    macs_rule = "C*out*H'*W'"
+    macs_rule = "C*out*H'*W' (C*out*N on tokens)"
 
     def _k(self, a: Attrs) -> int:
         return 1
+
+    def out_shape(self, a: Attrs, x: Shape) -> Shape:
+        if len(x) != 2:
+            return super().out_shape(a, x)
+        if a.stride != 1:
+            raise CompileError("E405", f"`pwconv` with stride {a.stride} on a sequence of tokens",
+                               hint="tokens have no grid to stride over; drop the stride")
+        return (super().out_shape(a, (x[0], 1, 1))[0], x[1])
+
+    def macs(self, a: Attrs, x: Shape, y: Shape) -> int:
+        return math.prod(y) * x[0]
 
     def layouts_for(self, a: Attrs) -> tuple[str, ...]:
         return self.layouts if a.stride == 1 else (NCHW,)

@@ -44,6 +44,7 @@ class LayerNorm(_Norm):
     summary = "LayerNorm over channels at each position (eps 1e-6); runs channels-last"
     example = "ln eps=1e-6"
     module_name = "norm"
+    tokens = True
     layouts = (NHWC, VEC)
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
@@ -88,6 +89,7 @@ class GlobalResponseNorm(OpDef):
     name = "grn"
     family = "norm"
     related = ("globalresponsenorm", "global_response_norm")
+    replaces = ("layerscale",)     # ConvNeXt V2 drops layer scale for it
     summary = ("global response normalization (ConvNeXt V2): per channel Gx = ||X||_2 over H,W, "
                "Nx = Gx / (mean over channels of Gx + 1e-6), out = gamma*(X*Nx) + beta + X; "
                "gamma and beta start at 0; runs channels-last")

@@ -13,6 +13,7 @@ from . import NCHW, NHWC, VEC, OpDef, register
 
 class _Elementwise(OpDef):
     takes = "any"
+    tokens = True
     layouts = (NCHW, NHWC, VEC)
 
 

@@ -48,7 +48,7 @@ def _place(ir: IRGraph, nid: int, data: dict) -> None:
         meta["layout"] = here
         return
     if op == "output":
-        if here == NHWC:
+        if here == NHWC and len(meta["shape"]) == 3:  # tokens stay (B, N, C)
             _insert_permute(ir, nid, 0, NCHW)
             return
         meta["layout"] = here

@@ -18,7 +18,7 @@ from ..ops import fmt_shape
 
 # Errors that depend on the shape flowing in: a line used many times (a block, `downsample`)
 # may fail in only one use, so the message names it.
-_DEPENDS_ON_INPUT = ("E401", "E402")
+_DEPENDS_ON_INPUT = ("E401", "E402", "E407")
 # No size (channels, height, width, kernel, groups) may exceed this: a typo such as
 # `classes 99999999999999999999` must be an error here, not an overflow inside torch.
 MAX_SIZE = 2**31 - 1

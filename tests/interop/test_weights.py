@@ -140,7 +140,7 @@ def test_layouts_are_enumerable():
     assert LAYOUTS["native"] == ()
     for layout, rules in LAYOUTS.items():
         for rule in rules:
-            assert isinstance(rule, Rule) and set(rule.family.split("|")) <= {"convnext", "resnet", "mobilenet"}
+            assert isinstance(rule, Rule) and set(rule.family.split("|")) <= {"convnext", "resnet", "mobilenet", "swin", "vit"}
 
 
 @pytest.mark.parametrize("layout", ["official", "timm", "torchvision"])
@@ -159,7 +159,9 @@ def test_every_rule_is_used_and_the_mapping_is_one_to_one(layout, atto_official,
             used.add(first)
             names.append(native_name(key, layout))
         assert sorted(names) == sorted(model.state_dict())
-    assert used == set(LAYOUTS[layout]), set(LAYOUTS[layout]) - used
+    mine = {r for r in LAYOUTS[layout]  # swin, vit: test_transformer_parity
+            if set(r.family.split("|")) & {"convnext", "resnet", "mobilenet"}}
+    assert used == mine, mine - used
 
 
 def test_rule_patterns():

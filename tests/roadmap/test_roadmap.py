@@ -12,6 +12,7 @@ from archdsl.cli import app
 from archdsl.diff.render import summary
 from archdsl.roadmap.paper import TABLE10, paper_row, row_id
 from archdsl.roadmap import SUMMARY_PHRASES, Roadmap, order, roadmap_rows
+from archdsl.roadmap.chain import DEFAULT_DIR
 
 # GMACs at 224x224 from the issue: Table 10, except rows 12 (a norm swap adds no MACs) and 13
 # (the paper's 4.49 adds fvcore's LayerNorm FLOPs to 4.46 GMACs).
@@ -22,8 +23,24 @@ MAIN = [f"step{i:02d}" for i in range(14)]
 
 
 @pytest.fixture(scope="module")
-def rows():
+def all_rows():
     return roadmap_rows()
+
+
+@pytest.fixture(scope="module")
+def rows(all_rows):
+    return [r for r in all_rows if not r.reference]  # the steps; Swin-T follows as a reference
+
+
+def test_swin_t_is_the_reference_row_at_the_end(all_rows):
+    swin = all_rows[-1]
+    assert swin.reference and swin.step == "swin_t" and sum(r.reference for r in all_rows) == 1
+    report = archdsl.analyze("swin_t")
+    assert (swin.params, swin.macs) == (report.params, report.macs) == (28_288_354, report.macs)
+    assert (swin.paper_top1, swin.paper_gflops) == (81.3, 4.5)
+    assert swin.d_params == swin.params - archdsl.analyze("convnext_t").params
+    assert swin.change.startswith("reference: vs step13_downsample") and "wattn7" in swin.change
+    assert not any(r.reference for r in roadmap_rows(DEFAULT_DIR))  # a directory given: steps only
 
 
 @pytest.fixture(scope="module")
@@ -242,11 +259,11 @@ def test_cli_table_names_every_step_and_notes_the_flops(rows):
     assert "\x1b[" not in result.output  # not a terminal: plain
 
 
-def test_cli_json_round_trips(rows):
+def test_cli_json_round_trips(all_rows):
     result = runner.invoke(app, ["roadmap", "--json"])
     assert result.exit_code == 0, result.output
     rm = Roadmap.model_validate_json(result.output)
-    assert rm.rows == rows
+    assert rm.rows == all_rows
     assert json.loads(rm.model_dump_json()) == json.loads(result.output)
 
 

@@ -1,0 +1,249 @@
+"""Attention and tokens: wattn{W}, mhsa, tokens, clstoken, posembed, clspool, merge.
+
+Attention MACs count the qkv and output projections (4*T*C^2 over T tokens) and the two
+attention matmuls, Q K^T and A V (2*T*N*C, N the tokens one token attends to: its window,
+or all T). Softmax, bias and mask additions are not multiply-accumulates. This is what
+`FlopCounterMode` counts on the math path of `scaled_dot_product_attention`.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import CompileError
+from ..ir import Attrs, Shape
+
+if TYPE_CHECKING:
+    from torch import nn
+from . import NHWC, OpDef, register
+
+
+def _bias(a: Attrs) -> bool:
+    return True if a.bias is None else a.bias
+
+
+def heads(op: str, a: Attrs, c: int) -> int:
+    """Heads for a width of c: `hN` as given, `dN` as c / N, one head by default."""
+    if a.head_dim is not None:
+        if c % a.head_dim:
+            near = [d for d in range(1, c + 1) if c % d == 0]
+            raise CompileError("E401", f"{c} channels do not divide into heads of {a.head_dim} channels "
+                               f"(`{op}` with `d{a.head_dim}`)",
+                               hint=f"pick a head dim that divides {c}, e.g. "
+                               f"`d{min(near, key=lambda d: abs(d - a.head_dim))}`, or a width that is a "
+                               f"multiple of {a.head_dim}")
+        return c // a.head_dim
+    h = a.heads or 1
+    if c % h:
+        near = [d for d in range(1, c + 1) if c % d == 0]
+        raise CompileError("E401", f"{c} channels do not divide into {h} heads (`{op}` with `h{h}`)",
+                           hint=f"pick heads that divide {c}, e.g. `h{min(near, key=lambda d: abs(d - h))}`, "
+                           "or give a head dim (`d32`) so the heads follow the width")
+    return h
+
+
+def _attention_macs(tokens: int, seen: int, c: int) -> int:
+    return 4 * tokens * c * c + 2 * tokens * seen * c
+
+
+class _Attention(OpDef):
+    family = "attn"
+    accepts = ("heads", "headdim", "bias")
+    module_name = "attn"
+    layouts = (NHWC,)
+    params_rule = "4*C*C + 4*C (qkv and proj, with biases)"
+
+    def out_shape(self, a: Attrs, x: Shape) -> Shape:
+        heads(self.name, a, x[0])
+        return x
+
+    def params(self, a: Attrs, x: Shape) -> int:
+        c = x[0]
+        return 4 * c * c + (3 * c if _bias(a) else 0) + c
+
+
+@register
+class WindowAttentionOp(_Attention):
+    name = "wattn"
+    kernel = True
+    accepts = ("heads", "headdim", "shift", "bias")
+    summary = ("Swin's window multi-head self-attention over W x W windows with a learned relative position "
+               "bias ((2W-1)^2 x heads); `shift` shifts the windows by W/2 on every other block of a stage "
+               "(odd block indices) with Swin's -100 mask; on a map no larger than W the window is the map "
+               "and there is no shift")
+    example = "wattn7 d32 shift"
+    shape_rule = "(C,H,W) -> (C,H,W); H and W multiples of the window"
+    params_rule = "4*C*C + 4*C + (2W-1)^2*heads"
+    macs_rule = "4*H*W*C*C + 2*H*W*W'*W'*C (W' the window used)"
+
+    def window(self, a: Attrs, x: Shape) -> tuple[int, int]:
+        from ..attention_modules import window_geometry
+
+        return window_geometry(x[1], x[2], a.kernel, a.shift)
+
+    def out_shape(self, a: Attrs, x: Shape) -> Shape:
+        heads(self.name, a, x[0])
+        win, _ = self.window(a, x)
+        if x[1] % win or x[2] % win:
+            fits = [k for k in range(2, max(x[1], x[2]) + 1) if x[1] % k == 0 and x[2] % k == 0]
+            raise CompileError("E407", f"the {x[1]}x{x[2]} map does not divide into {a.kernel}x{a.kernel} windows",
+                               hint="windows must tile the map: "
+                               + (f"use a window that divides it (`wattn{fits[-1]}`"
+                                  + (f" or `wattn{fits[-2]}`" if len(fits) > 1 else "")
+                                  + f"; on the command line `--set BLOCK.wattn.kernel={fits[-2 if len(fits) > 1 else -1]}`), "
+                                  if fits else "")
+                               + f"or an input whose map here is a multiple of {a.kernel}")
+        return x
+
+    def detail(self, a: Attrs, x: Shape) -> str:
+        win, shift = self.window(a, x)
+        where = " (the map: no shift)" if min(x[1], x[2]) <= a.kernel else f", shift {shift}" if shift else ""
+        return f"{win}x{win} windows{where}, {heads(self.name, a, x[0])} heads"
+
+    def params(self, a: Attrs, x: Shape) -> int:
+        win, _ = self.window(a, x)
+        return super().params(a, x) + (2 * win - 1) ** 2 * heads(self.name, a, x[0])
+
+    def macs(self, a: Attrs, x: Shape, y: Shape) -> int:
+        win, _ = self.window(a, x)
+        return _attention_macs(x[1] * x[2], win * win, x[0])
+
+    def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from ..attention_modules import WindowAttention
+
+        win, shift = self.window(a, x)
+        return WindowAttention(x[0], heads(self.name, a, x[0]), win, shift, (x[1], x[2]), _bias(a))
+
+
+@register
+class SelfAttentionOp(_Attention):
+    name = "mhsa"
+    takes = "any"
+    tokens = True
+    summary = "global multi-head self-attention (ViT): every token attends to every token"
+    example = "mhsa d64"
+    shape_rule = "(C,N) -> (C,N); on a map every position is a token"
+    macs_rule = "4*T*C*C + 2*T*T*C (T tokens: N, or H*W)"
+
+    def check_input(self, x: Shape) -> None:
+        if len(x) == 1:
+            raise CompileError("E405", f"`mhsa` needs tokens or a feature map, got a vector of {x[0]}",
+                               hint="attend before the op that reduced the tokens to a vector")
+
+    def detail(self, a: Attrs, x: Shape) -> str:
+        return f"{heads(self.name, a, x[0])} heads over {x[1] if len(x) == 2 else x[1] * x[2]} tokens"
+
+    def macs(self, a: Attrs, x: Shape, y: Shape) -> int:
+        t = x[1] if len(x) == 2 else x[1] * x[2]
+        return _attention_macs(t, t, x[0])
+
+    def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from ..attention_modules import SelfAttention
+
+        return SelfAttention(x[0], heads(self.name, a, x[0]), _bias(a))
+
+
+@register
+class TokensOp(OpDef):
+    name = "tokens"
+    family = "reshape"
+    summary = "a feature map to a sequence of tokens, one per position, row by row (ViT's flatten)"
+    example = "tokens"
+    module_name = "tokens"
+    layouts = (NHWC,)
+    shape_rule = "(C,H,W) -> (C,H*W)"
+
+    def out_shape(self, a: Attrs, x: Shape) -> Shape:
+        return (x[0], x[1] * x[2])
+
+    def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from ..attention_modules import Tokens
+
+        return Tokens()
+
+
+@register
+class ClassTokenOp(OpDef):
+    name = "clstoken"
+    family = "token"
+    summary = "prepends a learned class token to a sequence (once, outside the blocks)"
+    example = "clstoken"
+    module_name = "cls"
+    takes = "seq"
+    layouts = (NHWC,)
+    shape_rule = "(C,N) -> (C,N+1)"
+    params_rule = "C"
+
+    def out_shape(self, a: Attrs, x: Shape) -> Shape:
+        return (x[0], x[1] + 1)
+
+    def params(self, a: Attrs, x: Shape) -> int:
+        return x[0]
+
+    def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from ..attention_modules import ClassToken
+
+        return ClassToken(x[0])
+
+
+@register
+class PositionEmbeddingOp(OpDef):
+    name = "posembed"
+    family = "token"
+    summary = ("adds a learned embedding per token position; its length is the sequence's at the spec's "
+               "input (a checkpoint made at another input does not load: see load_weights)")
+    example = "posembed"
+    module_name = "pos"
+    takes = "seq"
+    layouts = (NHWC,)
+    params_rule = "N*C"
+
+    def params(self, a: Attrs, x: Shape) -> int:
+        return x[0] * x[1]
+
+    def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from ..attention_modules import PositionEmbedding
+
+        return PositionEmbedding(x[1], x[0])
+
+
+@register
+class ClassPoolOp(OpDef):
+    name = "clspool"
+    family = "pool"
+    summary = "reads the class token: a sequence to the vector of its first token"
+    example = "clspool"
+    module_name = "clspool"
+    takes = "seq"
+    layouts = (NHWC,)
+    shape_rule = "(C,N) -> (C,)"
+
+    def out_shape(self, a: Attrs, x: Shape) -> Shape:
+        return (x[0],)
+
+    def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from ..attention_modules import ClassPool
+
+        return ClassPool()
+
+
+@register
+class PatchMergeOp(OpDef):
+    name = "merge"
+    family = "reshape"
+    summary = ("Swin's patch merging: each 2x2 neighbourhood's channels side by side (x[0::2,0::2], "
+               "x[1::2,0::2], x[0::2,1::2], x[1::2,1::2]); `merge, ln, pwconv nobias` is Swin's downsample")
+    example = "merge"
+    module_name = "merge"
+    layouts = (NHWC,)
+    shape_rule = "(C,H,W) -> (4C,H/2,W/2); H and W even"
+
+    def out_shape(self, a: Attrs, x: Shape) -> Shape:
+        if x[1] % 2 or x[2] % 2:
+            raise CompileError("E407", f"`merge` needs an even map, got {x[1]}x{x[2]}",
+                               hint="2x2 neighbourhoods must tile the map: use an input whose map here is even")
+        return (4 * x[0], x[1] // 2, x[2] // 2)
+
+    def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from ..attention_modules import PatchMerge
+
+        return PatchMerge()
