@@ -119,6 +119,13 @@ class TrainError(ArchError):
     code = "E750"
 
 
+class ResourceError(ArchError):
+    """More than a limit allows: a spec past the documented size limits, a model or a run
+    that would not fit in the memory there is."""
+
+    code = "E900"
+
+
 class ArchErrors(ArchError):
     """Several errors found in one pass, raised together."""
 

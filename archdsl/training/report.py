@@ -32,6 +32,11 @@ class Reporter:
         if self.enabled and not self.quiet:
             self.console.print(text, markup=False, soft_wrap=True)
 
+    def warn(self, text: str) -> None:
+        """A warning: shown even with --quiet."""
+        if self.enabled:
+            self.console.print(f"warning: {text}", markup=False, soft_wrap=True)
+
     # ---- the per-epoch bar
     def start_epoch(self, epoch: int, epochs: int, batches: int, done: int = 0) -> None:
         if not (self.enabled and not self.quiet and self.console.is_terminal):
