@@ -57,6 +57,11 @@ def register(app: typer.Typer) -> None:
         device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: the "
                                                            "local GPU if any).")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+        force: Annotated[bool, typer.Option("--force", help="With --resume: continue even though the "
+                                                            "network differs from the checkpoint's "
+                                                            "(where the weights still fit).")] = False,
+        no_memory_check: Annotated[bool, typer.Option("--no-memory-check", help="Skip the estimate that "
+                                                      "refuses a run too big for the device's free memory.")] = False,
     ) -> None:
         """Train a spec with its `train { }` recipe; any recipe value can be overridden."""
         from ..lang.errors import ArchError
@@ -71,7 +76,8 @@ def register(app: typer.Typer) -> None:
             from ..training.engine import Interrupted
 
             train(spec, data=data, epochs=epochs, out=out, seed=seed, resume=resume,
-                  skip_bad_images=skip_bad_images, quiet=quiet, device=device, **overrides)
+                  skip_bad_images=skip_bad_images, quiet=quiet, device=device, force=force,
+                  check_memory=not no_memory_check, **overrides)
         except Interrupted as e:
             err.print(f"{e.message}\nhelp: {e.hint}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code)
