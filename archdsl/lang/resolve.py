@@ -43,7 +43,7 @@ def load_chain(spec: ast.SpecFile) -> list[ast.SpecFile]:
     while chain[-1].extends is not None:
         ext = chain[-1].extends
         if len(chain) > MAX_EXTENDS:
-            raise too_big("the `extends` chain", len(chain), MAX_EXTENDS, ext.span,
+            raise too_big("the length of the `extends` chain", len(chain), MAX_EXTENDS, ext.span,
                           "flatten some of the chain into one spec")
         parent_path = find_spec(ext.text, Path(chain[-1].path).parent, ext.span)
         parent = read_spec(parent_path)
