@@ -13,7 +13,7 @@ SOURCES: dict[str, str] = {}
 
 # C0 and C1 controls (ESC starts an ANSI sequence), DEL, and the Unicode line/paragraph
 # separators, bidi overrides and isolates: none of them may reach a terminal raw.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def visible(text: str, keep_newlines: bool = True) -> str:
