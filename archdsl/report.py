@@ -91,3 +91,54 @@ def gmacs(macs: int) -> str:
 
 def count(n: int) -> str:
     return f"{n:,}"
+
+
+# ---------------------------------------------------------------- memory, before allocating
+FLOAT_BYTES = 4
+
+
+def available_memory(device) -> int | None:
+    """Bytes free for new tensors on `device`: MemAvailable of /proc/meminfo for the CPU,
+    the driver's free memory for CUDA; None where it cannot be told (then nothing is refused)."""
+    kind = getattr(device, "type", None) or str(device or "cpu").split(":")[0]
+    if kind == "cpu":
+        try:
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            return None
+        return None
+    if kind == "cuda":
+        try:
+            import torch
+
+            return int(torch.cuda.mem_get_info(device)[0])
+        except Exception:  # no driver, another process's context: cannot tell
+            return None
+    return None
+
+
+def gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**27 else f"{n / 2**20:.1f} MiB"
+
+
+def training_memory(report: Report, optimizer: str, ema: bool, batch: int, precision: str = "fp32") -> dict[str, int]:
+    """An estimate of what training keeps, in bytes: weights, gradients, optimizer state
+    (AdamW: two moments; SGD: momentum), an EMA copy, and every op's output for the batch
+    (what autograd saves for backward; bf16 under autocast)."""
+    p = report.params * FLOAT_BYTES
+    act_bytes = 2 if precision == "bf16" else FLOAT_BYTES
+    return {"weights": p, "gradients": p, "optimizer": p * (2 if optimizer == "adamw" else 1),
+            "ema": p if ema else 0, "activations": report.activations * batch * act_bytes}
+
+
+def require_memory(needed: int, device, what: str, hint: str, code: str = "E901", span=None) -> None:
+    """Raise a ResourceError when `needed` bytes exceed what `device` has available."""
+    from .lang.errors import ResourceError
+
+    free = available_memory(device)
+    if free is not None and needed > free:
+        raise ResourceError(f"{what} needs about {gib(needed)}, but {device} has {gib(free)} available",
+                            span, hint=hint, code=code)

@@ -1,5 +1,14 @@
 """What every command group shares: the consoles, the SPEC argument and `--set` option,
-printing a user error and reading `--set` items. Command modules import this, never each other."""
+printing a user error and reading `--set` items. Command modules import this, never each other.
+
+Text safety, for every command (present and future): nothing from a spec, a path or the
+command line may be read as rich markup or reach the terminal with control characters.
+So the consoles here have markup and emoji off, and user-derived text goes through
+`say`/`shout` (plain, control characters escaped by `visible`) or `styled` (a rich Text whose
+user parts are never parsed). Use these instead of building a `Console` or an f-string with
+`[bold]...[/bold]` around user text; errors go through `fail` (rendered by lang/errors.py,
+which escapes the same way).
+"""
 from __future__ import annotations
 
 import sys
@@ -7,15 +16,50 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from ..lang.errors import ArchError
+from ..lang.errors import ArchError, visible
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+__all__ = ["SetOpt", "SpecArg", "err", "fail", "out", "overrides", "plain_console", "say", "shout",
+           "styled", "usage", "visible"]
+
+out = Console(highlight=False, markup=False, emoji=False)
+err = Console(stderr=True, highlight=False, markup=False, emoji=False)
 
 SpecArg = Annotated[str, typer.Argument(help="A spec: a path to a .arch file or a shipped name (convnext_t, step05).")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a scalar: KEY=VALUE (repeatable), "
                                                      "e.g. classes=10, input=3x64x64, depths=2,2,6,2, train.epochs=5.")]
+
+
+def plain_console(**kwargs) -> Console:
+    """A console (e.g. on a buffer, for piped output) with the same safety as `out`."""
+    return Console(highlight=False, markup=False, emoji=False, **kwargs)
+
+
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """A line from plain parts and (text, style) pairs, user text escaped and never parsed:
+    `styled((net.name, "bold"), f"  ({net.path})")`."""
+    text = Text()
+    for part in parts:
+        content, style = (part, "") if isinstance(part, str) else part
+        text.append(visible(str(content)), style=style)
+    return text
+
+
+def say(*parts: str | tuple[str, str]) -> None:
+    """Print a line of user-derived text on stdout, safely (see the module docstring)."""
+    out.print(styled(*parts), soft_wrap=True)
+
+
+def shout(*parts: str | tuple[str, str]) -> None:
+    """The same on stderr."""
+    err.print(styled(*parts), soft_wrap=True)
+
+
+def usage(message: str) -> None:
+    """A usage error: `error: ...` on stderr, exit 2."""
+    shout(f"error: {message}")
+    raise typer.Exit(2)
 
 
 def fail(e: ArchError) -> None:

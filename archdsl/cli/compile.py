@@ -2,6 +2,7 @@
 # No `from __future__ import annotations`: typer reads the real annotations of the commands.
 
 import json
+import sys
 from typing import Annotated, Optional
 
 import typer
@@ -9,7 +10,7 @@ from rich.table import Table
 
 from ..lang.errors import ArchError
 from ..report import count, gmacs
-from .common import SetOpt, SpecArg, err, fail, out, overrides
+from .common import SetOpt, SpecArg, fail, out, overrides, say, usage, visible
 
 
 def register(app: typer.Typer) -> None:
@@ -22,7 +23,7 @@ def register(app: typer.Typer) -> None:
             net, _ = check_spec(spec, **overrides(set_))
         except ArchError as e:
             fail(e)
-        out.print(f"ok: {net.name} ({net.path})")
+        say(f"ok: {net.name} ({net.path})")
 
 
     @app.command("compile")
@@ -36,11 +37,10 @@ def register(app: typer.Typer) -> None:
         from ..api import analyze, build
 
         if emit not in (None, "code", "layers", "json"):
-            err.print(f"error: --emit takes code, layers or json, not `{emit}`")
-            raise typer.Exit(2)
+            usage(f"--emit takes code, layers or json, not `{emit}`")
         try:
             if emit == "code":
-                out.print(build(spec, device="meta", **overrides(set_)).code, markup=False, highlight=False)
+                sys.stdout.write(visible(build(spec, device="meta", **overrides(set_)).code) + "\n")
                 return
             report = analyze(spec, **overrides(set_))
         except ArchError as e:
@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
             return
         net = report.network
         shape = "x".join(map(str, net.input))
-        out.print(f"[bold]{net.name}[/bold]  ({net.path})  input {shape}, {net.classes} classes")
+        say((net.name, "bold"), f"  ({net.path})  input {shape}, {net.classes} classes")
         table = Table(show_edge=False, header_style="bold")
         for col, justify in (("layer" if emit == "layers" else "stage", "left"), ("op", "left"),
                              ("output", "left"), ("params", "right"), ("MACs", "right")):
@@ -59,11 +59,11 @@ def register(app: typer.Typer) -> None:
             table.add_column(col, justify=justify)
         rows = report.layers if emit == "layers" else report.stages
         for r in rows:
-            cells = [getattr(r, "path", None) or r.name]
+            cells = [visible(getattr(r, "path", None) or r.name)]
             if emit == "layers":
-                cells.append(r.op + (f" ({r.detail})" if r.detail else ""))
+                cells.append(visible(r.op) + (f" ({r.detail})" if r.detail else ""))
             cells += ["x".join(map(str, r.shape)), count(r.params), f"{r.macs / 1e9:.3f} G"]
             table.add_row(*cells)
         out.print(table)
-        out.print(f"total: [bold]{count(report.params)} params[/bold], [bold]{gmacs(report.macs)}[/bold] "
-                  f"at {shape}; peak activation {count(report.peak_activation)} values per image")
+        say("total: ", (f"{count(report.params)} params", "bold"), ", ", (gmacs(report.macs), "bold"),
+            f" at {shape}; peak activation {count(report.peak_activation)} values per image")

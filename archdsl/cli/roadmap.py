@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.text import Text
 
 from ..lang.errors import ArchError
-from .common import SetOpt, SpecArg, err, fail, out, overrides
+from .common import SetOpt, SpecArg, fail, out, overrides, plain_console, say, usage, visible
 
 DirArg = Annotated[Optional[Path], typer.Argument(help="A directory of step specs (default: the shipped "
                                                   "specs/roadmap).", show_default=False)]
@@ -37,7 +36,7 @@ def register(app: typer.Typer) -> None:
             if out.is_terminal:
                 out.print(d)
             else:
-                sys.stdout.write(str(d))  # piped: plain text
+                sys.stdout.write(visible(str(d)))  # piped: plain text
 
     @app.command("roadmap")
     def roadmap_cmd(
@@ -55,8 +54,7 @@ def register(app: typer.Typer) -> None:
         from ..roadmap.render import notes, roadmap_table
 
         if plot is not None and plot.suffix.lower() != ".png":
-            err.print(f"error: --plot writes a PNG; name the file `{plot.with_suffix('.png')}`")
-            raise typer.Exit(2)
+            usage(f"--plot writes a PNG; name the file `{plot.with_suffix('.png')}`")
         try:
             rm = roadmap(directory, **overrides(set_))
         except ArchError as e:
@@ -67,8 +65,9 @@ def register(app: typer.Typer) -> None:
             try:
                 plot_roadmap(rm.rows, plot)
             except OSError as e:
-                err.print(f"error: cannot write `{plot}`: {e.strerror or e}")
-                raise typer.Exit(1) from None
+                fail(ArchError(f"cannot write `{plot}`: {e.strerror or e}",
+                               hint="check the path: its directory must exist and be writable",
+                               code="E020"))
         if json_:
             print(rm.model_dump_json(indent=2))
             return
@@ -77,7 +76,7 @@ def register(app: typer.Typer) -> None:
             out.print(*parts, sep="\n")
         else:  # piped: plain, wide enough not to wrap
             buf = io.StringIO()
-            Console(file=buf, width=200, color_system=None, highlight=False).print(*parts, sep="\n")
+            plain_console(file=buf, width=200, color_system=None).print(*parts, sep="\n")
             sys.stdout.write("".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines()))
         if plot is not None:
-            out.print(f"wrote {plot}")
+            say(f"wrote {plot}")

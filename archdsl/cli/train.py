@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
+
+from .common import err, plain_console, shout, usage, visible
 
 
 def _overrides(set_: list[str] | None, precision: str | None, channels_last: bool) -> dict[str, object]:
@@ -57,26 +58,30 @@ def register(app: typer.Typer) -> None:
         device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: the "
                                                            "local GPU if any).")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+        force: Annotated[bool, typer.Option("--force", help="With --resume: continue even though the "
+                                                            "network differs from the checkpoint's "
+                                                            "(where the weights still fit).")] = False,
+        no_memory_check: Annotated[bool, typer.Option("--no-memory-check", help="Skip the estimate that "
+                                                      "refuses a run too big for the device's free memory.")] = False,
     ) -> None:
         """Train a spec with its `train { }` recipe; any recipe value can be overridden."""
         from ..lang.errors import ArchError
 
-        err = Console(stderr=True, highlight=False)
         if precision not in (None, "fp32", "bf16"):
-            err.print(f"error: --precision takes fp32 or bf16, not `{precision}`", markup=False)
-            raise typer.Exit(2)
+            usage(f"--precision takes fp32 or bf16, not `{precision}`")
         try:
             overrides = _overrides(set_, precision, channels_last)
             from ..training import train
             from ..training.engine import Interrupted
 
             train(spec, data=data, epochs=epochs, out=out, seed=seed, resume=resume,
-                  skip_bad_images=skip_bad_images, quiet=quiet, device=device, **overrides)
+                  skip_bad_images=skip_bad_images, quiet=quiet, device=device, force=force,
+                  check_memory=not no_memory_check, **overrides)
         except Interrupted as e:
-            err.print(f"{e.message}\nhelp: {e.hint}", markup=False, highlight=False, soft_wrap=True)
+            shout(f"{e.message}\nhelp: {e.hint}")
             raise typer.Exit(e.exit_code)
         except ArchError as e:
-            err.print(e.render(), markup=False, highlight=False, soft_wrap=True)
+            err.print(e.render(), soft_wrap=True)
             raise typer.Exit(1)
 
     @app.command("train-roadmap")
@@ -104,16 +109,13 @@ def register(app: typer.Typer) -> None:
         from ..training.report import pct
         from ..roadmap.train import train_roadmap
 
-        err = Console(stderr=True, highlight=False)
         if precision not in (None, "fp32", "bf16"):
-            err.print(f"error: --precision takes fp32 or bf16, not `{precision}`", markup=False)
-            raise typer.Exit(2)
+            usage(f"--precision takes fp32 or bf16, not `{precision}`")
 
         def progress(row, result, seconds):
             h = result.history[-1] if result.history else {}
-            err.print(f"{row.step:<20} best val_acc {pct(result.best_acc):>7}  "
-                      f"{h.get('images_per_s', 0):5.0f} img/s  {seconds:6.1f}s", markup=False,
-                      soft_wrap=True)
+            shout(f"{row.step:<20} best val_acc {pct(result.best_acc):>7}  "
+                  f"{h.get('images_per_s', 0):5.0f} img/s  {seconds:6.1f}s")
 
         started = time.perf_counter()
         try:
@@ -121,12 +123,12 @@ def register(app: typer.Typer) -> None:
             rows = train_roadmap(directory, data=data, epochs=epochs, out=out, seed=seed,
                                  on_step=progress, **overrides)
         except ArchError as e:
-            err.print(e.render(), markup=False, highlight=False, soft_wrap=True)
+            err.print(e.render(), soft_wrap=True)
             raise typer.Exit(1)
         buf = io.StringIO()
-        console = Console(file=buf, width=220, color_system=None, highlight=False)
+        console = plain_console(file=buf, width=220, color_system=None)
         console.print(roadmap_table(rows))
         for line in notes(rows):
-            console.print(line, markup=False)
+            console.print(visible(line))
         sys.stdout.write("".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines()))
         print(f"trained {len(rows)} steps in {time.perf_counter() - started:.0f}s; runs in {out}")

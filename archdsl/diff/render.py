@@ -72,7 +72,7 @@ def renderable(d: DiffModel) -> Group:
 def plain(d: DiffModel, width: int = 120) -> str:
     """The listing as plain text (no colour), `width` columns wide."""
     buf = io.StringIO()
-    Console(file=buf, width=width, color_system=None, highlight=False).print(renderable(d))
+    Console(file=buf, width=width, color_system=None, highlight=False, markup=False, emoji=False).print(renderable(d))
     return "\n".join(line.rstrip() for line in buf.getvalue().rstrip().splitlines()) + "\n"
 
 

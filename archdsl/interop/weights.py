@@ -312,6 +312,7 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
     """Load `state_dict`, written in `layout`, into `model` strictly; return the model.
 
     Raises `WeightsError` naming every missing, unexpected and mis-shaped key."""
+    _check_arguments(model, state_dict, layout)
     own = model.state_dict()
     converted = convert(state_dict, layout, {k: v.shape for k, v in own.items()})
     on_meta = any(t.is_meta for t in own.values())
@@ -321,3 +322,21 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
             if hasattr(module, "rebuild_buffers"):
                 module.rebuild_buffers()
     return model
+
+
+def _check_arguments(model, state_dict, layout) -> None:
+    """Misuse is an error with a hint, not a TypeError from deep inside."""
+    if not isinstance(model, nn.Module):
+        raise WeightsError(f"load_weights takes a model (an nn.Module) first, not {type(model).__name__}",
+                           hint='build one with archdsl.build("convnext_t")', code="E801")
+    if isinstance(state_dict, (str, bytes)) or hasattr(state_dict, "__fspath__"):
+        raise WeightsError(f"load_weights takes a state dict, not a path (`{state_dict}`)",
+                           hint="read the file first: safetensors.torch.load_file(path), or "
+                                "torch.load(path, weights_only=True)", code="E801")
+    if not isinstance(state_dict, Mapping):
+        raise WeightsError(f"load_weights takes a state dict (name -> tensor), not {type(state_dict).__name__}",
+                           hint="for example model.state_dict() or safetensors.torch.load_file(path)",
+                           code="E801")
+    if not isinstance(layout, str):
+        raise WeightsError(f"`layout` takes a name, not {type(layout).__name__}",
+                           hint="layouts: " + ", ".join(LAYOUTS), code="E801")

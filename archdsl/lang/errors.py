@@ -6,9 +6,26 @@ points at long after parsing.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 SOURCES: dict[str, str] = {}
+
+# C0 and C1 controls (ESC starts an ANSI sequence), DEL, and the Unicode line/paragraph
+# separators, bidi overrides and isolates: none of them may reach a terminal raw.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def visible(text: str, keep_newlines: bool = True) -> str:
+    """`text` with every control character shown as an escape (`\x1b`, `\u2028`), so user text
+    (a spec line, a name, a path) can neither move the cursor nor recolour the terminal. Tabs
+    stay; newlines stay unless `keep_newlines` is False."""
+    def esc(m: re.Match) -> str:
+        c = ord(m.group())
+        return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+    out = _CONTROL.sub(esc, text)
+    return out if keep_newlines else out.replace("\n", "\\n")
 
 
 @dataclass(frozen=True)
@@ -119,6 +136,13 @@ class TrainError(ArchError):
     code = "E750"
 
 
+class ResourceError(ArchError):
+    """More than a limit allows: a spec past the documented size limits, a model or a run
+    that would not fit in the memory there is."""
+
+    code = "E900"
+
+
 class ArchErrors(ArchError):
     """Several errors found in one pass, raised together."""
 
@@ -155,8 +179,9 @@ class ErrorCollector:
 
 
 def render_error(error: ArchError) -> str:
-    """`file:line:col: error[CODE]: message`, the source line, a caret, and a help line."""
-    lines = [str(error)]
+    """`file:line:col: error[CODE]: message`, the source line, a caret, and a help line.
+    Everything is plain text with control characters escaped (see `visible`)."""
+    lines = [visible(str(error))]
     span = error.span
     text = SOURCES.get(span.path) if span else None
     if span and text is not None:
@@ -164,11 +189,12 @@ def render_error(error: ArchError) -> str:
         if 1 <= span.line <= len(source_lines):
             raw = source_lines[span.line - 1]
             end = span.end_column - 1 if span.end_line == span.line else len(raw)
-            before = raw[:span.column - 1].expandtabs(4)  # tabs widen the line; the caret follows them
-            width = len(raw[:end].expandtabs(4)) - len(before)
+            shown = lambda t: visible(t.expandtabs(4), keep_newlines=False)  # noqa: E731
+            before = shown(raw[:span.column - 1])  # tabs and escapes widen the line; the caret follows
+            width = len(shown(raw[:end])) - len(before)
             gutter = " " * len(str(span.line))
-            lines.append(f" {span.line} | {raw.expandtabs(4)}")
+            lines.append(f" {span.line} | {shown(raw)}")
             lines.append(f" {gutter} | {' ' * len(before)}{'^' * max(1, width)}")
     if error.hint:
-        lines.append(f"help: {error.hint}")
+        lines.append(f"help: {visible(error.hint)}")
     return "\n".join(lines)

@@ -52,3 +52,45 @@ class Network(BaseModel):
     @property
     def depths(self) -> tuple[int, ...]:
         return tuple(s.depth for s in self.stages)
+
+
+# Fields that label a network or say where it came from, not what it computes.
+_NOT_STRUCTURE = {"name", "path", "chain", "spans", "train"}
+
+
+def canonical(net: Network) -> dict:
+    """What the network computes, as plain JSON data: every field but its labels, places and
+    recipe, with every `span` dropped. Two specs that build the same network compare equal
+    (a resumed run checks it against the network its checkpoint was trained with)."""
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k != "span"}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(net.model_dump(mode="json", exclude=_NOT_STRUCTURE))
+
+
+def first_difference(a, b, where: str = "") -> str | None:
+    """The first place two canonical networks differ, as `path: a -> b`; None when equal."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            found = first_difference(a.get(k), b.get(k), f"{where}.{k}" if where else str(k))
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = first_difference(x, y, f"{where}[{i}]")
+            if found:
+                return found
+        return None
+    return None if a == b else f"{where or 'network'}: {_short(a)} -> {_short(b)}"
+
+
+def _short(value) -> str:
+    import json
+
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -11,6 +11,7 @@ import re
 
 from . import ast
 from .errors import ErrorCollector, OverrideError
+from .limits import INT_RANGES
 from .network import Network
 from .recipe import FIELDS
 from .suggest import did_you_mean
@@ -41,17 +42,52 @@ def from_keywords(kwargs: dict[str, object]) -> dict[str, object]:
     return out
 
 
-def _ints(value: object, key: str) -> tuple[int, ...]:
-    items = value.replace("x", ",").split(",") if isinstance(value, str) else list(value)  # type: ignore[union-attr]
-    value = value if isinstance(value, str) else ",".join(map(str, items))  # as typed, not `['0']`
+_KINDS = {"classes": "classes", "widths": "width", "depths": "depth", "width": "width", "depth": "depth",
+          "stride": "stride", "kernel": "kernel"}
+
+
+def _ints(value: object, key: str, kinds: tuple[str, ...] | str | None = None) -> tuple[int, ...]:
+    """Whole numbers from `10`, `3x64x64`, `2,2,6,2` or a sequence, each within its kind's range."""
+    if isinstance(value, str):
+        items: list = value.replace("x", ",").split(",")
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        items = [value]
+    shown = value if isinstance(value, str) else ",".join(map(str, items))  # as typed, not `['0']`
     try:
-        numbers = tuple(int(v) for v in items)
-    except (TypeError, ValueError):
-        raise OverrideError(f"`{key}` takes whole numbers, got `{value}`",
+        numbers = tuple(_whole(v) for v in items)
+    except (TypeError, ValueError, OverflowError):
+        raise OverrideError(f"`{key}` takes whole numbers, got `{shown}`",
                             hint=f"for example `--set {key}={_EXAMPLES.get(key, '3')}`", code="E502") from None
     if any(n < 1 for n in numbers):
-        raise OverrideError(f"`{key}` values must be at least 1, got `{value}`", code="E502")
+        raise OverrideError(f"`{key}` values must be at least 1, got `{shown}`", code="E502")
+    if kinds is not None:
+        per = [kinds] * len(numbers) if isinstance(kinds, str) else list(kinds)
+        for n, kind in zip(numbers, per):
+            low, high = INT_RANGES[kind]
+            if n > high:
+                raise OverrideError(f"`{key}`: {n:,} is more than the most a {kind} may be ({high:,})",
+                                    hint="the limits are listed in README.md (What is guaranteed)", code="E502")
     return numbers
+
+
+def _whole(v: object) -> int:
+    """An int from an int or its text; not a bool, a float or anything else."""
+    if isinstance(v, bool) or not isinstance(v, (int, str)):
+        raise TypeError(v)
+    if isinstance(v, str) and not v.strip().isdigit():
+        raise ValueError(v)
+    return int(v)
+
+
+def _one(value: object, key: str, kind: str) -> int:
+    """A single whole number: `--set classes=10,20` is an error, not 10."""
+    numbers = _ints(value, key, kind)
+    if len(numbers) != 1:
+        raise OverrideError(f"`{key}` takes one whole number, got {len(numbers)}: `{value}`",
+                            hint=f"for example `--set {key}={_EXAMPLES.get(key, '3')}`", code="E502")
+    return numbers[0]
 
 
 def split_overrides(overrides: dict[str, object]) -> tuple[dict[str, object], dict[str, object]]:
@@ -86,16 +122,19 @@ def apply_overrides(net: Network, overrides: dict[str, object]) -> Network:
     for key, value in overrides.items():
         try:
             if key == "name":
-                update["name"] = str(value)
+                if not isinstance(value, str) or not value.strip():
+                    raise OverrideError(f"`name` takes a non-empty name, got `{value!r}`",
+                                        hint="for example `--set name=my_net`", code="E502")
+                update["name"] = value
             elif key == "classes":
-                update["classes"] = _ints([value] if not isinstance(value, str) else value, key)[0]
+                update["classes"] = _one(value, key, "classes")
             elif key == "input":
                 dims = _ints(value, key)
                 if len(dims) != 3:
                     raise OverrideError(f"`input` is CxHxW, got `{value}`", code="E502")
-                update["input"] = dims
+                update["input"] = _ints(value, key, ("channels", "size", "size"))
             elif key in ("widths", "depths"):
-                numbers = _ints(value, key)
+                numbers = _ints(value, key, _KINDS[key])
                 if len(numbers) != len(stages):
                     raise OverrideError(f"`{key}` needs {len(stages)} values, one per stage, got {len(numbers)}",
                                         code="E502")
@@ -105,9 +144,9 @@ def apply_overrides(net: Network, overrides: dict[str, object]) -> Network:
                 i = int(m.group(1))
                 if i >= len(stages):
                     raise OverrideError(f"`{key}`: there are only {len(stages)} stages (0-based)", code="E501")
-                stages[i] = stages[i].model_copy(update={m.group(2): _ints([value], key)[0]})
+                stages[i] = stages[i].model_copy(update={m.group(2): _one(value, key, _KINDS[m.group(2)])})
             elif m := re.fullmatch(r"(\w+)\.(\w+?)\.kernel", key):
-                kernel = _ints([value], key)[0]
+                kernel = _one(value, key, "kernel")
                 section, op = m.groups()
                 if section in ("stem", "downsample", "head"):
                     update[section] = _set_kernel(getattr(net, section) or (), op, kernel, key)

@@ -10,6 +10,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from . import ast
 from .errors import SOURCES, ErrorCollector, Span, SpecSyntaxError
+from .limits import MAX_SPEC_CHARS, too_big
 
 MAX_NESTING = 32  # `{` inside `{`: deeper is surely a mistake, and would exhaust Python's stack
 _SECTION_WORDS = ("input", "classes", "block", "stem", "downsample", "stages", "head", "init", "train", "set")
@@ -237,6 +238,9 @@ def _too_deep(text: str) -> tuple[int, int] | None:
 
 def parse(text: str, path: str = "<string>") -> ast.SpecFile:
     """Parse one file. Raises `SpecSyntaxError` or `ArchErrors` (duplicate sections)."""
+    if len(text) > MAX_SPEC_CHARS:  # before anything else: parsing is linear but not free
+        raise too_big(f"the length of the spec `{path}` in characters", len(text), MAX_SPEC_CHARS, None,
+                      "a spec describes a network in a few hundred lines; repeat blocks with `xN`")
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")  # no BOM; lines end in `\n`
     SOURCES[path] = text
     if not any(line.split("#", 1)[0].strip() for line in text.split("\n")):

@@ -25,7 +25,7 @@ from .errors import ErrorCollector, RecipeError
 
 
 class TrainRecipe(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     epochs: int = 1
     batch: int = 64
@@ -57,44 +57,76 @@ class TrainRecipe(BaseModel):
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = False
 
-    @field_validator("epochs", "batch", "accumulate")
+    # Every number has a range (and pydantic rejects nan and inf: allow_inf_nan=False).
+    @field_validator("epochs", "batch", "accumulate", "checkpoint_every", "lr", "wd", "momentum",
+                     "warmup", "min_lr", "gamma", "mixup", "cutmix", "erasing", "label_smoothing",
+                     "droppath", "ema", "clip_grad")
     @classmethod
-    def _positive(cls, v: int) -> int:
-        if v < 1:
-            raise ValueError("must be at least 1")
+    def _in_range(cls, v, info):
+        if v is None:
+            return v
+        low, high, low_in, high_in, why = RANGES[info.field_name]
+        ok = (low <= v if low_in else low < v) and (v <= high if high_in else v < high)
+        if not ok:
+            interval = f"{'[' if low_in else '('}{_num(low)}, {_num(high)}{']' if high_in else ')'}"
+            raise ValueError(f"must be in {interval}{why}, got {_num(v)}")
         return v
 
-    @field_validator("lr", "wd", "warmup", "min_lr", "mixup", "cutmix", "label_smoothing",
-                     "checkpoint_every")
+    @field_validator("betas")
     @classmethod
-    def _non_negative(cls, v: float) -> float:
-        if not v >= 0:  # NaN too
-            raise ValueError("must be a number, 0 or more")
+    def _betas(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in v):
+            raise ValueError(f"each beta must be in [0, 1), got {v[0]:g}, {v[1]:g}")
         return v
 
-    @field_validator("erasing", "droppath", "label_smoothing")
+    @field_validator("milestones")
     @classmethod
-    def _probability(cls, v: float) -> float:
-        if not 0.0 <= v < 1.0:
-            raise ValueError("must be in [0, 1)")
+    def _milestones(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(m < 1 for m in v) or list(v) != sorted(set(v)):
+            raise ValueError("milestones are epochs of at least 1, in increasing order")
         return v
 
     @field_validator("randaugment")
     @classmethod
     def _magnitude(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
-        if v is not None and not (0.0 < v[0] <= 10.0 and 0.0 <= v[1] < float("inf")):
-            raise ValueError("RandAugment takes a magnitude in (0, 10] and a non-negative noise std")
+        if v is not None and not (0.0 < v[0] <= 10.0 and 0.0 <= v[1] <= 10.0):
+            raise ValueError("RandAugment takes a magnitude in (0, 10] and a noise std in [0, 10]")
         return v
 
-    @field_validator("ema")
-    @classmethod
-    def _decay(cls, v: float | None) -> float | None:
-        if v is not None and not 0.0 < v < 1.0:
-            raise ValueError("EMA decay must be in (0, 1)")
-        return v
+
+def _num(x: float) -> str:
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
+
+
+# field: (low, high, low included, high included, why). One table, so the README and the
+# errors say the same.
+RANGES: dict[str, tuple] = {
+    "epochs": (1, 100_000, True, True, ""),
+    "batch": (1, 1 << 20, True, True, ""),
+    "accumulate": (1, 4096, True, True, ""),
+    "checkpoint_every": (0, 1 << 40, True, True, " (steps; 0: once per epoch)"),
+    "lr": (0.0, 10.0, True, True, ""),
+    "wd": (0.0, 10.0, True, True, ""),
+    "momentum": (0.0, 1.0, True, False, ""),
+    "warmup": (0.0, 100_000.0, True, True, " (epochs)"),
+    "min_lr": (0.0, 10.0, True, True, ""),
+    "gamma": (0.0, 1.0, False, True, " (the factor a step schedule multiplies the lr by)"),
+    "mixup": (0.0, 100.0, True, True, " (the Beta(alpha, alpha) alpha; 0 disables)"),
+    "cutmix": (0.0, 100.0, True, True, " (the Beta(alpha, alpha) alpha; 0 disables)"),
+    "erasing": (0.0, 1.0, True, False, " (a probability)"),
+    "label_smoothing": (0.0, 1.0, True, False, ""),
+    "droppath": (0.0, 1.0, True, False, " (a probability)"),
+    "ema": (0.0, 1.0, False, False, " (the EMA decay)"),
+    "clip_grad": (0.0, 1e6, False, True, " (a gradient norm; `none` disables clipping)"),
+}
 
 
 FIELDS = tuple(TrainRecipe.model_fields)
+EXAMPLES = {"epochs": "5", "batch": "64", "accumulate": "2", "checkpoint_every": "500", "lr": "1e-3",
+            "wd": "0.05", "momentum": "0.9", "betas": "0.9,0.999", "warmup": "5", "min_lr": "1e-6",
+            "gamma": "0.1", "milestones": "30,60", "mixup": "0.8", "cutmix": "1.0", "erasing": "0.25",
+            "label_smoothing": "0.1", "droppath": "0.1", "ema": "0.9999", "clip_grad": "1.0",
+            "randaugment": "9,0.5", "optimizer": "adamw", "schedule": "cosine", "precision": "bf16"}
 
 # Lines whose first word picks a value and whose later words are `name value` options.
 _OPTION_LINES = {
@@ -186,7 +218,10 @@ def build_recipe(values: dict[str, object], where: dict[str, Word] | None = None
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "missing" and len(err["loc"]) > 1:  # pydantic's word for a short tuple
                 msg = "too few values"
+            example = EXAMPLES.get(field)
+            hint = (f"for example `{field} {example.replace(',', ' ')}` in `train {{ }}`, or "
+                    f"`--set train.{field}={example}`") if example else None
             errors.add(RecipeError(f"bad value for train `{field}`: {msg}",
-                                   anchor.span if anchor else None, code="E603"))
+                                   anchor.span if anchor else None, hint=hint, code="E603"))
         errors.raise_if_any()
         raise AssertionError("unreachable")

@@ -2,11 +2,13 @@
 parent's, interpret scalars, then apply overrides."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 from . import ast
 from .errors import ArchError, ErrorCollector, ResolveError, Span
+from .limits import MAX_EXTENDS, MAX_SPEC_CHARS, check_int, too_big
 from .network import InitSpec, Network, StageSpec
 from .overrides import apply_overrides, split_overrides
 from .parser import parse
@@ -21,26 +23,46 @@ _MISSING_HINTS = {"input": "`input CxHxW`, e.g. `input 3x224x224`",
 
 def read_spec(path: Path) -> ast.SpecFile:
     try:
-        text = path.read_text()
+        size = path.stat().st_size
+        if size > MAX_SPEC_CHARS * 4:  # refuse before reading: UTF-8 is at most 4 bytes a character
+            raise too_big(f"the size of the spec file `{path}` in bytes", size, MAX_SPEC_CHARS * 4, None,
+                          "a spec describes a network in a few hundred lines; repeat blocks with `xN`")
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise ResolveError(f"cannot read `{path}`: {e}", code="E201") from None
+        cause = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise ResolveError(f"cannot read `{path}`: {cause}", code="E201") from None
     return parse(text, str(path))
 
 
 def load_chain(spec: ast.SpecFile) -> list[ast.SpecFile]:
-    """The spec and its ancestors, nearest first. Cycles are an error naming the chain."""
+    """The spec and its ancestors, nearest first. Cycles are an error naming the chain.
+    Linear in the chain's length: each file is resolved once and looked up in a set."""
     chain = [spec]
+    names = {spec.name.text}
+    seen = {_real(spec.path)}
     while chain[-1].extends is not None:
         ext = chain[-1].extends
+        if len(chain) > MAX_EXTENDS:
+            raise too_big("the length of the `extends` chain", len(chain), MAX_EXTENDS, ext.span,
+                          "flatten some of the chain into one spec")
         parent_path = find_spec(ext.text, Path(chain[-1].path).parent, ext.span)
         parent = read_spec(parent_path)
-        names = [s.name.text for s in chain]
-        if parent.name.text in names or any(Path(s.path).resolve() == parent_path.resolve() for s in chain):
-            cycle = " -> ".join(names + [parent.name.text])
+        real = _real(str(parent_path))
+        if parent.name.text in names or real in seen:
+            cycle = " -> ".join([s.name.text for s in chain] + [parent.name.text])
             raise ResolveError(f"`extends` goes round in a cycle: {cycle}", ext.span,
                                hint="a spec cannot extend itself or one of its descendants", code="E202")
         chain.append(parent)
+        names.add(parent.name.text)
+        seen.add(real)
     return chain
+
+
+def _real(path: str) -> str:
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):
+        return path
 
 
 def merge(chain: list[ast.SpecFile]) -> dict:
@@ -96,10 +118,12 @@ def _apply_set_lines(net: Network, lines: list[ast.SetLine]) -> Network:
     return net
 
 
-def _int(word: ast.Word, what: str, code: str, minimum: int = 1) -> int:
+def _int(word: ast.Word, what: str, code: str, minimum: int = 1, kind: str | None = None) -> int:
     if not word.text.isdigit() or int(word.text) < minimum:
         raise ResolveError(f"{what} must be a whole number of at least {minimum}, got `{word.text}`",
                            word.span, code=code)
+    if kind is not None:
+        check_int(kind, int(word.text), what, word.span, code)
     return int(word.text)
 
 
@@ -108,18 +132,22 @@ def _input(word: ast.Word) -> tuple[int, int, int]:
     if not m or min(int(g) for g in m.groups()) < 1:
         raise ResolveError(f"`input` must be CxHxW, got `{word.text}`", word.span,
                            hint="for example `input 3x224x224`", code="E205")
-    return tuple(int(g) for g in m.groups())  # type: ignore[return-value]
+    c, h, w = (int(g) for g in m.groups())
+    check_int("channels", c, "the input's channels", word.span, "E205")
+    check_int("size", h, "the input's height", word.span, "E205")
+    check_int("size", w, "the input's width", word.span, "E205")
+    return c, h, w
 
 
 def _stage(stage: ast.Stage, blocks: dict[str, ast.Block], errors: ErrorCollector) -> StageSpec | None:
     try:
-        width = _int(stage.width, "a stage width", "E207")
+        width = _int(stage.width, "a stage width", "E207", kind="width")
         if not re.fullmatch(r"x\d+", stage.depth.text) or int(stage.depth.text[1:]) < 1:
             text = stage.depth.text
             raise ResolveError(f"a stage depth is written `xN` with N at least 1, got `{text}`", stage.depth.span,
                                hint=f"write `x{text}`" if text.isdigit() and int(text) > 0
                                else "for example `96 convnext x3`", code="E207")
-        depth = int(stage.depth.text[1:])
+        depth = check_int("depth", int(stage.depth.text[1:]), "a stage depth", stage.depth.span, "E207")
         if stage.block.text not in blocks:
             raise ResolveError(f"unknown block `{stage.block.text}`", stage.block.span,
                                hint=did_you_mean(stage.block.text, list(blocks))
@@ -136,7 +164,7 @@ def _stage(stage: ast.Stage, blocks: dict[str, ast.Block], errors: ErrorCollecto
                 raise ResolveError(f"unknown stage argument `{arg.text}`", arg.span,
                                    hint="a stage line is `WIDTH BLOCK xDEPTH [sSTRIDE] [NAME=VALUE ...]`",
                                    code="E303")
-            stride = int(arg.text[1:])
+            stride = check_int("stride", int(arg.text[1:]), "a stage stride", arg.span, "E207")
         missing = [p.text for p in block.params if p.text not in values]
         if missing:
             raise ResolveError(f"block `{block.name.text}` reads {_list(missing)} per stage, and this stage "
@@ -238,7 +266,7 @@ def resolve(spec: ast.SpecFile, overrides: dict[str, object] | None = None) -> N
         head=m.get("head", ()), spans=_spans(m),
     )
     readers = {"input": lambda: _input(m["input"]),  # present: checked above
-               "classes": lambda: _int(m["classes"], "`classes`", "E206") if "classes" in m else 1000,
+               "classes": lambda: _int(m["classes"], "`classes`", "E206", kind="classes") if "classes" in m else 1000,
                "init": lambda: _init(m.get("init"))}
     for key, read in readers.items():
         try:

@@ -26,6 +26,18 @@ def shipped_names() -> dict[str, Path]:
     return names
 
 
+def _is_file(path: Path, span: Span | None) -> bool:
+    """Path.is_file, with an OSError it does not swallow (a name too long, a path not
+    encodable) turned into a ResolveError naming the cause."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError) as e:
+        cause = getattr(e, "strerror", None) or str(e)
+        raise ResolveError(f"cannot use the spec path `{str(path)[:200]}`"
+                           f"{'...' if len(str(path)) > 200 else ''}: {cause}", span,
+                           hint="check the path", code="E201") from None
+
+
 def looks_like_path(name: str) -> bool:
     return name.endswith(".arch") or os.sep in name or "/" in name
 
@@ -33,10 +45,10 @@ def looks_like_path(name: str) -> bool:
 def find_spec(name: str, beside: Path | None = None, span: Span | None = None) -> Path:
     if looks_like_path(name):
         path = Path(name)
-        if path.is_file():
+        if _is_file(path, span):
             return path
         raise ResolveError(f"no spec file `{name}`", span, hint="check the path", code="E201")
-    if beside is not None and (beside / f"{name}.arch").is_file():
+    if beside is not None and _is_file(beside / f"{name}.arch", span):
         return beside / f"{name}.arch"
     names = shipped_names()
     if name in names:

@@ -3,6 +3,7 @@
 rates."""
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -12,10 +13,11 @@ from compiler import ops as registry
 
 from . import ast
 from .errors import ErrorCollector, OpError
+from .limits import EPS_RANGE, INT_RANGES, MAX_BLOCKS, MAX_OPS, MAX_STAGE_DEPTH, VALUE_RANGES, describe, in_range, too_big
 from .network import Network
 from .suggest import suggest_op
 
-MAX_DEPTH = 10_000  # blocks in one stage
+MAX_DEPTH = MAX_STAGE_DEPTH  # blocks in one stage
 _KERNEL_OP = re.compile(r"([a-z]+)(\d+)")
 
 
@@ -56,6 +58,7 @@ def lookup_op(word: ast.Word) -> tuple[registry.OpDef, int | None]:
         kernel = int(m.group(2))
         if kernel < 1:
             raise OpError(f"kernel size must be at least 1 in `{text}`", word.span, code="E302")
+        _bounded("kernel", kernel, f"the kernel size in `{text}`", word)
         return registry.REGISTRY[m.group(1)], kernel
     if m and m.group(1) in registry.REGISTRY:
         raise OpError(f"`{m.group(1)}` takes no kernel size", word.span, hint=f"write `{m.group(1)}`",
@@ -108,6 +111,7 @@ def attrs_for(op: ast.Op, opdef: registry.OpDef, kernel: int | None, ctx: Contex
             raise OpError(f"{kind} given twice to `{op.name.text}`", word.span,
                           hint=f"first given as `{seen[kind].text}`", code="E306")
         seen[kind] = word
+        _check_value(kind, value, op.name.text, opdef.name, word)
         if kind == "width":
             value = _width(value, word, ctx)
             kind = "out"
@@ -127,6 +131,33 @@ def attrs_for(op: ast.Op, opdef: registry.OpDef, kernel: int | None, ctx: Contex
     if opdef.name == "droppath" and "value" not in a:
         a["value"] = ctx.droppath
     return Attrs(**a)
+
+
+def _bounded(kind: str, value: int, what: str, word: ast.Word) -> None:
+    low, high = INT_RANGES[kind]
+    if value > high:
+        raise OpError(f"{what} is {value:,}; the most is {high:,}", word.span,
+                      hint="the limits are listed in README.md (What is guaranteed)", code="E310")
+
+
+def _check_value(kind: str, value: object, word_text: str, op: str, word: ast.Word) -> None:
+    """Every argument within the range its kind declares (limits.py): one place for every op."""
+    if kind in ("width", "stride", "groups") and isinstance(value, int):
+        _bounded(kind, value, f"the {kind} of `{word_text}`", word)
+    elif kind == "width" and isinstance(value, float) and not 0 < value <= INT_RANGES["width"][1]:
+        raise OpError(f"the width multiplier `{word.text}` is out of range", word.span, code="E310")
+    elif kind == "eps" and not in_range(value, EPS_RANGE):  # type: ignore[arg-type]
+        raise OpError(f"`{word.text}`: eps must be in {describe(EPS_RANGE)}", word.span,
+                      hint="for example `ln eps=1e-6`", code="E310")
+    elif kind == "value":
+        bounds = VALUE_RANGES.get(op)
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise OpError(f"`{word.text}` is not a finite number", word.span,
+                          hint=f"`{op}` takes a number" + (f" in {describe(bounds)}" if bounds else ""),
+                          code="E310")
+        if bounds and not in_range(value, bounds):  # type: ignore[arg-type]
+            raise OpError(f"`{op}` takes a value in {describe(bounds)}, got `{word.text}`", word.span,
+                          code="E310")
 
 
 _ATTR = {"headdim": "head_dim"}  # argument kinds whose Attrs field is named otherwise
@@ -345,6 +376,18 @@ class _Builder:
             return False
         return _CMP[guard.cmp.text](values[name], bound)
 
+    def _bounded_size(self, blocks: int) -> None:
+        """Refuse, before expanding anything, a network past MAX_BLOCKS or MAX_OPS."""
+        net = self.net
+        where = net.spans.get("stages")
+        if blocks > MAX_BLOCKS:
+            raise too_big("the number of blocks", blocks, MAX_BLOCKS, where, "lower the stages' `xDEPTH`")
+        ops = _count(net.stem) + _count(net.head) + (len(net.stages) - 1) * _count(net.downsample or ())
+        ops += sum(st.depth * _count(net.blocks[st.block].body) for st in net.stages if st.block in net.blocks)
+        if ops > MAX_OPS:
+            raise too_big("the number of ops after expanding every stage", ops, MAX_OPS, where,
+                          "lower the stages' `xDEPTH` or the ops in a block")
+
     def build(self) -> IRGraph:
         net = self.net
         x = self.ir.add("input", [], group="input", span=net.spans.get("input"))
@@ -357,6 +400,7 @@ class _Builder:
                                     st.span, hint="check the stage's `xDEPTH`", code="E207"))
         if too_deep:
             self.errors.raise_if_any()
+        self._bounded_size(total)
         k = 0
         for i, st in enumerate(net.stages):
             group = f"stage {i + 1}"
@@ -375,6 +419,11 @@ class _Builder:
         self.errors.errors = _unique(self.errors.errors)
         self.errors.raise_if_any()
         return self.ir
+
+
+def _count(stmts) -> int:
+    """Ops in a body, those inside residuals, gates and `if`s included."""
+    return sum(1 + _count(getattr(s, "body", ())) + _count(getattr(s, "shortcut", None) or ()) for s in stmts)
 
 
 def _unique(errors: list) -> list:

@@ -24,27 +24,45 @@ __all__ = ["TrainResult", "load_checkpoint", "train"]
 def train(spec: Any, data: Any = "digits", epochs: int | None = None,
           out: str | os.PathLike | None = None, seed: int = 0, resume: bool = False, *,
           skip_bad_images: bool = False, quiet: bool = False, device: str | None = None,
-          **overrides: Any):
+          force: bool = False, check_memory: bool = True, **overrides: Any):
     """Train a spec (name, path or Network) on `data` and return a TrainResult.
 
     data: "digits", an ImageFolder directory (train/ and val/), or a (train, val) pair of
     torch Datasets yielding (image (C, H, W), label). `overrides` are the API's spec
     overrides: `classes=10`, `input="1x32x32"`, `depths="1,1,1,1"`, and any recipe value as
     `train_lr=1e-3` or `**{"train.lr": 1e-3}`. Under torchrun this trains with DDP.
+
+    OUT is locked for the run (OUT/.lock): a second run on it is refused while this one lives.
+    `resume` continues from the newest checkpoint that verifies; `force` lets it continue with
+    a network that differs from the checkpoint's where the weights still fit. `check_memory`
+    refuses a run whose estimated memory exceeds what the device has free.
     """
     from . import distributed
+    from .checkpoint import os_error
     from .engine import Trainer
+    from .lock import RunLock
     from .plan import plan
     from .report import Reporter
+    from ..lang.errors import ArchError
 
+    _check_types(epochs=(epochs, int, True), seed=(seed, int, False), resume=(resume, bool, False),
+                 force=(force, bool, False), quiet=(quiet, bool, False),
+                 device=(device, str, True), check_memory=(check_memory, bool, False))
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise ArchError(f"`out` takes a directory path (str or Path), not {type(out).__name__}",
+                        hint='for example out="runs/atto"', code="E760")
     dist = distributed.setup(device)
+    lock = None
     try:
         p = plan(spec, data, epochs=epochs, skip_bad=skip_bad_images, **overrides)
         net = p.network
         out = Path(out) if out is not None else Path("runs") / net.name
+        if check_memory:
+            from .memory import check_training_memory
+            check_training_memory(net, p.recipe, dist.device, dist.world)
         report = Reporter(out, enabled=dist.main, quiet=quiet)
         if dist.main:
-            out.mkdir(parents=True, exist_ok=True)
+            lock = RunLock(out).acquire()  # before anything is written to OUT
         shape = "x".join(map(str, net.input))
         world = f", {dist.world} processes" if dist.active else ""
         report.line(f"training {net.name} ({shape}, {net.classes} classes) on {p.data.info.name}: "
@@ -55,14 +73,36 @@ def train(spec: Any, data: Any = "digits", epochs: int | None = None,
 
         def builder():
             from ..api import build
-            return build(net)
+            return build(net, check_memory=False)
 
-        trainer = Trainer(net, builder, p.recipe, p.data, out, seed, dist, report, resume)
+        trainer = Trainer(net, builder, p.recipe, p.data, out, seed, dist, report, resume, force)
         result = trainer.run()
         result.notes = p.notes
         return result
+    except OSError as e:  # anything the checkpoint and report writers did not already name
+        raise os_error(e, getattr(e, "filename", None) or out, "write") from None
     finally:
+        if lock is not None:
+            lock.release()
         dist.close()
+
+
+def _check_types(**values: tuple[Any, type, bool]) -> None:
+    """Each keyword's (value, type, may be None): a wrong type is an ArchError with a hint."""
+    from ..lang.errors import ArchError
+
+    for name, (value, kind, optional) in values.items():
+        if value is None and optional:
+            continue
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if not ok:
+            raise ArchError(f"`{name}` takes {'a' if kind is not int else 'an'} {kind.__name__}"
+                            f"{' or None' if optional else ''}, not {type(value).__name__} `{value!r}`"[:200],
+                            hint=f"for example {name}={_EXAMPLE.get(name, '...')}", code="E760")
+
+
+_EXAMPLE = {"epochs": "5", "seed": "0", "resume": "True", "force": "False", "quiet": "True",
+            "device": '"cpu"', "check_memory": "False"}
 
 
 def load_checkpoint(out_dir: str | os.PathLike):

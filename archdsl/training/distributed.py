@@ -64,7 +64,13 @@ def setup(device: str | None = None) -> Dist:
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if device is None:
         device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    from ..api import as_device
+
+    dev = as_device(device)
+    if dev.type == "meta":
+        from ..lang.errors import TrainError
+        raise TrainError("cannot train on the meta device (it holds no values)",
+                         hint="use --device cpu or cuda", code="E760")
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     started = False

@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler, Subset
 
 from ..lang.errors import TrainError
+from ..lang.network import canonical, first_difference
 from ..lang.recipe import TrainRecipe
 from . import checkpoint as ckpt
 from .augment import BatchAugment, Normalize, loss_fn
@@ -39,6 +40,8 @@ from .state import rng_state, seed_everything, set_rng_state
 
 STATE_FORMAT = 1
 EVAL_BATCH = 256
+# Recipe fields that change how a run is executed or saved, never what it computes.
+HARMLESS = {"channels_last", "checkpoint_every"}
 
 
 class Interrupted(TrainError):
@@ -107,7 +110,7 @@ def stop_signals():
 
 class Trainer:
     def __init__(self, network, model_builder, recipe: TrainRecipe, data: DataBundle, out: Path,
-                 seed: int, dist: Dist, reporter: Reporter, resume: bool):
+                 seed: int, dist: Dist, reporter: Reporter, resume: bool, force: bool = False):
         self.network, self.recipe, self.data, self.out = network, recipe, data, Path(out)
         self.seed, self.dist, self.report = seed, dist, reporter
         d, r = dist, recipe
@@ -132,7 +135,7 @@ class Trainer:
         self.best_acc, self.best_epoch = -1.0, 0
         self.partial = {"loss_sum": 0.0, "batches": 0, "images": 0, "seconds": 0.0}
         self.last_ckpt: Path | None = None
-        self._start(resume)
+        self._start(resume, force)
 
     def _build_model(self, model_builder) -> None:
         d, r = self.dist, self.recipe
@@ -174,56 +177,101 @@ class Trainer:
                                      batch_size=EVAL_BATCH, num_workers=data.workers)
 
     # ------------------------------------------------------------------ resume
-    def _start(self, resume: bool) -> None:
-        found = ckpt.latest(self.out)
-        if found is None:
+    def _start(self, resume: bool, force: bool = False) -> None:
+        if self.dist.main:
+            ckpt.clean(self.out)  # under the run lock: what killed writes and prunes left
+        candidates = ckpt.step_dirs(self.out)
+        if not candidates:
             if resume:
                 self.report.line(f"no checkpoint in {self.out}; starting a new run")
             return
         if not resume:
-            raise TrainError(f"{self.out} already holds a run ({found.name})",
+            raise TrainError(f"{self.out} already holds a run ({candidates[-1].name})",
                              hint="pass --resume to continue it, or choose another --out",
                              code="E755")
-        model_sd, state, ema_sd = ckpt.load(found)
-        if state.get("format") != STATE_FORMAT:
-            raise TrainError(f"{found}: unknown checkpoint format {state.get('format')}", code="E752")
-        if state["world"] != self.dist.world:
-            raise TrainError(f"{found} was written by {state['world']} process(es); this run has "
-                             f"{self.dist.world}",
-                             hint=f"resume with --nproc_per_node={state['world']} (processes draw "
-                                  "different random numbers, so the count must match)", code="E756")
-        saved = TrainRecipe(**state["recipe"])
-        diff = [f"{k} {getattr(saved, k)} -> {getattr(self.recipe, k)}"
-                for k in TrainRecipe.model_fields if getattr(saved, k) != getattr(self.recipe, k)]
-        if diff or state["seed"] != self.seed:
-            what = ", ".join(diff + ([f"seed {state['seed']} -> {self.seed}"] if state["seed"] != self.seed else []))
-            raise TrainError(f"cannot resume {found}: the run started with different settings: {what}",
-                             hint="resume with the command that started the run, or train afresh "
-                                  "in another --out", code="E756")
+        problems: list[str] = []
+        found = ckpt.newest_verified(self.out, quiet=True, problems=problems)
+        for problem in problems:
+            self.report.warn(f"checkpoint {problem}; falling back to an older one")
+        if found is None:
+            raise TrainError(f"no checkpoint in {self.out} verifies: " + "; ".join(problems),
+                             hint="the run cannot be resumed; train afresh in another --out",
+                             code="E752")
+        model_sd, state, ema_sd = ckpt.load(found, verified=True)
+        self._check_state(found, state, force)
         missing = set(self.model.state_dict()) ^ set(model_sd)
         if missing:
             raise TrainError(f"{found} does not fit the network: {len(missing)} keys differ "
                              f"(e.g. {sorted(missing)[0]})", code="E756")
         try:
             self.model.load_state_dict(model_sd)
-        except RuntimeError as e:  # same names, other shapes
-            raise TrainError(f"{found} does not fit the network: {str(e).splitlines()[-1].strip()}",
-                             code="E756") from None
-        if self.ema is not None and ema_sd is not None:
-            self.ema.load_state_dict(ema_sd)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
-        self.history = list(state["history"])
-        self.best_acc, self.best_epoch = state["best_acc"], state["best_epoch"]
-        mine = state["ranks"][self.dist.rank]
-        self.partial = dict(mine["partial"])
-        self._resume_rng = mine["rng"]
+            if self.ema is not None:
+                if ema_sd is None:
+                    raise TrainError(f"{found} has no {ckpt.EMA} though the recipe keeps an EMA",
+                                     code="E752")
+                self.ema.load_state_dict(ema_sd)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.epoch, self.batch, self.step = int(state["epoch"]), int(state["batch"]), int(state["step"])
+            self.history = list(state["history"])
+            self.best_acc, self.best_epoch = float(state["best_acc"]), int(state["best_epoch"])
+            mine = state["ranks"][self.dist.rank]
+            self.partial = dict(mine["partial"])
+            self._resume_rng = mine["rng"]
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+            # same names, other shapes; or a state.pt that lacks what this version writes
+            detail = str(e).strip().splitlines()[-1].strip() if str(e).strip() else ""
+            raise TrainError(f"{found} does not fit this run: {type(e).__name__} {detail}".rstrip(),
+                             code="E756" if isinstance(e, RuntimeError) else "E752") from None
+        if self.dist.main:
+            # Newer checkpoints that failed verification must not be picked up by a later resume.
+            for bad in ckpt.step_dirs(self.out):
+                if int(bad.name[5:]) > int(found.name[5:]):
+                    self.report.warn(f"set aside {bad} as {ckpt.set_aside(bad).name}")
+            # best and metrics as of this checkpoint (a kill may have left them out of step)
+            ckpt.publish_best(self.out, found)
+            self.report.write_files(self.history)
         self.last_ckpt = found
         self.report.line(f"resuming {found} (epoch {self.epoch + 1}, batch {self.batch}/{self.batches})")
 
+    def _check_state(self, found: Path, state: dict, force: bool) -> None:
+        """The checkpoint was written by this version, for this network, recipe, seed and
+        process count (with `force`, the network may differ where its weights still fit)."""
+        if state.get("format") != STATE_FORMAT:
+            raise TrainError(f"{found}: unknown checkpoint format {state.get('format')}", code="E752")
+        try:
+            world, seed, saved = state["world"], state["seed"], TrainRecipe(**state["recipe"])
+        except Exception as e:  # a key missing, or a recipe this version rejects
+            raise TrainError(f"{found}: {ckpt.STATE} is not a training state this version reads "
+                             f"({type(e).__name__}: {e})".splitlines()[0], code="E752") from None
+        if world != self.dist.world:
+            raise TrainError(f"{found} was written by {world} process(es); this run has "
+                             f"{self.dist.world}",
+                             hint=f"resume with --nproc_per_node={world} (processes draw "
+                                  "different random numbers, so the count must match)", code="E756")
+        diff = [f"{k} {getattr(saved, k)} -> {getattr(self.recipe, k)}"
+                for k in TrainRecipe.model_fields
+                if k not in HARMLESS and getattr(saved, k) != getattr(self.recipe, k)]
+        if diff or seed != self.seed:
+            what = ", ".join(diff + ([f"seed {seed} -> {self.seed}"] if seed != self.seed else []))
+            raise TrainError(f"cannot resume {found}: the run started with different settings: {what}",
+                             hint="resume with the command that started the run, or train afresh "
+                                  "in another --out", code="E756")
+        theirs = state.get("network_structure")
+        changed = first_difference(theirs, canonical(self.network)) if theirs is not None else None
+        if changed and not force:
+            raise TrainError(f"cannot resume {found}: the network is not the one it was trained with "
+                             f"({changed})",
+                             hint="resume with the spec and --set values that started the run; "
+                                  "--force resumes anyway where the weights still fit", code="E756")
+        if changed:
+            self.report.warn(f"resuming with another network ({changed}) because of --force")
+
     # ------------------------------------------------------------------ checkpoint
-    def save(self) -> Path:
+    def save(self, improved: bool = False) -> Path:
+        """Write a checkpoint (`improved`: the current weights are the new best), then derive
+        OUT/best.safetensors from it. The caller writes metrics.jsonl, from the same history
+        the checkpoint carries; a resume re-derives both."""
         d = self.dist
         mine = {"rng": rng_state(), "partial": dict(self.partial)}
         ranks = d.gather(mine)
@@ -232,15 +280,20 @@ class Trainer:
             state = {
                 "format": STATE_FORMAT, "epoch": self.epoch, "batch": self.batch, "step": self.step,
                 "world": d.world, "seed": self.seed, "recipe": self.recipe.model_dump(),
-                "network": self.network.name,
+                "network": self.network.name, "network_structure": canonical(self.network),
                 "data_order": {"sampler": "DistributedSampler", "seed": self.seed,
                                "epoch": self.epoch, "position": self.batch * self.local_batch},
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "history": self.history, "best_acc": self.best_acc, "best_epoch": self.best_epoch,
                 "ranks": ranks,
             }
-            path = ckpt.save(self.out, self.step, self.model.state_dict(), state,
-                             self.ema.state_dict() if self.ema is not None else None)
+            model_sd = self.model.state_dict()
+            path = ckpt.save(self.out, self.step, model_sd, state,
+                             self.ema.state_dict() if self.ema is not None else None,
+                             best_sd=model_sd if improved else None, best_from=self.last_ckpt,
+                             meta={"epoch": self.epoch, "best_epoch": self.best_epoch,
+                                   "best_acc": self.best_acc})
+            ckpt.publish_best(self.out, path)
         d.barrier()
         self.last_ckpt = path or ckpt.latest(self.out)
         return self.last_ckpt  # type: ignore[return-value]
@@ -337,8 +390,8 @@ class Trainer:
             self.report.end_epoch()
 
     def _diverged(self, value: float) -> None:
-        last = ckpt.latest(self.out)
-        kept = (f"the last good checkpoint is {last}" if last is not None
+        last = ckpt.newest_verified(self.out, quiet=True)
+        kept = (f"the last good checkpoint is {last} (verified)" if last is not None
                 else "no checkpoint had been saved yet")
         raise TrainError(
             f"loss became {value} at epoch {self.epoch + 1}, step {self.step + 1} "
@@ -365,10 +418,7 @@ class Trainer:
         self.epoch += 1
         self.batch = 0
         self.partial = {"loss_sum": 0.0, "batches": 0, "images": 0, "seconds": 0.0}
-        self.save()
-        if d.main and improved:
-            ckpt.write_weights(self.out / "best.safetensors", self.model.state_dict(),
-                               {"epoch": str(self.epoch), "val_acc": str(val_acc)})
+        self.save(improved)
         self.report.epoch(row, r.epochs, self.ema is not None)
         self.report.write_files(self.history)
         _, stopping = self._check(False)

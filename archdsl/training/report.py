@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
+from ..lang.errors import visible
 from .checkpoint import atomic_write
 
 
@@ -30,7 +31,12 @@ class Reporter:
 
     def line(self, text: str) -> None:
         if self.enabled and not self.quiet:
-            self.console.print(text, markup=False, soft_wrap=True)
+            self.console.print(visible(text), markup=False, soft_wrap=True)
+
+    def warn(self, text: str) -> None:
+        """A warning: shown even with --quiet."""
+        if self.enabled:
+            self.console.print(visible(f"warning: {text}"), markup=False, soft_wrap=True)
 
     # ---- the per-epoch bar
     def start_epoch(self, epoch: int, epochs: int, batches: int, done: int = 0) -> None:

@@ -271,3 +271,119 @@ def test_mutation_fuzz_raises_only_arch_errors():
             pytest.fail(f"mutation {i} escaped as {type(e).__name__}: {e}\n--- spec ---\n{text}")
     # the fuzz is not vacuous: it makes both valid and invalid specs
     assert outcomes["ok"] >= 10 and outcomes["error"] >= 50, outcomes
+
+
+# ---- hostile fuzz: values, structures, names and paths, for a bounded time ----
+# ARCHDSL_FUZZ_SECONDS (default 3) sets how long it runs; ARCHDSL_FUZZ_SEED the seed. Every
+# input must end in a Network or an ArchError (API), or exit 0/1/2 with no traceback and no raw
+# control character (CLI). It prints the figures: inputs tried, clean errors, tracebacks.
+
+HOSTILE_VALUES = ["nan", "-nan", "inf", "-inf", "1e309", "-1", "0", "-0", "0.0", "1e-400", "10,20",
+                  "1,2,3,4,5", "99999999999999999999", "2147483647", "4294967297", "", " ", ",", ",,",
+                  "[/x]", "[bold]x", "\x1b[31m", "a\x00b", "\u202e", "abc", "0x10", "1_000", "none",
+                  "off", "true", "٣", "1e3", "3.5", "-3.5", "1x1x1", "0x0x0", "3x99999x99999",
+                  "3x-1x4", "x", "s2", "1,nan", "inf,inf", "0.9,2", "1e-3,2"]
+
+
+def _hostile_set_items(rng: random.Random) -> dict:
+    from archdsl.lang.recipe import FIELDS
+
+    keys = ["name", "classes", "input", "widths", "depths", "stages.0.width", "stages.0.depth",
+            "stages.3.stride", "stages.9.width", "convnext.dwconv.kernel", "stem.conv.kernel",
+            "nosuch.op.kernel", "unknown"] + [f"train.{f}" for f in FIELDS]
+    return {rng.choice(keys): rng.choice(HOSTILE_VALUES) for _ in range(rng.randint(1, 3))}
+
+
+def _hostile_spec(rng: random.Random) -> str:
+    kind = rng.choice(["name", "deep", "wide", "long_line", "stages", "values"])
+    if kind == "name":
+        name = rng.choice(["[/x]", "[v2]", "a\x1b[2Jb", "n\u202eame", "x" * rng.randint(1, 5000), "é[b]"])
+        return f"network {name} extends convnext_atto\nclasses 10\n"
+    if kind == "deep":
+        return nested_residuals(rng.choice([1, 10, 31, 32, 33, 100, 3000]))
+    if kind == "wide":
+        stages = "".join(f"    8 b x{rng.choice([1, 10, 10_000, 10**9])}\n" for _ in range(rng.randint(1, 200)))
+        return f"network w\ninput 3x32x32\nblock b {{\n    relu\n}}\nstages {{\n{stages}}}\n"
+    if kind == "long_line":
+        ops = ", ".join(rng.choice(["relu", "bn", "conv3", "ln", "gelu"]) for _ in range(rng.choice([10, 5000, 60_000])))
+        return f"network l\ninput 3x32x32\nblock b {{\n    {ops}\n}}\nstages {{\n    8 b x1\n}}\n"
+    if kind == "stages":
+        return f"network s extends convnext_atto\ninput 3x{rng.choice(['1', '7', '32', '16384', '99999'])}x32\n"
+    op = rng.choice(["layerscale", "dropout", "droppath", "ln eps=", "conv3 g", "conv3 s", "pwconv ",
+                     f"dwconv{rng.choice([0, 1, 3, 1025, 2147483647])} "])
+    value = rng.choice(HOSTILE_VALUES[:20])
+    return replace_block(f"    residual {{\n        {op}{value}\n    }}")
+
+
+def _hostile_path(tmp: Path, rng: random.Random) -> str:
+    kind = rng.choice(["dir", "fifo", "dev", "loop", "long", "bytes", "markup", "missing"])
+    if kind == "dir":
+        (tmp / "d.arch").mkdir(exist_ok=True)
+        return str(tmp / "d.arch")
+    if kind == "fifo":
+        if not (tmp / "f.arch").exists():
+            os.mkfifo(tmp / "f.arch")
+        return str(tmp / "f.arch")
+    if kind == "dev":
+        return rng.choice(["/dev/zero", "/dev/null", "/dev/urandom", "/proc/self/mem"])
+    if kind == "loop":
+        if not (tmp / "loop.arch").is_symlink():
+            (tmp / "loop.arch").symlink_to(tmp / "loop.arch")
+        return str(tmp / "loop.arch")
+    if kind == "long":
+        return rng.choice(["a" * 5000 + ".arch", "a/" * 3000 + "x.arch", "x" * 300 + ".arch"])
+    if kind == "bytes":
+        name = os.fsdecode(b"spec\xff\xfe.arch")
+        (tmp / name).write_text("network n extends convnext_atto\n")
+        return str(tmp / name)
+    if kind == "markup":
+        (tmp / "[bold]").mkdir(exist_ok=True)
+        (tmp / "[bold]" / "s[v2].arch").write_text("network n extends convnext_atto\n")
+        return str(tmp / "[bold]" / "s[v2].arch")
+    return str(tmp / "missing" / "x.arch")
+
+
+def test_hostile_fuzz_values_structures_names_and_paths(tmp_path):
+    import time
+
+    seconds = float(os.environ.get("ARCHDSL_FUZZ_SECONDS", "3"))
+    rng = random.Random(int(os.environ.get("ARCHDSL_FUZZ_SEED", "12")))
+    runner = CliRunner()
+    figures = {"inputs": 0, "accepted": 0, "clean_errors": 0, "tracebacks": 0}
+    kinds: dict[str, int] = {}
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or figures["inputs"] < 20:
+        kind = rng.choice(["set", "spec", "path", "cli_set", "cli_path"])
+        kinds[kind] = kinds.get(kind, 0) + 1
+        figures["inputs"] += 1
+        try:
+            if kind == "set":
+                archdsl.check("convnext_atto", **_hostile_set_items(rng))
+            elif kind == "spec":
+                archdsl.check(archdsl.loads(_hostile_spec(rng)))
+            elif kind == "path":
+                archdsl.check(_hostile_path(tmp_path, rng))
+            else:
+                args = ["check", "convnext_atto"]
+                if kind == "cli_set":
+                    for key, value in _hostile_set_items(rng).items():
+                        args += ["--set", f"{key}={value}"]
+                else:
+                    args = [rng.choice(["check", "compile"]), _hostile_path(tmp_path, rng)]
+                r = runner.invoke(app, args)
+                if r.exception is not None and not isinstance(r.exception, SystemExit):
+                    raise r.exception
+                text = r.stdout + r.stderr
+                assert r.exit_code in (0, 1, 2) and "Traceback" not in text, (args, text)
+                assert not re.search("[\x00-\x08\x0b-\x1f\x7f]", text), (args, text)
+                if r.exit_code:
+                    raise archdsl.ArchError("cli error")
+            figures["accepted"] += 1
+        except archdsl.ArchError as e:
+            e.render()
+            figures["clean_errors"] += 1
+        except Exception as e:  # noqa: BLE001 - the point of the test
+            figures["tracebacks"] += 1
+            pytest.fail(f"{kind} input {figures['inputs']} escaped as {type(e).__name__}: {e}")
+    print(f"\nhostile fuzz: {figures} by kind {kinds} in {seconds:g}s")
+    assert figures["tracebacks"] == 0 and figures["clean_errors"] > figures["inputs"] // 4

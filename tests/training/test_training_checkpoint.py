@@ -70,8 +70,9 @@ def test_failed_write_leaves_the_old_file(tmp_path):
         f.write(b"partial")
         raise OSError("disk full")
 
-    with pytest.raises(OSError):
+    with pytest.raises(TrainError, match="cannot write .*w.safetensors.*disk full") as e:
         ckpt.atomic_write(path, explode)
+    assert e.value.code == "E759"
     assert torch.equal(ckpt.read_weights(path)["a.weight"], weights(1.0)["a.weight"])
     assert list(tmp_path.iterdir()) == [path]  # no temp file left behind
 
