@@ -2,6 +2,7 @@
 # No `from __future__ import annotations`: typer reads the real annotations of the commands.
 
 import json
+import sys
 from typing import Annotated, Optional
 
 import typer
@@ -40,7 +41,11 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         try:
             if emit == "code":
-                out.print(build(spec, device="meta", **overrides(set_)).code, markup=False, highlight=False)
+                text = build(spec, device="meta", **overrides(set_)).code
+                if sys.stdout.isatty():
+                    out.print(text, markup=False, highlight=False)
+                else:  # redirected: the exact text, never re-wrapped at a console width
+                    sys.stdout.write(text if text.endswith("\n") else text + "\n")
                 return
             report = analyze(spec, **overrides(set_))
         except ArchError as e:

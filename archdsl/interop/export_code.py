@@ -111,6 +111,7 @@ class BlockUse:
     dim: int
     in_dim: int
     stride: int
+    in_layout: str = NCHW
 
 
 @dataclass
@@ -157,7 +158,7 @@ def lowered(spec: SpecLike, **overrides) -> tuple[Lowered, object]:
             first = next(n for n in members if n.op not in JOINS)
             in_dim = nodes[first.inputs[0]].shape[0]
             low.blocks.setdefault(st.block, []).append(
-                BlockUse(i, j, members, st.width, in_dim, st.stride if j == 0 else 1))
+                BlockUse(i, j, members, st.width, in_dim, st.stride if j == 0 else 1, nodes[first.inputs[0]].layout))
     return low, net
 
 
@@ -408,6 +409,37 @@ class Tree:
         return "nn.ModuleDict({\n" + "\n".join(items) + f"\n{indent}}})"
 
 
+def _sequentials(tree: Tree, root: str = "self") -> dict[str, int]:
+    """Access expression -> length, of every Sequential in the tree."""
+    out = {}
+    for key, child in tree.children.items():
+        if isinstance(child, Tree):
+            expr = _access([key], tree, root)
+            if child.sequential:
+                out[expr] = len(child.children)
+            out |= {k.replace(root, expr, 1): v for k, v in _sequentials(child, root).items()}
+    return out
+
+
+def _collapse(lines: list[str], seqs: dict[str, int]) -> list[str]:
+    """`x = self.stem[0](x)` ... `x = self.stem[3](x)` over a whole Sequential -> `x = self.stem(x)`."""
+    pat = re.compile(r"(\s*)(\w+) = (.+)\[(\d+)\]\((\w+)\)(  # .*)?$")
+    out, k = [], 0
+    while k < len(lines):
+        m = pat.match(lines[k])
+        if m and m.group(4) == "0" and m.group(3) in seqs and m.group(2) == m.group(5):
+            n = seqs[m.group(3)]
+            run = [pat.match(line) for line in lines[k:k + n]]
+            if len(run) == n and all(r and r.group(1, 2, 3, 5) == m.group(1, 2, 3, 5) and r.group(4) == str(j)
+                                     for j, r in enumerate(run)):
+                out.append(f"{m.group(1)}{m.group(2)} = {m.group(3)}({m.group(2)}){run[-1].group(6) or ''}")
+                k += n
+                continue
+        out.append(lines[k])
+        k += 1
+    return out
+
+
 def _text(child, indent: str) -> str:
     return child if isinstance(child, str) else child.text(indent)
 
@@ -538,8 +570,11 @@ def _block_text(bc: BlockClass) -> tuple[str, set[type]]:
             tree.put(rel.split("."), _call_text(n.call, bc.exprs.get(rel, {})))
             classes.add(n.call.cls)
     sig = ", ".join(["self"] + [p if p == "dim" else f"{p}" for p in bc.params])
+    stages = sorted({u.stage + 1 for u in bc.uses})
+    where = f"stage{'s' if len(stages) > 1 else ''} {', '.join(map(str, stages))}"
+    layout = "channels-last (B, H, W, C)" if t.in_layout == NHWC else "(B, C, H, W)"
     lines = [f"class {bc.name}(nn.Module):",
-             f'    """`block {bc.kind}` of the spec."""', "",
+             f'    """`block {bc.kind}` of the spec, in {where}; its input arrives {layout}."""', "",
              f"    def __init__({sig}):", "        super().__init__()"]
     for key, child in tree.children.items():
         text = _text(child, "        ")
@@ -552,7 +587,8 @@ def _block_text(bc: BlockClass) -> tuple[str, set[type]]:
         return _access(_relpath(t, n).split("."), tree)
 
     lines += ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:"]
-    lines += [f"        {line}" for line in forward_lines(t.nodes, call_of, True, optional)]
+    body = _collapse(forward_lines(t.nodes, call_of, True, optional), _sequentials(tree))
+    lines += [f"        {line}" for line in body]
     lines += ["        return x"]
     return "\n".join(lines), classes
 
@@ -630,7 +666,7 @@ def code(spec: SpecLike, **overrides) -> str:
 
     # the IR's input node feeds the first item: it reads `x`
     body = forward_lines(items, call_of, False)
-    body = _loops(body, net)
+    body = _collapse(_loops(body, net), _sequentials(tree))
     net_class = _class_name(net.name)
     init_lines = []
     for key, child in tree.children.items():
