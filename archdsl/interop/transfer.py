@@ -39,28 +39,36 @@ _BLOCK = re.compile(r"stages\.(\d+)\.blocks\.(\d+)\.")
 # ---------------------------------------------------------------- pairing ops
 def align(a_items: list, b_items: list) -> list[tuple[OpView, OpView]]:
     """Pairs (old op, new op) of two op sequences, as the diff aligns them."""
+    return [(x, y) for x, y, _ in align_moves(a_items, b_items)]
+
+
+def align_moves(a_items: list, b_items: list, moved_in: bool = False) -> list[tuple[OpView, OpView, bool]]:
+    """Pairs (old op, new op, moved) of two op sequences, as the diff aligns them; `moved`
+    for the ops of a unit the diff reports as moved."""
     a, b = units(a_items), units(b_items)
     anchors = lcs(a, b, _same_head)
     moved = SeqDiff("")._moves(a, b, anchors, {i for i, _ in anchors}, {j for _, j in anchors})
+    moved_units = {(i, j) for i, j, _ in moved}
     pairs = list(anchors) + [(i, j) for i, j, _ in moved]
     taken_a, taken_b = {i for i, _ in pairs}, {j for _, j in pairs}
     for gap_a, gap_b in _gaps(list(anchors), len(a), len(b)):
         gap_a = [i for i in gap_a if i not in taken_a]
         gap_b = [j for j in gap_b if j not in taken_b]
         pairs += [(i, j) for i, j, _ in _pair(gap_a, gap_b, a, b)]
-    out: list[tuple[OpView, OpView]] = []
+    out: list[tuple[OpView, OpView, bool]] = []
     for i, j in pairs:
         u, v = a[i], b[j]
+        moved = moved_in or (i, j) in moved_units
         if isinstance(u.head, ResidualView) and isinstance(v.head, ResidualView):
-            out += align(u.head.body, v.head.body)
-            out += align(u.head.shortcut or [], v.head.shortcut or [])
+            out += align_moves(u.head.body, v.head.body, moved)
+            out += align_moves(u.head.shortcut or [], v.head.shortcut or [], moved)
         elif isinstance(u.head, OpView) and isinstance(v.head, OpView):
-            out.append((u.head, v.head))
+            out.append((u.head, v.head, moved))
         ta, tb = u.tail, v.tail
         tail_anchors = lcs(ta, tb, same_op)
-        out += [(ta[x], tb[y]) for x, y in tail_anchors]
+        out += [(ta[x], tb[y], moved) for x, y in tail_anchors]
         for gap_a, gap_b in _gaps(tail_anchors, len(ta), len(tb)):
-            out += [(ta[x], tb[y]) for x, y, _ in _pair(gap_a, gap_b, ta, tb)]
+            out += [(ta[x], tb[y], moved) for x, y, _ in _pair(gap_a, gap_b, ta, tb)]
     return out
 
 
