@@ -3,9 +3,8 @@
 # No `from __future__ import annotations`: typer reads the real annotations of the commands.
 
 import os
-import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 

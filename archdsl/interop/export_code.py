@@ -317,7 +317,6 @@ def _block_class(name: str, kind: str, uses: list[BlockUse]) -> BlockClass:
         params.append("in_dim")
     if len({u.stride for u in uses}) > 1:
         params.append("stride")
-    ctx = {p: [getattr(u, p) for u in uses] for p in params}
     values = {(u.stage, u.index): {p: getattr(u, p) for p in params} for u in uses}
     exprs: dict[str, dict[str, str]] = {}
     own: list[str] = []
@@ -343,7 +342,6 @@ def _block_class(name: str, kind: str, uses: list[BlockUse]) -> BlockClass:
                     values[(u.stage, u.index)][pname] = a[arg]
             if expr is not None:
                 exprs[rel][arg] = expr
-    del ctx
     if optional:
         own.append("shortcut")
         for u in uses:
@@ -362,7 +360,7 @@ def _expression(vals: list, ctx: dict[str, list]) -> str | None:
     const = all(_same(v, vals[0]) for v in vals)
     ints = all(type(v) is int for v in vals)
     if const and not (ints and vals[0] >= 8):
-        return _literal(vals[0]) if not isinstance(vals[0], (list, tuple)) else None if False else _literal(vals[0])
+        return _literal(vals[0])
     if ints:
         for p in ("dim", "in_dim"):
             if p in ctx and ctx[p] == vals:
@@ -526,9 +524,6 @@ def _sources(classes: list[type]) -> tuple[list[str], list[str]]:
         src = inspect.getsource(obj)
         tree = pyast.parse(src)
         used = {node.id for node in pyast.walk(tree) if isinstance(node, pyast.Name)}
-        for base in getattr(obj, "__mro__", ())[1:]:
-            if base.__module__ == module.__name__ and base.__name__ in used:
-                pass
         for name in sorted(used):
             if name in ("torch", "nn") or hasattr(builtins, name) or not hasattr(module, name):
                 continue
@@ -547,8 +542,7 @@ def _sources(classes: list[type]) -> tuple[list[str], list[str]]:
                     imports.append(stmt)
             elif isinstance(value, (int, float, str, tuple, bool)) and not inspect.isclass(value):
                 chunks.append(f"{name} = {_literal(value)}")
-        if not done or src not in chunks:
-            chunks.append(src.rstrip())
+        chunks.append(src.rstrip())
 
     for cls in classes:
         module = sys.modules[cls.__module__]
@@ -622,7 +616,7 @@ def code(spec: SpecLike, **overrides) -> str:
         calls = [_block_args(by_use[(i, j)], by_use[(i, j)].values[(i, j)]) for j in range(st.depth)]
         if st.depth > 2 and len(set(calls[1:])) == 1:
             items = f"[{calls[0]}] + [{calls[1]} for _ in range({st.depth - 1})]"
-        elif st.depth > 2 and all(_differs_in_one(calls[1], c) for c in calls[2:]):
+        elif st.depth > 2:
             items = "[\n" + "".join(f"                {c},\n" for c in calls) + "            ]"
         else:
             items = "[" + ", ".join(calls) + "]"
@@ -631,20 +625,18 @@ def code(spec: SpecLike, **overrides) -> str:
     # the network's forward: its own nodes, and one item per block use (named by its last node)
     item_of: dict[int, int] = {}
     block_of_item: dict[int, tuple[int, int]] = {}
+    members: dict[str, list[int]] = defaultdict(list)
+    for nid in low.order:
+        members[low.section[nid]].append(nid)
     for nid in low.order:
         sec = low.section[nid]
-        if sec:
-            last = max(x for x in low.order if low.section[x] == sec) if sec not in block_of_item.values() else None
-            m = _BLOCK.match(sec)
-            key = (int(m.group(1)), int(m.group(2)))
-            if last is not None:
-                block_of_item[last] = key
-                for x in low.order:
-                    if low.section[x] == sec:
-                        item_of[x] = last
-        else:
+        if not sec:
             item_of[nid] = nid
-    block_of_item = {k: v for k, v in block_of_item.items()}
+            continue
+        last = members[sec][-1]
+        m = _BLOCK.match(sec)
+        block_of_item[last] = (int(m.group(1)), int(m.group(2)))
+        item_of[nid] = last
     items: list[Node] = []
     for nid in low.order:
         if item_of[nid] != nid or low.nodes[nid].op in ("input", "output"):
@@ -652,8 +644,7 @@ def code(spec: SpecLike, **overrides) -> str:
         n = low.nodes[nid]
         if nid in block_of_item:
             sec = low.section[nid]
-            srcs = sorted({item_of[s] for x in low.order if low.section[x] == sec
-                           for s in low.nodes[x].inputs if low.section[s] != sec})
+            srcs = sorted({item_of[s] for x in members[sec] for s in low.nodes[x].inputs if low.section[s] != sec})
             n = Node(nid, "block", sec, srcs, n.users, n.layout, n.shape)
         items.append(Node(n.nid, n.op, n.path, [item_of[s] for s in n.inputs], sorted({item_of[u] for u in n.users}),
                           n.layout, n.shape, n.call))
@@ -702,13 +693,9 @@ def code(spec: SpecLike, **overrides) -> str:
             *[f"        {line}" for line in body], "        return x", "", "",
             f"def build() -> {net_class}:", f"    return {net_class}()", "", "",
             'if __name__ == "__main__":',
-            f"    model = build().eval()",
+            "    model = build().eval()",
             f"    print(model(torch.randn(1, {', '.join(map(str, low.input_shape))})).shape)", ""]
     return "\n".join(out)
-
-
-def _differs_in_one(a: str, b: str) -> bool:
-    return True
 
 
 def _loops(lines: list[str], net) -> list[str]:

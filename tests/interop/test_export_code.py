@@ -1,12 +1,10 @@
 """`archdsl export SPEC --to model.py`: the file runs where archdsl cannot be imported, loads
 archdsl.build's state dict as it is and gives the same logits, for every shipped spec."""
-import json
 import subprocess
 import sys
 import sysconfig
 import textwrap
 
-import pytest
 import torch
 
 import archdsl
