@@ -11,7 +11,8 @@ from .lang.network import Network
 from .lang.recipe import TrainRecipe
 
 # Imported on first use: they need torch, and checking or counting a spec should not wait for it.
-_LAZY = {"load_weights": "interop.weights", "train": "training", "load_checkpoint": "training"}
+_LAZY = {"load_weights": "interop.weights", "train": "training", "load_checkpoint": "training",
+         "transfer": "interop.transfer"}
 
 
 def __getattr__(name: str):
@@ -23,4 +24,4 @@ def __getattr__(name: str):
 
 
 __all__ = ["ArchError", "ArchErrors", "Diff", "Network", "TrainRecipe", "analyze", "as_network", "build", "check",
-           "diff", "load", "load_checkpoint", "load_weights", "loads", "train"]
+           "diff", "load", "load_checkpoint", "load_weights", "loads", "train", "transfer"]

@@ -40,7 +40,11 @@ def register(app: typer.Typer) -> None:
             usage(f"--emit takes code, layers or json, not `{emit}`")
         try:
             if emit == "code":
-                sys.stdout.write(visible(build(spec, device="meta", **overrides(set_)).code) + "\n")
+                text = visible(build(spec, device="meta", **overrides(set_)).code)
+                if sys.stdout.isatty():
+                    out.print(text, markup=False, highlight=False)
+                else:  # redirected: the exact text, never re-wrapped at a console width
+                    sys.stdout.write(text if text.endswith("\n") else text + "\n")
                 return
             report = analyze(spec, **overrides(set_))
         except ArchError as e:

@@ -32,6 +32,35 @@ def _overrides(set_: list[str] | None, precision: str | None, channels_last: boo
     return overrides
 
 
+def _init_from(source: Path, source_spec: str, quiet: bool):
+    """`--init-from`: the weights, read now (a bad path fails before training starts), and the
+    function that carries them into the built model (`archdsl.transfer`)."""
+    from ..interop.transfer import transfer
+    from ..lang.errors import ArchError
+
+    if source.is_dir():
+        from ..training import load_checkpoint
+
+        weights = load_checkpoint(source)
+    elif source.is_file() and source.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            weights = load_file(str(source))
+        except Exception as e:  # noqa: BLE001 - a damaged file is the user's to fix
+            raise ArchError(f"cannot read {source}: {e}", hint="pass a run directory or a model.safetensors",
+                            code="E751") from None
+    else:
+        raise ArchError(f"--init-from {source}: no run directory or .safetensors file there",
+                        hint="pass a run directory (OUT of an earlier `archdsl train`) or a .safetensors file",
+                        code="E751")
+
+    def init(model, net) -> None:
+        transfer(source_spec, net, weights, into=model, quiet=quiet, classes=net.classes, input=net.input)
+
+    return init
+
+
 def register(app: typer.Typer) -> None:
     """Add the `train` command to the archdsl CLI."""
 
@@ -63,6 +92,11 @@ def register(app: typer.Typer) -> None:
                                                             "(where the weights still fit).")] = False,
         no_memory_check: Annotated[bool, typer.Option("--no-memory-check", help="Skip the estimate that "
                                                       "refuses a run too big for the device's free memory.")] = False,
+        init_from: Annotated[Optional[Path], typer.Option(
+            "--init-from", help="Start from trained weights: a run directory or a .safetensors file, "
+                                "carried across the edit op by op (see --init-spec).")] = None,
+        init_spec: Annotated[Optional[str], typer.Option(
+            "--init-spec", help="The spec those weights were trained with (default: SPEC itself).")] = None,
     ) -> None:
         """Train a spec with its `train { }` recipe; any recipe value can be overridden."""
         from ..lang.errors import ArchError
@@ -74,9 +108,11 @@ def register(app: typer.Typer) -> None:
             from ..training import train
             from ..training.engine import Interrupted
 
+            init = _init_from(init_from, init_spec or spec, quiet) if init_from is not None else None
             train(spec, data=data, epochs=epochs, out=out, seed=seed, resume=resume,
                   skip_bad_images=skip_bad_images, quiet=quiet, device=device, force=force,
-                  check_memory=not no_memory_check, **overrides)
+                  check_memory=not no_memory_check, init_from=init,
+                  **overrides)
         except Interrupted as e:
             shout(f"{e.message}\nhelp: {e.hint}")
             raise typer.Exit(e.exit_code)

@@ -9,10 +9,15 @@ from pathlib import Path
 from .errors import ResolveError, Span
 from .suggest import did_you_mean
 
-SHIPPED = Path(__file__).resolve().parents[2] / "specs"
+# The shipped specs live in the repository's `specs/`; `archdsl/specs` is a link to it, so a
+# wheel carries them inside the package. Resolved, the link gives back the repository's path.
+_PACKAGED = Path(__file__).resolve().parents[1] / "specs"
+SHIPPED = _PACKAGED.resolve() if _PACKAGED.is_dir() else Path(__file__).resolve().parents[2] / "specs"
 
 
 def search_dirs() -> list[Path]:
+    """ARCHDSL_SPEC_PATH (directories, separated like PATH; searched first, recursively), then
+    the shipped specs. A name found in several is taken from the first."""
     extra = [Path(p) for p in os.environ.get("ARCHDSL_SPEC_PATH", "").split(os.pathsep) if p]
     return extra + [SHIPPED]
 

@@ -24,11 +24,13 @@ __all__ = ["TrainResult", "load_checkpoint", "train"]
 def train(spec: Any, data: Any = "digits", epochs: int | None = None,
           out: str | os.PathLike | None = None, seed: int = 0, resume: bool = False, *,
           skip_bad_images: bool = False, quiet: bool = False, device: str | None = None,
-          force: bool = False, check_memory: bool = True, **overrides: Any):
+          force: bool = False, check_memory: bool = True,
+          init_from: Any = None, **overrides: Any):
     """Train a spec (name, path or Network) on `data` and return a TrainResult.
 
     data: "digits", an ImageFolder directory (train/ and val/), or a (train, val) pair of
-    torch Datasets yielding (image (C, H, W), label). `overrides` are the API's spec
+    torch Datasets yielding (image (C, H, W), label). `init_from(model, network)`, if given,
+    sets the built model's weights before training starts (the CLI's `--init-from`). `overrides` are the API's spec
     overrides: `classes=10`, `input="1x32x32"`, `depths="1,1,1,1"`, and any recipe value as
     `train_lr=1e-3` or `**{"train.lr": 1e-3}`. Under torchrun this trains with DDP.
 
@@ -73,7 +75,10 @@ def train(spec: Any, data: Any = "digits", epochs: int | None = None,
 
         def builder():
             from ..api import build
-            return build(net, check_memory=False)
+            model = build(net, check_memory=False)
+            if init_from is not None:  # e.g. weights carried across an edit (archdsl.transfer)
+                init_from(model, net)
+            return model
 
         trainer = Trainer(net, builder, p.recipe, p.data, out, seed, dist, report, resume, force)
         result = trainer.run()

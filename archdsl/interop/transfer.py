@@ -1,0 +1,285 @@
+"""Trained weights carried across an edit of the spec: `archdsl.transfer(src, dst, weights)`.
+
+Ops are paired by the diff's alignment (`archdsl.diff.opdiff`: units aligned by their
+leading op, moves found, changed ops paired by kind), not by module name or index: an op
+that moved, was renamed, or sits at another position of its block keeps its weights. Each
+block use (stage i, block j) is paired with the same use in the source; the stem, each
+downsample layer and the head with theirs.
+
+For each pair of ops, every tensor of the new op (weight, bias, running stats, layer-scale
+gamma) takes the old op's tensor of the same name:
+- the same shape: copied exactly;
+- a kernel that grew or shrank: centre zero-padded or centre-cropped (with zero padding the
+  grown conv computes the same function);
+- changed channels: the overlapping slice is copied (`[:min(old, new)]` on each channel
+  axis), the rest keeps the spec's init. This is not Net2Net's function-preserving widening;
+- a 1x1 conv that became an `nn.Linear` (a layout change) or back: reshaped.
+Ops of a different kind (bn -> ln), convs whose groups changed (dense -> depthwise), and
+ops or blocks with no partner keep the spec's init. The report lists every tensor.
+"""
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..api import SpecLike, as_network, build, check
+from ..diff.compare import facts_of
+from ..diff.opdiff import OpView, ResidualView, SeqDiff, _pair, _gaps, _same_head, lcs, same_op, units, views
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+_BLOCK = re.compile(r"stages\.(\d+)\.blocks\.(\d+)\.")
+
+
+# ---------------------------------------------------------------- pairing ops
+def align(a_items: list, b_items: list) -> list[tuple[OpView, OpView]]:
+    """Pairs (old op, new op) of two op sequences, as the diff aligns them."""
+    return [(x, y) for x, y, _ in align_moves(a_items, b_items)]
+
+
+def align_moves(a_items: list, b_items: list, moved_in: bool = False) -> list[tuple[OpView, OpView, bool]]:
+    """Pairs (old op, new op, moved) of two op sequences, as the diff aligns them; `moved`
+    for the ops of a unit the diff reports as moved."""
+    a, b = units(a_items), units(b_items)
+    anchors = lcs(a, b, _same_head)
+    moved = SeqDiff("")._moves(a, b, anchors, {i for i, _ in anchors}, {j for _, j in anchors})
+    moved_units = {(i, j) for i, j, _ in moved}
+    pairs = list(anchors) + [(i, j) for i, j, _ in moved]
+    taken_a, taken_b = {i for i, _ in pairs}, {j for _, j in pairs}
+    for gap_a, gap_b in _gaps(list(anchors), len(a), len(b)):
+        gap_a = [i for i in gap_a if i not in taken_a]
+        gap_b = [j for j in gap_b if j not in taken_b]
+        pairs += [(i, j) for i, j, _ in _pair(gap_a, gap_b, a, b)]
+    out: list[tuple[OpView, OpView, bool]] = []
+    for i, j in pairs:
+        u, v = a[i], b[j]
+        moved = moved_in or (i, j) in moved_units
+        if isinstance(u.head, ResidualView) and isinstance(v.head, ResidualView):
+            out += align_moves(u.head.body, v.head.body, moved)
+            out += align_moves(u.head.shortcut or [], v.head.shortcut or [], moved)
+        elif isinstance(u.head, OpView) and isinstance(v.head, OpView):
+            out.append((u.head, v.head, moved))
+        ta, tb = u.tail, v.tail
+        tail_anchors = lcs(ta, tb, same_op)
+        out += [(ta[x], tb[y], moved) for x, y in tail_anchors]
+        for gap_a, gap_b in _gaps(tail_anchors, len(ta), len(tb)):
+            out += [(ta[x], tb[y], moved) for x, y, _ in _pair(gap_a, gap_b, ta, tb)]
+    return out
+
+
+def _paths(ir) -> dict[tuple, str]:
+    """(op span, place) -> module path, where place is ("block", i, j), ("down", i) or (section,)."""
+    out = {}
+    for _, d in ir.op_nodes():
+        path = d["path"]
+        m = _BLOCK.match(path)
+        if m:
+            place = ("block", int(m.group(1)), int(m.group(2)))
+        elif path.startswith("downsample."):
+            place = ("down", int(path.split(".")[1]))
+        else:
+            place = (path.split(".")[0],)
+        out[(id_of(d["span"]), place)] = path
+    return out
+
+
+def id_of(span) -> tuple:
+    return (span.path, span.line, span.column) if span is not None else (None,)
+
+
+def op_map(src: SpecLike, dst: SpecLike) -> dict[str, str]:
+    """New module path -> old module path, for every new op that has a partner."""
+    a_net, b_net = as_network(src), as_network(dst)
+    (_, a_ir), (_, b_ir) = check(a_net), check(b_net)
+    fa, fb = facts_of(a_ir), facts_of(b_ir)
+    pa, pb = _paths(a_ir), _paths(b_ir)
+    out: dict[str, str] = {}
+
+    def add(pairs, place_a, place_b) -> None:
+        for x, y in pairs:
+            old, new = pa.get((id_of(x.op.span), place_a)), pb.get((id_of(y.op.span), place_b))
+            if old and new:
+                out[new] = old
+
+    for section in ("stem", "head"):
+        add(align(views(getattr(a_net, section), fa), views(getattr(b_net, section), fb)), (section,), (section,))
+    for i in range(1, min(len(a_net.stages), len(b_net.stages))):
+        if a_net.downsample and b_net.downsample:
+            add(align(views(a_net.downsample, fa, (i,)), views(b_net.downsample, fb, (i,))), ("down", i), ("down", i))
+    for i in range(min(len(a_net.stages), len(b_net.stages))):
+        sa, sb = a_net.stages[i], b_net.stages[i]
+        pairs = align(views(a_net.blocks[sa.block].body, fa, (i,)), views(b_net.blocks[sb.block].body, fb, (i,)))
+        for j in range(min(sa.depth, sb.depth)):
+            add(pairs, ("block", i, j), ("block", i, j))
+    return out
+
+
+# ---------------------------------------------------------------- moving tensors
+@dataclass
+class Entry:
+    path: str             # the tensor in the new model
+    source: str | None    # the tensor it came from
+    how: str              # "exact", how it was adapted, or why it is fresh
+
+
+@dataclass
+class TransferReport:
+    src: str
+    dst: str
+    exact: list[Entry] = field(default_factory=list)
+    adapted: list[Entry] = field(default_factory=list)
+    fresh: list[Entry] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.exact) + len(self.adapted) + len(self.fresh)
+
+    def summary(self) -> str:
+        return (f"transfer {self.src} -> {self.dst}: {self.total} tensors: {len(self.exact)} transferred exactly, "
+                f"{len(self.adapted)} adapted, {len(self.fresh)} freshly initialised")
+
+    def __str__(self) -> str:
+        lines = [self.summary()]
+        moved = [e for e in self.exact if e.source != e.path]
+        for title, entries, show_source in (("moved or renamed (exact)", moved, True),
+                                            ("adapted (overlap copied: the rest keeps the spec's init)",
+                                             self.adapted, True),
+                                            ("freshly initialised (the spec's init)", self.fresh, False)):
+            if entries:
+                lines.append(f"  {title}:")
+                lines += [f"    {line}" for line in _grouped(entries, show_source)]
+        return "\n".join(lines)
+
+
+def _grouped(entries: list[Entry], show_source: bool) -> list[str]:
+    """One line per tensor, with runs of blocks folded: `stages.2.blocks.9-26.dwconv.weight`."""
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    order = []
+    for e in entries:
+        m = re.search(r"blocks\.(\d+)\.", e.path)
+        j = int(m.group(1)) if m else -1
+        key = (re.sub(r"blocks\.\d+\.", "blocks.#.", e.path),
+               re.sub(r"blocks\.\d+\.", "blocks.#.", e.source or "") if show_source else "", e.how)
+        if key not in groups:
+            order.append(key)
+        groups[key].append(j)
+    out = []
+    for key in order:
+        js = sorted(set(groups[key]))
+        fold = str(js[0]) if len(js) == 1 else f"{js[0]}-{js[-1]}" if js == list(range(js[0], js[-1] + 1)) \
+            else ",".join(map(str, js))
+        path, source, how = (k.replace("#", fold) for k in key)
+        out.append(f"{path}" + (f" <- {source}" if show_source and source != path else "") + f"  ({how})")
+    return out
+
+
+def _adapt(old: torch.Tensor, new: torch.Tensor) -> tuple[torch.Tensor | None, str]:
+    """`old` made to fit `new`'s shape, and how; None where it cannot."""
+    import torch.nn.functional as F
+
+    how = []
+    if old.dim() == 4 and new.dim() == 2 and old.shape[2:] == (1, 1):
+        old, how = old[:, :, 0, 0], ["1x1 conv weight as linear"]
+    elif old.dim() == 2 and new.dim() == 4 and new.shape[2:] == (1, 1):
+        old, how = old[:, :, None, None], ["linear weight as 1x1 conv"]
+    if old.dim() != new.dim():
+        return None, f"shape {tuple(old.shape)} cannot become {tuple(new.shape)}"
+    if old.dim() == 4 and old.shape[2:] != new.shape[2:]:
+        ko, kn = old.shape[-1], new.shape[-1]
+        if (ko - kn) % 2 or old.shape[-2] != ko or new.shape[-2] != kn:
+            return None, f"kernel {tuple(old.shape[2:])} -> {tuple(new.shape[2:])} is not centred"
+        if kn > ko:
+            p = (kn - ko) // 2
+            old = F.pad(old, (p, p, p, p))
+            how.append(f"kernel {ko} -> {kn}: centre zero-padded")
+        else:
+            c = (ko - kn) // 2
+            old = old[:, :, c:c + kn, c:c + kn]
+            how.append(f"kernel {ko} -> {kn}: centre-cropped")
+    if old.shape != new.shape:
+        out = new.clone()
+        region = tuple(slice(0, min(a, b)) for a, b in zip(old.shape, new.shape))
+        out[region] = old[region]
+        changed = [f"{a} -> {b}" for a, b in zip(old.shape[:2], new.shape[:2]) if a != b]
+        how.append(f"channels {', '.join(changed)}: overlap copied")
+        old = out
+    return old.to(new.dtype), "; ".join(how)
+
+
+def _compatible(old: nn.Module, new: nn.Module) -> str | None:
+    """Why two paired modules cannot share weights, or None."""
+    from torch import nn
+
+    convlike = (nn.Conv2d, nn.Linear)
+    if isinstance(old, convlike) and isinstance(new, convlike):
+        g_old, g_new = getattr(old, "groups", 1), getattr(new, "groups", 1)
+        if g_old != g_new and not (g_old == old.in_channels and g_new == new.in_channels):
+            return f"groups {g_old} -> {g_new}"
+        return None
+    if type(old) is not type(new):
+        return f"{type(old).__name__} -> {type(new).__name__}: a different op"
+    return None
+
+
+def transfer(src: SpecLike, dst: SpecLike, weights, *, into: nn.Module | None = None, quiet: bool = False,
+             **overrides) -> tuple[nn.Module, TransferReport]:
+    """Carry `weights` (a state dict, a model, or a .safetensors file) of network `src` into a
+    model of network `dst`: `into` if given, else a new `archdsl.build(dst)` (the spec's init
+    for whatever cannot transfer). `overrides` apply to both specs (`classes=10`). Prints the
+    report unless `quiet`; returns (model, report)."""
+    import torch
+
+    a_net, b_net = as_network(src, **overrides), as_network(dst, **overrides)
+    state = _state_dict(weights)
+    old_model = build(a_net, device="meta")
+    model = into if into is not None else build(b_net)
+    mapping = op_map(a_net, b_net)
+    old_modules, new_modules = dict(old_model.named_modules()), dict(model.named_modules())
+    report = TransferReport(a_net.name, b_net.name)
+    new_state = model.state_dict()
+    with torch.no_grad():
+        for name, tensor in new_state.items():
+            owner, _, leaf = name.rpartition(".")
+            source_op = mapping.get(owner)
+            if source_op is None:
+                report.fresh.append(Entry(name, None, "no op in the source pairs with it"))
+                continue
+            source = f"{source_op}.{leaf}"
+            why = _compatible(old_modules[source_op], new_modules[owner])
+            if why is None and source not in state:
+                why = "not in the source weights"
+            if why is not None:
+                report.fresh.append(Entry(name, source, why))
+                continue
+            old = state[source].to(tensor.device)
+            if old.shape == tensor.shape:
+                tensor.copy_(old)
+                report.exact.append(Entry(name, source, "exact"))
+                continue
+            fitted, how = _adapt(old, tensor)
+            if fitted is None:
+                report.fresh.append(Entry(name, source, how))
+            else:
+                tensor.copy_(fitted)
+                report.adapted.append(Entry(name, source, how))
+    model.load_state_dict(new_state)
+    if not quiet:
+        print(report)
+    return model, report
+
+
+def _state_dict(weights) -> dict:
+    from torch import nn
+
+    if isinstance(weights, nn.Module):
+        return weights.state_dict()
+    if isinstance(weights, (str, Path)):
+        from safetensors.torch import load_file
+
+        return load_file(str(weights))
+    return dict(weights)
