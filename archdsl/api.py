@@ -66,11 +66,23 @@ def analyze(spec: SpecLike, **overrides) -> Report:
     return report_from_ir(net, ir)
 
 
-def build(spec: SpecLike, *, device: str | torch.device | None = None, **overrides) -> fx.GraphModule:
-    """A trainable torch.fx.GraphModule. `device="meta"` allocates nothing."""
+def build(spec: SpecLike, *, device: str | torch.device | None = None, mode: str = "train",
+          compile: bool = False, state_dict: dict | None = None, **overrides) -> fx.GraphModule:
+    """A torch.fx.GraphModule. `device="meta"` allocates nothing.
+
+    mode="train" (default): trainable. mode="eval": inference only, in eval mode, with
+    BatchNorm and layer scale folded into the weights and bias/activation/residual add fused
+    into the matmul and conv kernels (state-dict names: see the README's "Inference build").
+    compile=True: compiled in place with torch.compile (inductor); the module, its paths and
+    its state dict stay the same. Call an eval build under `torch.no_grad()`.
+    state_dict: weights in the train build's naming (a trained model's `state_dict()`),
+    loaded before the eval passes fold them."""
+    if mode not in ("train", "eval"):
+        raise ValueError(f"mode must be 'train' or 'eval', not {mode!r}")
     net = as_network(spec, **overrides)
     ir = network_to_ir(net)
-    return _run(compiler.compile, ir, device=device, init=(net.init.scheme, net.init.arg))
+    return _run(compiler.compile, ir, device=device, init=(net.init.scheme, net.init.arg), mode=mode,
+                torch_compile=compile, state_dict=state_dict)
 
 
 def _run(fn, *args, **kwargs):
