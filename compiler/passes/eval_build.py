@@ -31,8 +31,9 @@ def annotate_shapes(gm: fx.GraphModule, input_shape: tuple[int, ...]) -> None:
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     mode = FakeTensorMode(allow_non_fake_inputs=True)
+    device = next(gm.parameters(), torch.empty(0)).device
     with mode:
-        x = torch.empty((1, *input_shape))
+        x = torch.empty((1, *input_shape), device=device)
     ShapeProp(gm, fake_mode=mode).propagate(x)
 
 
