@@ -67,14 +67,15 @@ def analyze(spec: SpecLike, **overrides) -> Report:
 
 
 def build(spec: SpecLike, *, device: str | torch.device | None = None, mode: str = "train",
-          compile: bool = False, state_dict: dict | None = None, **overrides) -> fx.GraphModule:
+          compile: bool | dict = False, state_dict: dict | None = None, **overrides) -> fx.GraphModule:
     """A torch.fx.GraphModule. `device="meta"` allocates nothing.
 
     mode="train" (default): trainable. mode="eval": inference only, in eval mode, with
     BatchNorm and layer scale folded into the weights and bias/activation/residual add fused
     into the matmul and conv kernels (state-dict names: see the README's "Inference build").
-    compile=True: compiled in place with torch.compile (inductor); the module, its paths and
-    its state dict stay the same. Call an eval build under `torch.no_grad()`.
+    compile=True: compiled in place with torch.compile (inductor; a dict passes torch.compile's
+    arguments, e.g. {"backend": "aot_eager"}); the module, its paths and its state dict stay
+    the same. Call an eval build under `torch.no_grad()`.
     state_dict: weights in the train build's naming (a trained model's `state_dict()`),
     loaded before the eval passes fold them."""
     if mode not in ("train", "eval"):

@@ -23,14 +23,15 @@ def check(ir: IRGraph) -> IRGraph:
 
 
 def compile(ir: IRGraph, *, device: str | torch.device | None = None, init: tuple = ("default", None),
-            fuse: bool = True, mode: str = "train", torch_compile: bool = False,
+            fuse: bool = True, mode: str = "train", torch_compile: bool | dict = False,
             state_dict: dict | None = None) -> fx.GraphModule:
     """Checked IR -> GraphModule. `device="meta"` builds without allocating any memory.
 
     mode="train": the trainable module (layer scale fused into its linear as `scaled_linear`
     unless fuse=False). mode="eval": an inference-only module in eval mode, with norms and
     scales folded into the weights and epilogues fused (see passes/eval_build.py).
-    torch_compile=True: the same module, compiled in place with inductor (`nn.Module.compile`,
+    torch_compile=True (or a dict of torch.compile arguments, e.g. {"backend": "aot_eager"}):
+    the same module, compiled in place with inductor (`nn.Module.compile`,
     so paths and the state dict do not change): for training with the channels-last depthwise
     conv op (passes/dwconv_layout.py), for eval with inductor's freezing, which does its own
     epilogue fusion and weight prepacking (so `fuse_epilogues` is left out).
@@ -64,7 +65,10 @@ def compile(ir: IRGraph, *, device: str | torch.device | None = None, init: tupl
         from .passes.dwconv_layout import use_channels_last_dwconv
         if mode == "train":
             gm = use_channels_last_dwconv(gm)
-        gm.compile(options={"freezing": True} if mode == "eval" else None)
+        kwargs = dict(torch_compile) if isinstance(torch_compile, dict) else {}
+        if mode == "eval" and kwargs.get("backend", "inductor") == "inductor":
+            kwargs.setdefault("options", {"freezing": True})
+        gm.compile(**kwargs)
     return gm
 
 

@@ -4,6 +4,7 @@
     archdsl train convnext_atto --data ./my_images --out runs/mine --set train.lr=1e-3
     torchrun --nproc_per_node=2 -m archdsl train convnext_atto --data digits --epochs 5
 
+    archdsl train convnext_atto --data digits --compile      # torch.compile (inductor)
     archdsl train-roadmap --data digits --epochs 4 --channels-last --precision bf16
 
 A user error prints rustc-style and exits 1; SIGINT/SIGTERM save a checkpoint and exit
@@ -57,6 +58,8 @@ def register(app: typer.Typer) -> None:
         device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: the "
                                                            "local GPU if any).")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+        compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model (inductor); "
+                                                                 "the first steps compile, then run faster.")] = False,
     ) -> None:
         """Train a spec with its `train { }` recipe; any recipe value can be overridden."""
         from ..lang.errors import ArchError
@@ -71,7 +74,8 @@ def register(app: typer.Typer) -> None:
             from ..training.engine import Interrupted
 
             train(spec, data=data, epochs=epochs, out=out, seed=seed, resume=resume,
-                  skip_bad_images=skip_bad_images, quiet=quiet, device=device, **overrides)
+                  skip_bad_images=skip_bad_images, quiet=quiet, device=device, compile=compile_,
+                  **overrides)
         except Interrupted as e:
             err.print(f"{e.message}\nhelp: {e.hint}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code)

@@ -24,13 +24,14 @@ __all__ = ["TrainResult", "load_checkpoint", "train"]
 def train(spec: Any, data: Any = "digits", epochs: int | None = None,
           out: str | os.PathLike | None = None, seed: int = 0, resume: bool = False, *,
           skip_bad_images: bool = False, quiet: bool = False, device: str | None = None,
-          **overrides: Any):
+          compile: bool | dict = False, **overrides: Any):
     """Train a spec (name, path or Network) on `data` and return a TrainResult.
 
     data: "digits", an ImageFolder directory (train/ and val/), or a (train, val) pair of
     torch Datasets yielding (image (C, H, W), label). `overrides` are the API's spec
     overrides: `classes=10`, `input="1x32x32"`, `depths="1,1,1,1"`, and any recipe value as
     `train_lr=1e-3` or `**{"train.lr": 1e-3}`. Under torchrun this trains with DDP.
+    compile: build the model with `compile=True` (torch.compile, in place; see `build`).
     """
     from . import distributed
     from .engine import Trainer
@@ -55,7 +56,7 @@ def train(spec: Any, data: Any = "digits", epochs: int | None = None,
 
         def builder():
             from ..api import build
-            return build(net)
+            return build(net, compile=compile)
 
         trainer = Trainer(net, builder, p.recipe, p.data, out, seed, dist, report, resume)
         result = trainer.run()
