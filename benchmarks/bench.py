@@ -72,11 +72,12 @@ def run_queue_wait_ns() -> int:
 
 
 def timed(fn: Callable[[], None]) -> tuple[float, float]:
-    """(ms, fraction of that time spent waiting for a CPU)."""
+    """(ms, the share of its compute threads' time spent waiting for a CPU): the wait summed
+    over threads, over the wall time times torch's thread count (each of them is busy)."""
     wait0, t0 = run_queue_wait_ns(), time.perf_counter_ns()
     fn()
     t1, wait1 = time.perf_counter_ns(), run_queue_wait_ns()
-    return (t1 - t0) / 1e6, (wait1 - wait0) / max(t1 - t0, 1)
+    return (t1 - t0) / 1e6, (wait1 - wait0) / max((t1 - t0) * torch.get_num_threads(), 1)
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
@@ -290,11 +291,11 @@ def contenders_for(case: Case, kind: str, op: str, refs: dict[str, nn.Module], s
     return out
 
 
-def check_same_function(case: Case, refs: dict[str, nn.Module], state: dict | None) -> None:
+def check_same_function(case: Case, refs: dict[str, nn.Module], state: dict | None, size: int) -> None:
     """archdsl (train and eval builds) and the project's references: equal logits before timing."""
     if state is None:
         return
-    x = torch.randn(2, 3, 224, 224)
+    x = torch.randn(2, 3, size, size)
     ours = archdsl.build(case.spec)
     ours.load_state_dict(state)
     ours.eval()
@@ -355,8 +356,8 @@ def main(argv: list[str] | None = None) -> None:
             continue
         refs = case.references()
         state = case.archdsl_weights(refs)
-        check_same_function(case, refs, state)
-        macs = archdsl.analyze(case.spec).macs * args.batch
+        check_same_function(case, refs, state, args.size)
+        macs = archdsl.analyze(case.spec, input=f"3x{args.size}x{args.size}").macs * args.batch
         for kind in args.cases.split(","):
             for op in args.ops.split(","):
                 contenders = contenders_for(case, kind, op, refs, state, x, y)
@@ -364,7 +365,8 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 kept, total = interleaved(contenders, args.rounds, args.max_wait)
                 if not kept:
-                    notes.append(f"{case.name} {kind} {op}: every round waited for a CPU; rerun on a quieter machine")
+                    notes.append(f"{case.name} {kind} {op}: all {total} rounds waited for a CPU more than "
+                                 f"{args.max_wait:.0%}; rerun on a quieter machine (or raise --max-wait)")
                     continue
                 base = statistics.median(next(c for c in contenders if c.name.startswith("archdsl")).ms)
                 flops = 2 * macs * (3 if op == "train" else 1)

@@ -15,7 +15,7 @@ from compiler.modules import LayerScale
 from compiler.passes.channels_last import to_channels_last
 from compiler.passes.drop_identity import remove_identities
 from compiler.passes.epilogue import fuse_epilogues
-from compiler.passes.eval_build import annotate_shapes, build_for_eval
+from compiler.passes.eval_build import annotate_shapes
 from compiler.passes.fold_bn import fold_batchnorm
 from compiler.passes.fold_scale import fold_layerscale
 from reference_models import randomize_
