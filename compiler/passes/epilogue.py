@@ -3,6 +3,8 @@ kernels (the ones inductor's freezing emits), instead of separate passes over th
 
     linear [-> act]            mkldnn._linear_pointwise (bias added in the GEMM, no copy)
     linear -> add(·, r)        mkldnn._linear_pointwise.binary      (ConvNeXt's pwconv2 + residual)
+    linear -> permute to NCHW -> add(·, r)
+                               the same, on r permuted to NHWC (a view), permuted back after
     conv -> act                mkldnn._convolution_pointwise
     conv -> add(·, r) [-> relu] mkldnn._convolution_pointwise.binary (ResNet's conv3 + shortcut + relu)
 
@@ -83,7 +85,43 @@ def _add_user(node: fx.Node) -> tuple[fx.Node, fx.Node] | None:
     return user, other
 
 
+def _to_nchw_user(node: fx.Node) -> fx.Node | None:
+    """`node`'s sole user if it is `permute(node, 0, 3, 1, 2)` (NHWC -> NCHW)."""
+    user = sole_user(node)
+    if user is None or user.op != "call_method" or user.target != "permute" or user.kwargs:
+        return None
+    dims = user.args[1:] if len(user.args) > 2 else tuple(user.args[1]) if len(user.args) == 2 else ()
+    return user if tuple(dims) == (0, 3, 1, 2) else None
+
+
+def _fuse_add_behind_permute(gm: fx.GraphModule, node: fx.Node) -> bool:
+    """linear -> permute(0, 3, 1, 2) -> add(·, r)  =>  permute(linear_add(x, r.permute(0, 2, 3, 1)), 0, 3, 1, 2):
+    ConvNeXt's later stages add their residual in NCHW after the downsample conv."""
+    permute = _to_nchw_user(node)
+    add = _add_user(permute) if permute is not None else None
+    if add is None:
+        return False
+    module, graph, (add_node, other) = gm.get_submodule(node.target), gm.graph, add
+    with graph.inserting_before(node):
+        weight = graph.get_attr(f"{node.target}.weight")
+        bias = graph.get_attr(f"{node.target}.bias") if module.bias is not None else None
+    with graph.inserting_after(add_node):
+        other_nhwc = graph.call_method("permute", (other, 0, 2, 3, 1))
+    with graph.inserting_after(other_nhwc):
+        fused = graph.call_function(torch.ops.mkldnn._linear_pointwise.binary,
+                                    (node.args[0], other_nhwc, weight, bias, "add"))
+    with graph.inserting_after(fused):
+        back = graph.call_method("permute", (fused, 0, 3, 1, 2))
+    fused.meta, back.meta = dict(node.meta), dict(add_node.meta)
+    add_node.replace_all_uses_with(back)
+    for n in (add_node, permute, node):
+        graph.erase_node(n)
+    return True
+
+
 def _fuse(gm: fx.GraphModule, node: fx.Node, linear: bool) -> None:
+    if linear and _fuse_add_behind_permute(gm, node):
+        return
     module, x = gm.get_submodule(node.target), node.args[0]
     absorbed = [node]  # in graph order; the last one's value is what the fused call returns
     act, add = _act_user(gm, node), _add_user(node)
