@@ -84,7 +84,7 @@ def modules_of(gm: nn.Module, kind: type) -> list[nn.Module]:
 
 
 def test_fold_batchnorm_removes_every_norm_after_a_conv():
-    gm = check_pass("resnet50", fold_batchnorm)
+    gm = check_pass(MIXED, fold_batchnorm)
     assert not modules_of(gm, nn.BatchNorm2d)
     assert all(c.bias is not None for c in modules_of(gm, nn.Conv2d))
 
@@ -149,7 +149,7 @@ def test_convnext_pwconv2_absorbs_the_residual_add():
 
 
 def test_residual_operand_is_not_overwritten():
-    gm = check_pass("resnet50", lambda m: fuse_epilogues(fold_batchnorm(m)))
+    gm = check_pass(MIXED, lambda m: fuse_epilogues(fold_batchnorm(m)))
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(gm(x), gm(x))  # a fused add that wrote into its operand would drift
