@@ -23,6 +23,7 @@ equal before anything is timed.
     python benchmarks/bench.py --models convnext_t --cases eager,eval --rounds 5   # ~2 min
     python benchmarks/bench.py --models resnet50 --cases eval,compile --ops forward
     python benchmarks/bench.py --cases eager --ops train --profile   # torch.profiler tables
+    python benchmarks/bench.py --models convnext_t --cases compile --ops train --refs none  # own eager only
 
 Cases: eager | eval | compile | bf16.  Ops: forward (no_grad, eval mode) | train (forward,
 cross-entropy, backward, AdamW step). `compile` reports the first call (compilation) and the
@@ -331,6 +332,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="discard a round where a call waited for a CPU more than this fraction of its time")
     parser.add_argument("--droppath", type=float, default=0.1, help="stochastic depth of all ConvNeXt/Swin models")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--refs", default="all",
+                        help="references to run: all, none, or names (ref-competent,ref-official,hf,ref-plain)")
     parser.add_argument("--profile", action="store_true", help="a torch.profiler table per contender")
     args = parser.parse_args(argv)
     if args.threads:
@@ -357,6 +360,8 @@ def main(argv: list[str] | None = None) -> None:
         refs = case.references()
         state = case.archdsl_weights(refs)
         check_same_function(case, refs, state, args.size)
+        if args.refs != "all":
+            refs = {n: m for n, m in refs.items() if n in args.refs.split(",")}
         macs = archdsl.analyze(case.spec, input=f"3x{args.size}x{args.size}").macs * args.batch
         for kind in args.cases.split(","):
             for op in args.ops.split(","):
