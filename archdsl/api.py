@@ -130,14 +130,29 @@ def analyze(spec: SpecLike, **overrides) -> Report:
     return report_from_ir(net, ir)
 
 
-def build(spec: SpecLike, *, device: str | torch.device | None = None, check_memory: bool = True,
+def build(spec: SpecLike, *, device: str | torch.device | None = None, mode: str = "train",
+          compile: bool | dict = False, state_dict: dict | None = None, check_memory: bool = True,
           **overrides) -> fx.GraphModule:
-    """A trainable torch.fx.GraphModule. `device="meta"` allocates nothing.
+    """A torch.fx.GraphModule. `device="meta"` allocates nothing.
+
+    mode="train" (default): trainable. mode="eval": inference only, in eval mode, with
+    BatchNorm and layer scale folded into the weights and bias/activation/residual add fused
+    into the matmul and conv kernels (state-dict names: see the README's "Inference build").
+    compile=True: compiled in place with torch.compile (inductor; a dict passes torch.compile's
+    arguments, e.g. {"backend": "aot_eager"}); the module, its paths and its state dict stay
+    the same. Call an eval build under `torch.no_grad()`.
+    state_dict: weights in the train build's naming (a trained model's `state_dict()`),
+    loaded before the eval passes fold them.
 
     Before allocating, the weights' size is compared with the memory `device` has available
     (MemAvailable on the CPU); a model that cannot fit is a ResourceError (E901) instead of
     an allocator crash. `check_memory=False` skips that."""
     _spec_arg(spec, "build")
+    if mode not in ("train", "eval"):
+        raise _type_error("archdsl.build's `mode`", mode, '"train" or "eval"', 'archdsl.build("resnet50", mode="eval")')
+    if not isinstance(compile, (bool, dict)):
+        raise _type_error("archdsl.build's `compile`", compile, "True, False or torch.compile's arguments as a dict",
+                          'archdsl.build("convnext_t", compile=True)')
     dev = as_device(device)
     net = as_network(spec, **overrides)
     ir = network_to_ir(net)
@@ -150,7 +165,8 @@ def build(spec: SpecLike, *, device: str | torch.device | None = None, check_mem
         require_memory(weights, where, f"the weights of {net.name}",
                        'build it with device="meta" to inspect it without allocating, shrink it '
                        "(--set widths=..., depths=...), or pass check_memory=False", span=net.spans.get("stages"))
-    return _run(compiler.compile, ir, device=dev, init=(net.init.scheme, net.init.arg))
+    return _run(compiler.compile, ir, device=dev, init=(net.init.scheme, net.init.arg), mode=mode,
+                torch_compile=compile, state_dict=state_dict)
 
 
 def _run(fn, *args, **kwargs):

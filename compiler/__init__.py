@@ -1,7 +1,8 @@
 """archdsl's graph compiler: IR (networkx) -> checked, costed IR -> torch.fx GraphModule.
 
 It knows nothing of text. `check` runs the analysis passes (shapes, costs); `compile`
-also assigns layouts and lowers, building the modules on the given device."""
+also assigns layouts and lowers, building the modules on the given device; `mode="eval"`
+then runs the inference passes (passes/eval_build.py)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -22,14 +23,28 @@ def check(ir: IRGraph) -> IRGraph:
 
 
 def compile(ir: IRGraph, *, device: str | torch.device | None = None, init: tuple = ("default", None),
-            fuse: bool = True) -> fx.GraphModule:
-    """Checked IR -> GraphModule. `device="meta"` builds without allocating any memory."""
+            fuse: bool = True, mode: str = "train", torch_compile: bool | dict = False,
+            state_dict: dict | None = None) -> fx.GraphModule:
+    """Checked IR -> GraphModule. `device="meta"` builds without allocating any memory.
+
+    mode="train": the trainable module (layer scale fused into its linear as `scaled_linear`
+    unless fuse=False). mode="eval": an inference-only module in eval mode, with norms and
+    scales folded into the weights and epilogues fused (see passes/eval_build.py).
+    torch_compile=True (or a dict of torch.compile arguments, e.g. {"backend": "aot_eager"}):
+    the same module, compiled in place with inductor (`nn.Module.compile`,
+    so paths and the state dict do not change): for training with the channels-last depthwise
+    conv op (passes/dwconv_layout.py), for eval with inductor's freezing, which does its own
+    epilogue fusion and weight prepacking (so `fuse_epilogues` is left out).
+    state_dict: weights in the train build's naming, loaded before any pass (how a trained
+    model becomes an eval build)."""
     import torch
 
     from .init import initialize
     from .lower import lower
     from .passes.fuse import fuse_linear_layerscale
 
+    if mode not in ("train", "eval"):
+        raise ValueError(f"mode must be 'train' or 'eval', not {mode!r}")
     check(ir)
     for run_pass in LOWERING_PASSES:
         run_pass(ir)
@@ -38,7 +53,23 @@ def compile(ir: IRGraph, *, device: str | torch.device | None = None, init: tupl
     if str(device) != "meta":
         gm = gm.to_empty(device=device if device is not None else torch.get_default_device())
         initialize(gm, *init)
-    return fuse_linear_layerscale(gm) if fuse else gm
+    if state_dict is not None:
+        gm.load_state_dict(state_dict)
+    if mode == "eval":
+        from .passes.eval_build import EVAL_PASSES, build_for_eval, fuse_epilogues
+        passes = tuple(p for p in EVAL_PASSES if not (torch_compile and p is fuse_epilogues))
+        gm = build_for_eval(gm, tuple(ir.input_shape), passes)
+    elif fuse:
+        gm = fuse_linear_layerscale(gm)
+    if torch_compile:
+        from .passes.dwconv_layout import use_channels_last_dwconv
+        if mode == "train":
+            gm = use_channels_last_dwconv(gm)
+        kwargs = dict(torch_compile) if isinstance(torch_compile, dict) else {}
+        if mode == "eval" and kwargs.get("backend", "inductor") == "inductor":
+            kwargs.setdefault("options", {"freezing": True})
+        gm.compile(**kwargs)
+    return gm
 
 
 __all__ = ["Attrs", "CompileError", "CompileErrors", "Gate", "IRGraph", "Residual", "check", "compile"]

@@ -124,8 +124,24 @@ class ConvNeXt(nn.Module):
         return self.head(x)
 
 
-def convnext_tiny(**kwargs) -> ConvNeXt:
-    return ConvNeXt(depths=(3, 3, 9, 3), dims=(96, 192, 384, 768), **kwargs)
+def convnext_tiny(competent: bool = False, **kwargs) -> ConvNeXt:
+    """`competent=True`: the stem and downsample LayerNorms run as F.layer_norm on permuted
+    data instead of the official hand-written channels-first norm (same function, same state
+    dict): how a performance-minded engineer writes it. Feed it channels-last memory."""
+    model = ConvNeXt(depths=(3, 3, 9, 3), dims=(96, 192, 384, 768), **kwargs)
+    if competent:
+        for m in model.modules():
+            if isinstance(m, LayerNorm) and m.data_format == "channels_first":
+                m.__class__ = PermutedLayerNorm
+    return model
+
+
+class PermutedLayerNorm(LayerNorm):
+    """A channels-first LayerNorm as F.layer_norm over a permuted view (free on channels-last memory)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2)
 
 
 # --------------------------------------------------------------------------- ResNet-50 (torchvision)

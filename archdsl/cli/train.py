@@ -4,6 +4,7 @@
     archdsl train convnext_atto --data ./my_images --out runs/mine --set train.lr=1e-3
     torchrun --nproc_per_node=2 -m archdsl train convnext_atto --data digits --epochs 5
 
+    archdsl train convnext_atto --data digits --compile      # torch.compile (inductor)
     archdsl train-roadmap --data digits --epochs 4 --channels-last --precision bf16
 
 A user error prints rustc-style and exits 1; SIGINT/SIGTERM save a checkpoint and exit
@@ -97,6 +98,8 @@ def register(app: typer.Typer) -> None:
                                 "carried across the edit op by op (see --init-spec).")] = None,
         init_spec: Annotated[Optional[str], typer.Option(
             "--init-spec", help="The spec those weights were trained with (default: SPEC itself).")] = None,
+        compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model (inductor); "
+                                                                 "the first steps compile, then run faster.")] = False,
     ) -> None:
         """Train a spec with its `train { }` recipe; any recipe value can be overridden."""
         from ..lang.errors import ArchError
@@ -112,6 +115,7 @@ def register(app: typer.Typer) -> None:
             train(spec, data=data, epochs=epochs, out=out, seed=seed, resume=resume,
                   skip_bad_images=skip_bad_images, quiet=quiet, device=device, force=force,
                   check_memory=not no_memory_check, init_from=init,
+                  compile=compile_,
                   **overrides)
         except Interrupted as e:
             shout(f"{e.message}\nhelp: {e.hint}")

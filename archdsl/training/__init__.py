@@ -25,7 +25,7 @@ def train(spec: Any, data: Any = "digits", epochs: int | None = None,
           out: str | os.PathLike | None = None, seed: int = 0, resume: bool = False, *,
           skip_bad_images: bool = False, quiet: bool = False, device: str | None = None,
           force: bool = False, check_memory: bool = True,
-          init_from: Any = None, **overrides: Any):
+          init_from: Any = None, compile: bool | dict = False, **overrides: Any):
     """Train a spec (name, path or Network) on `data` and return a TrainResult.
 
     data: "digits", an ImageFolder directory (train/ and val/), or a (train, val) pair of
@@ -38,6 +38,7 @@ def train(spec: Any, data: Any = "digits", epochs: int | None = None,
     `resume` continues from the newest checkpoint that verifies; `force` lets it continue with
     a network that differs from the checkpoint's where the weights still fit. `check_memory`
     refuses a run whose estimated memory exceeds what the device has free.
+    compile: build the model with `compile=True` (torch.compile, in place; see `build`).
     """
     from . import distributed
     from .checkpoint import os_error
@@ -75,7 +76,7 @@ def train(spec: Any, data: Any = "digits", epochs: int | None = None,
 
         def builder():
             from ..api import build
-            model = build(net, check_memory=False)
+            model = build(net, check_memory=False, compile=compile)
             if init_from is not None:  # e.g. weights carried across an edit (archdsl.transfer)
                 init_from(model, net)
             return model
