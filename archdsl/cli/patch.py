@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..lang.errors import ArchError, display_path
-from .common import SetOpt, SpecArg, err, fail, out, overrides
+from .common import SetOpt, SpecArg, err, fail, overrides
 
 OutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the spec to this file instead of "
                                                 "printing it.", dir_okay=False)]
@@ -86,3 +86,52 @@ def register(app: typer.Typer) -> None:
         except ArchError as e:
             fail(e)
         _write(format_spec(flatten(net), layout=False), output)
+
+    @app.command("change")
+    def change_cmd(step: SpecArg, json_: Annotated[bool, typer.Option("--json", help="Print the change as "
+                                                                      "JSON (`archdsl.Patch`).")] = False) -> None:
+        """The change a step makes to the spec it extends, as edits `archdsl apply` can make elsewhere."""
+        from ..diff.change import change
+
+        try:
+            p = change(step)
+        except ArchError as e:
+            fail(e)
+        sys.stdout.write(p.to_json() + "\n" if json_ else str(p))
+
+    @app.command("apply")
+    def apply_cmd(
+        step: Annotated[str, typer.Argument(help="A step spec whose change to apply (or a change saved by "
+                                            "`archdsl change --json` as a .json file).")],
+        onto: Annotated[str, typer.Option("--onto", help="The network to apply it to (a spec name or path).")],
+        output: OutOpt = None,
+        name: Annotated[Optional[str], typer.Option("--name", help="The new network's name (default: the "
+                                                    "output file's name, else STEP_on_BASE).")] = None,
+    ) -> None:
+        """Apply a step's change to another network and print the result as a spec:
+        `extends BASE` plus the change. `archdsl apply step09 --onto step00` is ResNet-50 with GELU."""
+        from ..api import as_network
+        from ..diff.change import apply, change
+        from ..lang.patch import Patch, PatchError, child_spec
+        from ..lang.printer import format_spec
+
+        try:
+            if step.endswith(".json"):
+                try:
+                    patch = Patch.from_json(Path(step).read_text())
+                except OSError as e:
+                    raise PatchError(f"cannot read `{step}`: {e.strerror or e}", code="E905") from None
+            else:
+                patch = change(step)
+            base = as_network(onto)
+            result = apply(patch, base)
+        except ArchError as e:
+            fail(e)
+        short = lambda n: n.split("_")[0] if n.startswith("step") else n  # noqa: E731
+        new_name = name or (output.stem if output else f"{short(patch.step)}_on_{short(base.name)}")
+        if not new_name.isidentifier():
+            err.print(f"error: `{new_name}` is not a network name (letters, digits, `_`); pass --name", markup=False)
+            raise typer.Exit(2)
+        note = (f"{patch.step}'s change applied to {base.name} (`archdsl apply`):",
+                *(f"  {e.describe()}" for e in patch.edits))
+        _write(format_spec(child_spec(result, base, new_name, note), layout=False), output)

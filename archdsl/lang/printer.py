@@ -200,6 +200,8 @@ def format_spec(spec: ast.SpecFile, layout: bool = True) -> str:
         else:
             leading.setdefault(owner, []).append(c)
 
+    if not layout:  # an AST built in memory: its comments (a note on where it came from) go first
+        out += [c.text for c in spec.comments if not c.trailing]
     for i, line in enumerate(lines):
         if not layout:
             if line.group:
@@ -225,6 +227,14 @@ def format_spec(spec: ast.SpecFile, layout: bool = True) -> str:
     while out and not out[-1]:
         out.pop()
     return "\n".join(out) + "\n"
+
+
+def fmt(spec: str) -> str:
+    """A spec file (a path or a shipped name) in canonical form: `archdsl.fmt("convnext_t")`."""
+    from .resolve import read_spec
+    from .specpath import find_spec
+
+    return format_spec(read_spec(find_spec(str(spec))))
 
 
 # ---- helpers ------------------------------------------------------------------------------

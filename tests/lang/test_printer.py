@@ -78,7 +78,7 @@ def _fuzz_spec(rng: random.Random) -> str:
         body = [f"block b{b} {{"]
         for _ in range(rng.randint(1, 3)):
             if rng.random() < 0.3:
-                inner = [f"    residual {{"] + [f"        {', '.join(rng.sample(OPS, rng.randint(1, 3)))}"
+                inner = ["    residual {"] + [f"        {', '.join(rng.sample(OPS, rng.randint(1, 3)))}"
                                                + comment() for _ in range(rng.randint(1, 3))]
                 short = f" shortcut {rng.choice(OPS)}, bn" if rng.random() < 0.5 else ""
                 body += inner + ["    }" + short + comment()]
