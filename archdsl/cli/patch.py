@@ -135,3 +135,65 @@ def register(app: typer.Typer) -> None:
         note = (f"{patch.step}'s change applied to {base.name} (`archdsl apply`):",
                 *(f"  {e.describe()}" for e in patch.edits))
         _write(format_spec(child_spec(result, base, new_name, note), layout=False), output)
+
+    @app.command("ablate")
+    def ablate_cmd(
+        directory: Annotated[Optional[Path], typer.Argument(help="A directory of step specs (default: the "
+                                                            "shipped specs/roadmap).", show_default=False)] = None,
+        mode: Annotated[str, typer.Option("--mode", help="leave-one-out: the end of the chain without each "
+                                          "step's change; one-at-a-time: each change alone on the "
+                                          "root.")] = "leave-one-out",
+        json_: Annotated[bool, typer.Option("--json", help="Print JSON (`archdsl.roadmap.ablate.Ablation`).")]
+            = False,
+        out_dir: Annotated[Optional[Path], typer.Option("--out", help="Write each variant's spec here, so "
+                                                        "`archdsl train-roadmap DIR` trains them all.",
+                                                        file_okay=False)] = None,
+        plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw the ablation beside the chain "
+                                                     "into this PNG file.", dir_okay=False)] = None,
+    ) -> None:
+        """Ablations of a chain: ConvNeXt-T without each step's change (leave-one-out), or each
+        change alone on ResNet-50 (one-at-a-time), with params, GMACs and Δ."""
+        import io
+
+        from rich.console import Console
+
+        from ..roadmap.ablate import MODES, ablate, ablation_table
+
+        if mode not in MODES:
+            err.print(f"error: --mode takes {' or '.join(MODES)}, not `{mode}`", markup=False)
+            raise typer.Exit(2)
+        if plot is not None and plot.suffix.lower() != ".png":
+            err.print(f"error: --plot writes a PNG; name the file `{plot.with_suffix('.png')}`", markup=False)
+            raise typer.Exit(2)
+        try:
+            ab = ablate(directory, mode=mode, out=out_dir)  # type: ignore[arg-type]
+        except ArchError as e:
+            fail(e)
+        except OSError as e:
+            err.print(f"error: cannot write into `{out_dir}`: {e.strerror or e}", markup=False)
+            raise typer.Exit(1) from None
+        if plot is not None:
+            from ..roadmap.plot import plot_ablation
+
+            try:
+                plot_ablation(ab, plot)
+            except OSError as e:
+                err.print(f"error: cannot write `{plot}`: {e.strerror or e}", markup=False)
+                raise typer.Exit(1) from None
+            err.print(f"wrote {plot}", markup=False)
+        if json_:
+            print(ab.model_dump_json(indent=2))
+            return
+        table = ablation_table(ab)
+        what = "without" if mode == "leave-one-out" else "with only"
+        title = f"{mode}: {ab.reference if mode == 'leave-one-out' else ab.root} {what} each step's change"
+        console = out_console = Console(highlight=False)
+        if not out_console.is_terminal:  # piped: plain, wide enough not to wrap
+            buf = io.StringIO()
+            console = Console(file=buf, width=240, color_system=None, highlight=False)
+        console.print(title, markup=False)
+        console.print(table)
+        if out_dir is not None:
+            console.print(f"variant specs in {out_dir}; train them: archdsl train-roadmap {out_dir}", markup=False)
+        if console is not out_console:
+            sys.stdout.write("".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines()))

@@ -118,11 +118,15 @@ def _collapse(a: tuple, b: tuple, edits: list[Edit]) -> list[Edit]:
 def body_edits(a: tuple, b: tuple, target: str) -> list[Edit] | None:
     """Op edits turning body `a` into body `b` (replayed to make sure), or None."""
     ra, rb = Regions(a), Regions(b)
-    if not (ra.editable and rb.editable) or (ra.residual is None) != (rb.residual is None) \
-            or (ra.shortcut is None) != (rb.shortcut is None):
+    if not (ra.editable and rb.editable) or (ra.residual is None) != (rb.residual is None):
         return None
     edits: list[Edit] = []
     try:
+        if (ra.shortcut is None) != (rb.shortcut is None):
+            e = Edit(kind="shortcut", target=target, text=op_list(tuple(rb.shortcut)) if rb.shortcut else None,
+                     span=_span(rb.shortcut[0]) if rb.shortcut else _span(b[0]))
+            edit_body(ra, e, target)
+            edits.append(e)
         for region in ("residual", "shortcut", ""):
             if rb.get(region) is not None:
                 edits += _region_edits(ra, region, target, rb.get(region))

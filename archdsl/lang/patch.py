@@ -14,6 +14,7 @@ The edits (`Edit.kind`):
     remove   OP from UNIT       an op removed from a unit (`dwconv7 stride, bn, relu` is the unit of `dwconv7 stride`)
     insert   OP into UNIT       an op added to a unit, after the op named `after` (or after the unit's head)
     move     UNIT before OTHER  a unit moved ahead of another (to the end when OTHER is none)
+    shortcut OPS | none         the residual's shortcut stated whole, or dropped
     rename   BLOCK -> NAME      the stages that ran BLOCK run a copy of it named NAME
     block    NAME               a block stated whole (it replaces `replaces` in the stages that ran it)
     section  stem|downsample|head   the section stated whole
@@ -40,8 +41,8 @@ from .errors import ArchError, ErrorCollector, Span
 from .network import InitSpec, Network, StageSpec
 
 Region = Literal["", "residual", "shortcut"]  # "": a section, or a block's top level (every region for `every`)
-Kind = Literal["set", "replace", "remove", "insert", "move", "rename", "block", "section", "stages", "init",
-               "train"]
+Kind = Literal["set", "replace", "remove", "insert", "move", "shortcut", "rename", "block", "section", "stages",
+               "init", "train"]
 
 
 class PatchError(ArchError):
@@ -80,6 +81,8 @@ class Edit(BaseModel):
             return f"{where}: add `{self.before}` to the `{self.unit}` unit after `{self.after or self.unit}`"
         if k == "move":
             return f"{where}: move the `{self.unit}` unit " + (f"ahead of `{self.after}`" if self.after else "to the end")
+        if k == "shortcut":
+            return f"{self.target}: shortcut " + (f"`{self.text}`" if self.text else "dropped")
         if k == "rename":
             return f"{self.target} -> block `{self.key}` in the stages that ran it"
         if k == "block":
@@ -139,6 +142,11 @@ def role(text: str) -> str:
     if re.fullmatch(r"conv1", name):
         return "pwconv"
     return re.sub(r"\d+$", "", name)
+
+
+def _same_word(before: str | None, after: str | None) -> bool:
+    """`dwconv7 stride` -> `dwconv7`: the same op word, other arguments."""
+    return bool(before and after) and before.split()[0] == after.split()[0] and before != after
 
 
 def parse_ops(text: str) -> tuple[ast.Op, ...]:
@@ -248,12 +256,23 @@ def edit_body(regions: Regions, e: Edit, where: str) -> None:
     if not regions.editable:
         raise Conflict(f"{where} has a structure an op edit cannot address", code="E904",
                        hint="state the block whole")
+    if e.kind == "shortcut":
+        if regions.residual is None:
+            raise Conflict(f"{where} has no residual to give a shortcut", code="E903")
+        regions.shortcut = list(parse_ops(e.text)) if e.text else None
+        return
     if e.kind == "replace":
         new = parse_ops(e.after)
         scope = regions.all() if e.every and not e.region else [(e.region, regions.get(e.region))]
         hits = [(ops, i) for _, ops in scope if ops is not None for i, o in enumerate(ops) if op_text(o) == e.before]
+        if not hits and _same_word(e.before, e.after):  # only the arguments change: find the op by its kind
+            args = e.before.split()[1:]
+            hits = [(ops, i) for _, ops in scope if ops is not None for i, o in enumerate(ops)
+                    if isinstance(o, ast.Op) and role(op_text(o)) == role(e.before) and [a.text for a in o.args] == args]
+            new = ()  # each keeps its own op word (its kernel), with the new arguments
         if not hits:
-            ops_there = "; ".join(", ".join(op_text(o) for o in ops) for _, ops in scope if ops)
+            ops_there = "; ".join(f"{name or 'top level'}: " + ", ".join(op_text(o) for o in ops)
+                                  for name, ops in scope if ops)
             raise Conflict(f"no `{e.before}` to replace with `{e.after}` in {where}",
                            hint=f"what is there: {ops_there or 'nothing'}")
         if not e.every:
@@ -261,7 +280,7 @@ def edit_body(regions: Regions, e: Edit, where: str) -> None:
                 raise Conflict(f"only {len(hits)} `{e.before}` in {where}, the change replaces number {e.nth + 1}")
             hits = [hits[e.nth]]
         for ops, i in reversed(hits):
-            ops[i:i + 1] = list(new)
+            ops[i:i + 1] = list(new or parse_ops(" ".join([ops[i].name.text, *e.after.split()[1:]])))
         return
     ops = regions.get(e.region)
     if ops is None:
