@@ -257,12 +257,16 @@ def change(step: SpecLike, parent: SpecLike | None = None) -> Patch:
 def apply(step: SpecLike | Patch, onto: SpecLike) -> Network:
     """`onto` with the change of `step` (a step spec, or a `Patch`) made, checked: a change
     that does not fit is a `PatchError` (E901-E904) naming both sides; a result that does not
-    check is E906 followed by what is wrong with it."""
+    check is E906 followed by what is wrong with it; an empty change is E907."""
     from ..api import check
     from ..lang.errors import ArchErrors
     from ..lang.patch import PatchError, apply_patch
 
     patch = step if isinstance(step, Patch) else change(step)
+    if not patch.edits:  # applying it would be a silent no-op
+        what = f"changes nothing in {patch.parent}" if patch.parent else "extends nothing"
+        raise PatchError(f"{patch.step} {what}: there is no change to apply", code="E907",
+                         hint="name a step that states a change, e.g. `archdsl apply step09 --onto step00`")
     base = as_network(onto)
     result, _ = apply_patch(patch, base)
     result = result.model_copy(update={"name": f"{patch.step}_on_{base.name}"})
