@@ -6,8 +6,11 @@
 """
 from .api import analyze, as_network, build, check, load, loads
 from .diff import Diff, diff
+from .diff.change import apply, change
 from .lang.errors import ArchError, ArchErrors
 from .lang.network import Network
+from .lang.patch import Patch
+from .lang.printer import fmt
 from .lang.recipe import TrainRecipe
 
 # Imported on first use: they need torch, and checking or counting a spec should not wait for it.
@@ -23,5 +26,6 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'archdsl' has no attribute {name!r}")
 
 
-__all__ = ["ArchError", "ArchErrors", "Diff", "Network", "TrainRecipe", "analyze", "as_network", "build", "check",
-           "diff", "load", "load_checkpoint", "load_weights", "loads", "train", "transfer"]
+__all__ = ["ArchError", "ArchErrors", "Diff", "Network", "Patch", "TrainRecipe", "analyze", "apply", "as_network",
+           "build", "change", "check", "diff", "fmt", "load", "load_checkpoint", "load_weights", "loads", "train",
+           "transfer"]

@@ -45,11 +45,14 @@ def register(app: typer.Typer) -> None:
         plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw the roadmap (Figure 2 style) "
                                                      "into this PNG file.", dir_okay=False)] = None,
         set_: SetOpt = None,
+        tree: Annotated[bool, typer.Option("--tree", help="Show the specs as a tree (each step under the one "
+                                           "it extends) instead of the table.")] = False,
     ) -> None:
         """The roadmap in one table: each step's change, its cost and the paper's numbers.
 
-        The change is derived from the diff against the step each spec extends; kernel-size
-        variants are side branches of the step they extend."""
+        The change is derived from the diff against the step each spec extends. Any directory
+        of specs that extend one another is a tree: the longest line is the main one, the rest
+        (the kernel-size variants, a spec written by `archdsl apply`) are branches."""
         from ..roadmap import roadmap
         from ..roadmap.render import notes, roadmap_table
 
@@ -71,7 +74,12 @@ def register(app: typer.Typer) -> None:
         if json_:
             print(rm.model_dump_json(indent=2))
             return
-        parts = [roadmap_table(rm.rows), *(Text(line, style="yellow") for line in notes(rm.rows))]
+        if tree:
+            from ..roadmap.render import roadmap_tree
+
+            parts = [roadmap_tree(rm.rows, f"{rm.dir}: each step's change and cost")]
+        else:
+            parts = [roadmap_table(rm.rows), *(Text(line, style="yellow") for line in notes(rm.rows))]
         if out.is_terminal:
             out.print(*parts, sep="\n")
         else:  # piped: plain, wide enough not to wrap

@@ -139,8 +139,13 @@ def register(app: typer.Typer) -> None:
         precision: Annotated[Optional[str], typer.Option(help="fp32 or bf16 (autocast).")] = None,
         channels_last: Annotated[bool, typer.Option("--channels-last",
                                                     help="Channels-last memory format.")] = False,
+        resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Reuse finished runs under OUT and "
+                                             "continue interrupted ones (the default); --no-resume stops at "
+                                             "an existing run instead.")] = True,
     ) -> None:
-        """Mini Table 10: train every roadmap step and print its accuracy beside the paper's."""
+        """Mini Table 10: train every roadmap step and print its accuracy beside the paper's.
+
+        DIRECTORY may be any directory of specs, e.g. the variants `archdsl ablate --out DIR` writes."""
         import io
         import sys
 
@@ -148,6 +153,7 @@ def register(app: typer.Typer) -> None:
         from ..lang.errors import ArchError
         from ..training.report import pct
         from ..roadmap.train import train_roadmap
+        from ..training.engine import Interrupted
 
         if precision not in (None, "fp32", "bf16"):
             usage(f"--precision takes fp32 or bf16, not `{precision}`")
@@ -160,8 +166,11 @@ def register(app: typer.Typer) -> None:
         started = time.perf_counter()
         try:
             overrides = _overrides(set_, precision, channels_last)
-            rows = train_roadmap(directory, data=data, epochs=epochs, out=out, seed=seed,
+            rows = train_roadmap(directory, data=data, epochs=epochs, out=out, seed=seed, resume=resume,
                                  on_step=progress, **overrides)
+        except Interrupted as e:  # its hint says: the same command with --resume
+            err.print(f"{e.message}\nhelp: {e.hint}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(e.exit_code)
         except ArchError as e:
             err.print(e.render(), soft_wrap=True)
             raise typer.Exit(1)

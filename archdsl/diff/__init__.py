@@ -6,8 +6,9 @@
 
 May import `archdsl.api`, `archdsl.report` and `archdsl.lang` (and through them `compiler`);
 never `roadmap`, `interop`, `training` or `cli`."""
+from .change import apply, between, change
 from .compare import Checked, Diff, compare, compare_checked, diff, facts_of
 from .model import Change, Cost, DiffModel, SpecRef
 
-__all__ = ["Change", "Checked", "Cost", "Diff", "DiffModel", "SpecRef", "compare", "compare_checked", "diff",
+__all__ = ["apply", "between", "change", "Change", "Checked", "Cost", "Diff", "DiffModel", "SpecRef", "compare", "compare_checked", "diff",
            "facts_of"]

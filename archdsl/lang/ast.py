@@ -97,6 +97,15 @@ class SetLine(Node):
         return ",".join(w.text for w in self.values)
 
 
+class Comment(Node):
+    """`# text`, kept so a printer can write the file back. `trailing`: it ends a line of code
+    (its span's column says where it stood); otherwise it sits on a line of its own."""
+
+    text: str            # with its `#`
+    trailing: bool = False
+    span: Span
+
+
 class SpecFile(Node):
     """One parsed file. A field left None was not stated in this file."""
 
@@ -115,3 +124,4 @@ class SpecFile(Node):
     train: tuple[Setting, ...] | None = None
     train_span: Span | None = None
     sets: tuple[SetLine, ...] = ()
+    comments: tuple[Comment, ...] = ()   # in file order; ignored by everything but the printer

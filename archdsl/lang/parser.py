@@ -292,4 +292,17 @@ def parse(text: str, path: str = "<string>") -> ast.SpecFile:
         elif kind == "set":
             fields["sets"] = fields.get("sets", ()) + (item[1],)
     errors.raise_if_any()
+    fields["comments"] = _comments(text, path)
     return ast.SpecFile(**fields)
+
+
+def _comments(text: str, path: str) -> tuple[ast.Comment, ...]:
+    """Every `# ...` in the file. The language has no strings, so a `#` always starts one."""
+    out = []
+    for n, raw in enumerate(text.split("\n"), 1):
+        col = raw.find("#")
+        if col >= 0:
+            body = raw[col:].rstrip()
+            out.append(ast.Comment(text=body, trailing=bool(raw[:col].strip()),
+                                   span=Span(path, n, col + 1, n, col + 1 + len(body))))
+    return tuple(out)

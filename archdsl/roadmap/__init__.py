@@ -5,6 +5,6 @@
     rows = roadmap_rows()            # a RoadmapRow per step of specs/roadmap
 
 May import `training`, `diff`, `api`, `report` and `lang`; never `cli`."""
-from .chain import SUMMARY_PHRASES, Roadmap, RoadmapRow, order, roadmap, roadmap_rows
+from .chain import SUMMARY_PHRASES, Roadmap, RoadmapRow, order, roadmap, roadmap_rows, tree
 
-__all__ = ["SUMMARY_PHRASES", "Roadmap", "RoadmapRow", "order", "roadmap", "roadmap_rows"]
+__all__ = ["SUMMARY_PHRASES", "Roadmap", "RoadmapRow", "order", "roadmap", "roadmap_rows", "tree"]

@@ -4,9 +4,10 @@
     rows[2].change                        # "depths 3,4,6,3 -> 3,3,9,3", from the diff
     rows[2].metrics["digits top-1"] = 97.1  # whoever measures more adds columns
 
-The chain is found from the specs' `extends`, not from their file names: the main line is
-the longest path of steps from the root; other steps (the kernel-size variants of step 08)
-are side branches, listed after the step they extend. Each row is compared with the step it
+The chain is found from the specs' `extends`, not from their file names: any directory of
+specs that extend one another is a tree. The main line is the longest path of steps from the
+root; other steps (the kernel-size variants of step 08, a user's `my_step09_on_step04.arch`
+written by `archdsl apply`) are branches, listed after the step they extend, with their level. Each row is compared with the step it
 extends: the change in one line, and the deltas in params and MACs.
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ class RoadmapRow(BaseModel):
     path: str
     parent: str | None                 # the spec it extends
     branch: bool = False               # a side branch, not on the main line
+    level: int = 0                     # 0 the main line, 1 a branch off it, 2 a branch off a branch...
     change: str                        # one line, from the diff against `parent`
     params: int
     macs: int
@@ -80,9 +82,10 @@ def _specs(directory: Path, overrides: dict) -> dict[str, Checked]:
     return out
 
 
-def order(parents: dict[str, str | None]) -> list[tuple[str, bool]]:
-    """Steps in chain order as (name, is_branch): the main line from each root, each step
-    followed by the side branches that extend it."""
+def tree(parents: dict[str, str | None]) -> list[tuple[str, int]]:
+    """Steps in chain order as (name, level): level 0 is the main line (the longest path from
+    each root), 1 a branch off it, 2 a branch off a branch, and so on. Each step is followed
+    by the branches that start at it, then by the step that continues its own line."""
     children: dict[str | None, list[str]] = {}
     for name, parent in parents.items():
         children.setdefault(parent if parent in parents else None, []).append(name)
@@ -90,22 +93,27 @@ def order(parents: dict[str, str | None]) -> list[tuple[str, bool]]:
     def depth(name: str) -> int:
         return 1 + max((depth(c) for c in children.get(name, [])), default=0)
 
-    out: list[tuple[str, bool]] = []
+    out: list[tuple[str, int]] = []
 
-    def walk(name: str, branch: bool) -> None:
-        out.append((name, branch))
+    def walk(name: str, level: int) -> None:
+        out.append((name, level))
         kids = sorted(children.get(name, []), key=natural)
         if not kids:
             return
         main = max(kids, key=depth)  # the first of the deepest
         for k in kids:
             if k != main:
-                walk(k, True)
-        walk(main, branch)
+                walk(k, level + 1)
+        walk(main, level)
 
     for root in sorted(children.get(None, []), key=natural):
-        walk(root, False)
+        walk(root, 0)
     return out
+
+
+def order(parents: dict[str, str | None]) -> list[tuple[str, bool]]:
+    """Steps in chain order as (name, is_branch): `tree` without the levels."""
+    return [(name, level > 0) for name, level in tree(parents)]
 
 
 def reference_row(last: Checked, overrides: dict) -> RoadmapRow:
@@ -133,8 +141,8 @@ def roadmap_rows(directory: str | Path | None = None, **overrides) -> list[Roadm
     specs = _specs(directory, overrides)
     parents = {name: (c.net.chain[0] if c.net.chain else None) for name, c in specs.items()}
     rows = []
-    for name, branch in order(parents):
-        c, parent = specs[name], parents[name]
+    for name, level in tree(parents):
+        c, parent, branch = specs[name], parents[name], level > 0
         before = specs.get(parent) if parent else None
         if parent and before is None:  # the root's own parent lives outside the directory
             before = Checked(find_spec(parent, Path(c.net.path).parent), **overrides)
@@ -142,7 +150,7 @@ def roadmap_rows(directory: str | Path | None = None, **overrides) -> list[Roadm
         change = (summary(d, SUMMARY_PHRASES) if d.changes else f"= {parent}") if d else "start"
         p = paper_row(name)
         rows.append(RoadmapRow(
-            step=name, path=c.net.path, parent=parent, branch=branch, change=change,
+            step=name, path=c.net.path, parent=parent, branch=branch, level=level, change=change,
             params=c.cost.params, macs=c.cost.macs, peak_activation=c.cost.peak_activation,
             d_params=c.cost.params - before.cost.params if before else None,
             d_macs=c.cost.macs - before.cost.macs if before else None,

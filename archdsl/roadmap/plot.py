@@ -58,7 +58,7 @@ def plot_roadmap(rows, path: str | Path) -> Path:
             ax_macs.plot([-0.12, -0.12, 0], [py, yi, yi], color="#555555", lw=0.8, clip_on=False)
 
     ax_macs.set_yticks(y)
-    ax_macs.set_yticklabels([("    " if r.branch else "") + r.step for r in rows], fontsize=9)
+    ax_macs.set_yticklabels([("    " * getattr(r, "level", int(r.branch))) + r.step for r in rows], fontsize=9)
     for label, r in zip(ax_macs.get_yticklabels(), rows):
         label.set_color("#666666" if r.branch else "black")
     ax_macs.invert_xaxis()
@@ -83,6 +83,73 @@ def plot_roadmap(rows, path: str | Path) -> Path:
     ax_acc.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
     height = fig.get_figheight()
     fig.suptitle("Modernizing a ResNet-50 into a ConvNeXt-T: cost (archdsl) and accuracy (paper)", fontsize=11,
+                 y=1 - 0.12 / height)
+    fig.subplots_adjust(top=1 - 0.6 / height)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_ablation(ab, path: str | Path, chain_rows=None) -> Path:
+    """An ablation (`archdsl ablate --plot`) beside its chain: a row per step; on the left the
+    chain's GMACs after the step (as in Figure 2), on the right the variant's (the chain without
+    the step, or the step alone), with the reference's marked. A variant that does not check
+    is drawn as a cross."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .chain import roadmap_rows
+    from .paper import paper_row
+
+    path = Path(path)
+    if chain_rows is None:
+        chain_rows = [r for r in roadmap_rows(ab.dir) if not r.branch]
+    by_step = {r.step: r for r in chain_rows}
+    rows = ab.rows
+    n = len(rows)
+    y = list(range(n))[::-1]
+    fig, (ax_chain, ax_var) = plt.subplots(1, 2, sharey=True, figsize=(13, 0.42 * n + 1.8),
+                                           gridspec_kw={"width_ratios": [1, 1.2], "wspace": 0.04})
+    top = max([ab.reference_macs / 1e9] + [r.gmacs for r in chain_rows] + [(r.macs or 0) / 1e9 for r in rows])
+    for yi, r in zip(y, rows):
+        p = paper_row(r.step)
+        colour = _COLOURS.get(p.group if p else "", "#4c72b0")
+        step = by_step.get(r.step)
+        if step is not None:
+            ax_chain.barh(yi, step.gmacs, color=colour, height=0.72, edgecolor="white")
+            ax_chain.text(step.gmacs + 0.08, yi, f"{step.gmacs:.2f}", va="center", ha="right", fontsize=8)
+        if r.macs is None:
+            ax_var.plot([ab.reference_macs / 1e9], [yi], marker="x", color="#c44e52", markersize=8)
+            ax_var.text(ab.reference_macs / 1e9 + 0.1, yi, "does not check", va="center", fontsize=8, color="#c44e52")
+            continue
+        g = r.macs / 1e9
+        ax_var.barh(yi, g, color=colour, height=0.72, alpha=0.55, hatch="//" if r.depends else None,
+                    edgecolor=colour)
+        d = (r.d_macs or 0) / 1e9
+        label = f"{g:.2f} ({'+' if d > 0 else ''}{d:.2f})" + ("  needed by later steps" if r.depends and
+                                                                ab.mode == "leave-one-out" else "")
+        ax_var.text(g + 0.08, yi, label, va="center", fontsize=8)
+    ax_var.axvline(ab.reference_macs / 1e9, color="#333333", ls=":", lw=1)
+    ax_var.text(ab.reference_macs / 1e9, n - 0.35, f" {ab.reference}", fontsize=8, va="bottom")
+    ax_chain.set_yticks(y)
+    word = "without" if ab.mode == "leave-one-out" else "only"
+    ax_chain.set_yticklabels([f"{word} {r.step}" for r in rows], fontsize=9)
+    ax_chain.invert_xaxis()
+    ax_chain.set_xlim(top * 1.3, 0)
+    ax_chain.set_xlabel("the chain: GMACs after the step")
+    ax_var.set_xlim(0, top * 1.6)
+    ax_var.set_xlabel(f"the variant ({ab.mode}): GMACs (Δ against {ab.reference})")
+    ax_chain.set_ylim(-0.7, n - 0.3)
+    for ax in (ax_chain, ax_var):
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.grid(axis="x", alpha=0.25)
+    ax_var.spines["left"].set_visible(False)
+    ax_var.tick_params(axis="y", length=0)
+    height = fig.get_figheight()
+    fig.suptitle(f"Ablation ({ab.mode}) of the chain from {ab.root}: cost at the specs' input size", fontsize=11,
                  y=1 - 0.12 / height)
     fig.subplots_adjust(top=1 - 0.6 / height)
     path.parent.mkdir(parents=True, exist_ok=True)

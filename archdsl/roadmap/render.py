@@ -29,7 +29,8 @@ def roadmap_table(rows) -> Table:
     for r in rows:
         gflops = "" if r.paper_gflops is None else f"{r.paper_gflops:.2f}" + ("*" if r.flops_differ else "")
         table.add_row(
-            Text(("└ " if r.branch else "") + r.step, style="dim" if r.branch else "italic" if r.reference else "bold"),
+            Text(("  " * (r.level - 1) + "└ " if r.branch else "") + r.step,
+                 style="dim" if r.branch else "italic" if r.reference else "bold"),
             r.change,
             f"{r.params / 1e6:.2f}M", delta(r.d_params, 1e6, "M"), f"{r.gmacs:.2f}", delta(r.d_macs, 1e9, ""),
             Text(gflops, style="yellow" if r.flops_differ else ""),
@@ -43,3 +44,33 @@ def notes(rows) -> list[str]:
     """A line for each row whose paper GFLOPs differ from our GMACs, saying why."""
     return [f"* {r.step}: paper {r.paper_gflops:.2f} GFLOPs vs {r.gmacs:.2f} GMACs: "
             f"{r.paper_note or 'the paper counts FLOPs with fvcore'}" for r in rows if r.flops_differ]
+
+
+def roadmap_tree(rows, title: str = "roadmap"):
+    """The rows as a tree (rich): the main line as one column, each branch under the step it
+    extends; a node is its step, its change in one line and its cost."""
+    from rich.tree import Tree
+
+    def label(r) -> Text:
+        cost = f"{r.params / 1e6:.2f}M params, {r.gmacs:.2f} GMACs"
+        if r.d_params is not None:
+            cost += f" ({_signed(r.d_params / 1e6, '.2f')}M, {_signed(r.d_macs / 1e9, '.2f')})"
+        text = Text(r.step, style="dim bold" if r.branch else "bold")
+        text.append(f"  {r.change}")
+        text.append(f"  [{cost}]", style="dim")
+        return text
+
+    root = Tree(Text(title, style="bold"), guide_style="dim")
+    node: dict[str, Tree] = {}
+    line: dict[str, Tree] = {}  # where a step's continuation goes: the list its own line is in
+    levels = {r.step: r.level for r in rows}
+    for r in rows:
+        if r.parent not in node:
+            holder = root
+        elif r.level == levels[r.parent]:
+            holder = line[r.parent]     # the same line goes on
+        else:
+            holder = node[r.parent]     # a branch starts at its parent
+        node[r.step] = holder.add(label(r))
+        line[r.step] = holder
+    return root

@@ -23,10 +23,12 @@ def metric_name(data: Any, epochs: int) -> str:
 
 
 def train_roadmap(directory: str | Path | None = None, data: Any = "digits", epochs: int = 2,
-                  out: str | Path = "runs/roadmap", seed: int = 0,
+                  out: str | Path = "runs/roadmap", seed: int = 0, resume: bool = True,
                   on_step: Callable[[Any, Any, float], None] | None = None, **overrides: Any):
     """Train each step of the roadmap in `directory` (default: the shipped specs/roadmap).
-    Returns the roadmap's rows with `metrics` holding the best validation accuracy (%)."""
+    Returns the roadmap's rows with `metrics` holding the best validation accuracy (%).
+    `resume`: a finished run under `out` is read back and an interrupted one continues (the
+    default); False refuses to touch an existing run."""
     from .chain import roadmap
     from ..training import train
 
@@ -37,7 +39,7 @@ def train_roadmap(directory: str | Path | None = None, data: Any = "digits", epo
             continue  # Swin-T is the paper's reference, not a step
         started = time.perf_counter()
         result = train(row.path, data, epochs=epochs, out=Path(out) / row.step, seed=seed,
-                       resume=True, quiet=True, **overrides)
+                       resume=resume, quiet=True, **overrides)
         row.metrics[key] = round(100 * result.best_acc, 2)
         if on_step is not None:
             on_step(row, result, time.perf_counter() - started)

@@ -1,0 +1,100 @@
+"""Network -> one self-contained SpecFile (what `archdsl flatten` prints): no `extends`, every
+block, every section, the `set` lines and overrides already applied, the recipe written out.
+
+    flat = flatten(load("convnext_s"))
+    format_spec(flat, layout=False)       # resolves to the same network, with no parent
+"""
+from __future__ import annotations
+
+from . import ast
+from .errors import Span
+from .network import Network
+from .recipe import TrainRecipe
+
+_NOWHERE = Span("<flatten>", 1, 1, 1, 1)
+
+
+def w(text: str, span: Span = _NOWHERE) -> ast.Word:
+    return ast.Word(text=text, span=span)
+
+
+def num(value) -> str:
+    """A number as the language writes it: `300`, `0.004`, `1e-06`."""
+    if isinstance(value, bool):
+        raise TypeError("a flag is not a number")
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value)) if value != 0 else "0"
+    return repr(value)
+
+
+def stage(width: int, block: str, depth: int, stride: int = 1) -> ast.Stage:
+    return ast.Stage(width=w(str(width)), block=w(block), depth=w(f"x{depth}"),
+                     args=(w(f"s{stride}"),) if stride != 1 else (), span=_NOWHERE)
+
+
+def setting(key: str, *groups: tuple[str, ...]) -> ast.Setting:
+    return ast.Setting(key=w(key), groups=tuple(tuple(w(t) for t in g) for g in groups if g), span=_NOWHERE)
+
+
+def recipe_settings(recipe: TrainRecipe) -> tuple[ast.Setting, ...]:
+    """The `train { }` lines that set `recipe`: every field that differs from the default."""
+    r, d = recipe, TrainRecipe()
+    out = []
+    changed = {k for k in TrainRecipe.model_fields if getattr(r, k) != getattr(d, k)}
+    for key in ("epochs", "batch"):
+        if key in changed:
+            out.append(setting(key, (num(getattr(r, key)),)))
+    opt_fields = ("optimizer", "lr", "wd", "momentum", "betas", "nesterov")
+    if changed & set(opt_fields):
+        words = [r.optimizer]
+        for k in opt_fields[1:]:
+            if k in changed:
+                value = getattr(r, k)
+                words += [k] if k == "nesterov" else [k, *map(num, value)] if k == "betas" else [k, num(value)]
+        out.append(setting("optimizer", tuple(words)))
+    sched_fields = ("schedule", "milestones", "warmup", "min_lr", "gamma")
+    if changed & set(sched_fields):
+        words = [r.schedule] + ([str(m) for m in r.milestones] if r.schedule == "step" else [])
+        for k in ("warmup", "min_lr", "gamma"):
+            if k in changed:
+                words += [k, num(getattr(r, k))]
+        out.append(setting("schedule", tuple(words)))
+    augments = []
+    for k in ("rrc", "flip", "randaugment", "mixup", "cutmix", "erasing"):
+        if k in changed:
+            value = getattr(r, k)
+            if isinstance(value, bool):
+                if value:
+                    augments.append((k,))
+            elif isinstance(value, tuple):
+                augments.append((k, *map(num, value)))
+            elif value is not None:
+                augments.append((k, num(value)))
+    if augments:
+        out.append(setting("augment", *augments))
+    for k in ("label_smoothing", "droppath", "ema", "clip_grad", "accumulate", "checkpoint_every", "precision",
+              "channels_last"):
+        if k in changed:
+            value = getattr(r, k)
+            if isinstance(value, bool):
+                if value:
+                    out.append(setting(k))
+            elif value is None:
+                out.append(setting(k, ("off",)))
+            else:
+                out.append(setting(k, (value if isinstance(value, str) else num(value),)))
+    return tuple(out)
+
+
+def flatten(net: Network, name: str | None = None) -> ast.SpecFile:
+    """`net` as one file that extends nothing."""
+    init = None
+    if net.init.scheme != "default" or net.init.span is not None:
+        init = setting(net.init.scheme, (net.init.arg,) if net.init.arg else ())
+    train = recipe_settings(net.train)
+    return ast.SpecFile(
+        path="<flatten>", name=w(name or net.name), input=w("x".join(map(str, net.input))),
+        classes=w(str(net.classes)), blocks=dict(net.blocks), stem=net.stem or None,
+        downsample=net.downsample or None,
+        stages=tuple(stage(s.width, s.block, s.depth, s.stride) for s in net.stages),
+        head=net.head or None, init=init, train=train or None)

@@ -1,0 +1,159 @@
+"""The printer: `parse(format_spec(x))` equals `x` but for spans, for every shipped spec and for
+fuzzed ones; formatting is idempotent; `flatten` resolves to the same network; `archdsl fmt`."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import archdsl
+from archdsl.cli import app
+from archdsl.lang.flatten import flatten
+from archdsl.lang.parser import parse
+from archdsl.lang.printer import format_spec, same, strip
+from archdsl.lang.resolve import resolve
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = sorted(REPO.glob("specs/**/*.arch"))  # every construct a shipped spec uses must print
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_round_trip_shipped(path):
+    source = parse(path.read_text(), str(path))
+    text = format_spec(source)
+    again = parse(text, f"<reprinted {path.stem}>")
+    assert same(again, source)
+    assert [c.text for c in again.comments] == [c.text for c in source.comments]  # every comment kept
+    assert format_spec(again) == text  # idempotent
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_specs_are_formatted(path):
+    assert format_spec(parse(path.read_text(), str(path))) == path.read_text()
+
+
+def _network_key(net) -> dict:
+    d = {k: strip(v) for k, v in net if k not in ("name", "path", "chain", "spans", "stages", "init")}
+    d["stages"] = [(s.width, s.block, s.depth, s.stride) for s in net.stages]
+    d["init"] = (net.init.scheme, net.init.arg)
+    return d
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_flatten_resolves_to_the_same_network(path):
+    net = archdsl.load(path)
+    text = format_spec(flatten(net), layout=False)
+    assert "extends" not in text
+    assert _network_key(resolve(parse(text, "<flat>"))) == _network_key(net)
+
+
+def test_flatten_applies_overrides():
+    net = archdsl.load("convnext_s", train_epochs=5, depths="1,1,2,1", classes=10)
+    back = resolve(parse(format_spec(flatten(net), layout=False), "<flat>"))
+    assert back.depths == (1, 1, 2, 1) and back.classes == 10 and back.train.epochs == 5
+    assert _network_key(back) == _network_key(net)
+
+
+# ---- fuzzed specs: random but grammatical text, with comments and odd spacing --------------
+
+OPS = ["conv3", "conv1 0.25x", "dwconv7", "pwconv 4x", "bn", "ln", "relu", "gelu", "conv3 stride g2",
+       "layerscale 1e-6", "droppath", "maxpool3 s2", "conv4 s4 64"]
+
+
+def _fuzz_spec(rng: random.Random) -> str:
+    sp = lambda: " " * rng.randint(1, 3)  # noqa: E731
+    comment = lambda: f"{sp()}# note {rng.randint(0, 99)}" if rng.random() < 0.3 else ""  # noqa: E731
+    lines = []
+    if rng.random() < 0.5:
+        lines.append(f"# spec {rng.randint(0, 9)}")
+    lines.append(f"network n{rng.randint(0, 99)}" + (" extends convnext_t" if rng.random() < 0.5 else ""))
+    sections = []
+    if rng.random() < 0.7:
+        sections.append([f"input{sp()}3x{rng.choice([32, 64])}x32" + comment()])
+    if rng.random() < 0.5:
+        sections.append([f"classes{sp()}{rng.randint(1, 100)}"])
+    for b in range(rng.randint(0, 2)):
+        body = [f"block b{b} {{"]
+        for _ in range(rng.randint(1, 3)):
+            if rng.random() < 0.3:
+                inner = ["    residual {"] + [f"        {', '.join(rng.sample(OPS, rng.randint(1, 3)))}"
+                                               + comment() for _ in range(rng.randint(1, 3))]
+                short = f" shortcut {rng.choice(OPS)}, bn" if rng.random() < 0.5 else ""
+                body += inner + ["    }" + short + comment()]
+            else:
+                body.append(f"    {', '.join(rng.sample(OPS, rng.randint(1, 4)))}" + comment())
+            if rng.random() < 0.2:
+                body.append(f"    # inside {rng.randint(0, 9)}")
+        sections.append(body + ["}"])
+    for key in ("stem", "downsample", "head"):
+        if rng.random() < 0.5:
+            sections.append([f"{key}{sp()}{', '.join(rng.sample(OPS, rng.randint(1, 3)))}" + comment()])
+    if rng.random() < 0.6:
+        sections.append(["stages {"] + [f"  {rng.choice([8, 96, 1024])} b0{sp()}x{rng.randint(1, 9)}"
+                                        + rng.choice(["", " s2"]) for _ in range(rng.randint(1, 4))] + ["}"])
+    if rng.random() < 0.4:
+        sections.append([f"init{sp()}trunc_normal 0.02"])
+    if rng.random() < 0.4:
+        sections.append(["train {", "  epochs 3", "optimizer adamw lr 4e-3 wd 0.05" + comment(),
+                         "  augment rrc, flip,  mixup 0.8", "}"])
+    if rng.random() < 0.4:
+        sections.append([f"set depths {rng.randint(1, 3)},2,3,1"])
+    rng.shuffle(sections)
+    for s in sections:
+        lines += [""] * rng.randint(0, 2) + s
+    return "\n".join(lines) + "\n" * rng.randint(0, 2)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_round_trip_fuzzed(seed):
+    text = _fuzz_spec(random.Random(seed))
+    source = parse(text, f"<fuzz {seed}>")
+    printed = format_spec(source)
+    again = parse(printed, f"<fuzz {seed} printed>")
+    assert same(again, source), printed
+    assert sorted(c.text for c in again.comments) == sorted(c.text for c in source.comments), printed
+    assert format_spec(again) == printed
+    assert format_spec(source, layout=False) == format_spec(again, layout=False)
+
+
+def test_unknown_node_kind_fails_loudly():
+    from archdsl.lang import ast
+
+    class Gate(ast.Node):
+        span: object = None
+
+    spec = parse("network n\nblock b {\n    relu\n}\n")
+    block = spec.blocks["b"].model_copy(update={"body": (Gate(),)})
+    with pytest.raises(TypeError, match="no rule for a `Gate`"):
+        format_spec(spec.model_copy(update={"blocks": {"b": block}}))
+
+
+# ---- the commands ------------------------------------------------------------------------------
+
+def test_fmt_check_and_write(tmp_path):
+    f = tmp_path / "[odd] name.arch"
+    f.write_text("network a extends convnext_t\nclasses 10 # ten\nstem conv4 s4 , ln\n")
+    r = CliRunner().invoke(app, ["fmt", "--check", str(f)], catch_exceptions=False)
+    assert r.exit_code == 1
+    assert "-stem conv4 s4 , ln" in r.stdout and "+stem   conv4 s4, ln" in r.stdout
+    r = CliRunner().invoke(app, ["fmt", "-w", str(f)], catch_exceptions=False)
+    assert r.exit_code == 0
+    assert f.read_text() == "network a extends convnext_t\nclasses 10  # ten\nstem   conv4 s4, ln\n"
+    r = CliRunner().invoke(app, ["fmt", "--check", str(f)], catch_exceptions=False)
+    assert r.exit_code == 0 and r.stdout == ""
+
+
+def test_fmt_check_shipped_specs_pass():
+    r = CliRunner().invoke(app, ["fmt", "--check", *map(str, SHIPPED)], catch_exceptions=False)
+    assert r.exit_code == 0, r.stdout
+
+
+def test_flatten_command(tmp_path):
+    r = CliRunner().invoke(app, ["flatten", "step09", "--set", "classes=10"], catch_exceptions=False)
+    assert r.exit_code == 0
+    assert r.stdout.startswith("network step09_gelu\n") and "classes 10" in r.stdout
+    assert "block invbottleneck {" in r.stdout and "extends" not in r.stdout
+    r = CliRunner().invoke(app, ["flatten", "nope_spec"], catch_exceptions=False)
+    assert r.exit_code == 1 and "E201" in r.stderr
