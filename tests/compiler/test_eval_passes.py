@@ -198,5 +198,5 @@ def test_eval_build_on_meta_allocates_nothing():
 
 
 def test_mode_must_be_train_or_eval():
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(archdsl.ArchError, match="mode"):
         archdsl.build("convnext_atto", device="meta", mode="inference")
