@@ -81,14 +81,7 @@ def plot_roadmap(rows, path: str | Path) -> Path:
     handles = [Patch(color=_COLOURS.get(g, "#4c72b0"), label=g) for g in groups]
     handles.append(Patch(facecolor="white", edgecolor="#8172b2", hatch="//", label="variant (side branch)"))
     ax_acc.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
-    height = fig.get_figheight()
-    fig.suptitle("Modernizing a ResNet-50 into a ConvNeXt-T: cost (archdsl) and accuracy (paper)", fontsize=11,
-                 y=1 - 0.12 / height)
-    fig.subplots_adjust(top=1 - 0.6 / height)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(fig, path, "Modernizing a ResNet-50 into a ConvNeXt-T: cost (archdsl) and accuracy (paper)")
 
 
 def plot_ablation(ab, path: str | Path, chain_rows=None) -> Path:
@@ -148,9 +141,15 @@ def plot_ablation(ab, path: str | Path, chain_rows=None) -> Path:
         ax.grid(axis="x", alpha=0.25)
     ax_var.spines["left"].set_visible(False)
     ax_var.tick_params(axis="y", length=0)
+    return _save(fig, path, f"Ablation ({ab.mode}) of the chain from {ab.root}: cost at the specs' input size")
+
+
+def _save(fig, path: Path, title: str) -> Path:
+    """Title the figure, leaving room for it above the axes, and write it as a PNG."""
+    import matplotlib.pyplot as plt
+
     height = fig.get_figheight()
-    fig.suptitle(f"Ablation ({ab.mode}) of the chain from {ab.root}: cost at the specs' input size", fontsize=11,
-                 y=1 - 0.12 / height)
+    fig.suptitle(title, fontsize=11, y=1 - 0.12 / height)
     fig.subplots_adjust(top=1 - 0.6 / height)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130, bbox_inches="tight")
