@@ -36,7 +36,7 @@ def test_shipped_specs_are_formatted(path):
 
 def _network_key(net) -> dict:
     d = {k: strip(v) for k, v in net if k not in ("name", "path", "chain", "spans", "stages", "init")}
-    d["stages"] = [(s.width, s.block, s.depth, s.stride) for s in net.stages]
+    d["stages"] = [(s.width, s.block, s.depth, s.stride, s.values) for s in net.stages]
     d["init"] = (net.init.scheme, net.init.arg)
     return d
 
@@ -121,12 +121,12 @@ def test_round_trip_fuzzed(seed):
 def test_unknown_node_kind_fails_loudly():
     from archdsl.lang import ast
 
-    class Gate(ast.Node):
+    class Mystery(ast.Node):
         span: object = None
 
     spec = parse("network n\nblock b {\n    relu\n}\n")
-    block = spec.blocks["b"].model_copy(update={"body": (Gate(),)})
-    with pytest.raises(TypeError, match="no rule for a `Gate`"):
+    block = spec.blocks["b"].model_copy(update={"body": (Mystery(),)})
+    with pytest.raises(TypeError, match="no rule for a `Mystery`"):
         format_spec(spec.model_copy(update={"blocks": {"b": block}}))
 
 
