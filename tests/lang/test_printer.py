@@ -59,7 +59,8 @@ def test_flatten_applies_overrides():
 # ---- fuzzed specs: random but grammatical text, with comments and odd spacing --------------
 
 OPS = ["conv3", "conv1 0.25x", "dwconv7", "pwconv 4x", "bn", "ln", "relu", "gelu", "conv3 stride g2",
-       "layerscale 1e-6", "droppath", "maxpool3 s2", "conv4 s4 64"]
+       "layerscale 1e-6", "droppath", "maxpool3 s2", "conv4 s4 64", "conv1 tx in", "sigmoid", "gap",
+       "wattn7 d32 shift", "mhsa d64", "ln eps=1e-5", "tokens", "clstoken", "posembed", "relu6"]
 
 
 def _fuzz_spec(rng: random.Random) -> str:
@@ -75,15 +76,29 @@ def _fuzz_spec(rng: random.Random) -> str:
     if rng.random() < 0.5:
         sections.append([f"classes{sp()}{rng.randint(1, 100)}"])
     for b in range(rng.randint(0, 2)):
-        body = [f"block b{b} {{"]
+        params = rng.choice(["", "", "(t)", "(t, k)"])
+        body = [f"block b{b}{params} {{"]
         for _ in range(rng.randint(1, 3)):
-            if rng.random() < 0.3:
-                inner = ["    residual {"] + [f"        {', '.join(rng.sample(OPS, rng.randint(1, 3)))}"
-                                               + comment() for _ in range(rng.randint(1, 3))]
-                short = f" shortcut {rng.choice(OPS)}, bn" if rng.random() < 0.5 else ""
+            kind = rng.random()
+            ops = lambda n=3: ", ".join(rng.sample(OPS, rng.randint(1, n)))  # noqa: E731
+            if kind < 0.3:
+                inner = ["    residual {"] + [f"        {ops()}" + comment() for _ in range(rng.randint(1, 3))]
+                if rng.random() < 0.3:
+                    inner.append(f"        gate {{ {ops()} }}" + comment())
+                if rng.random() < 0.3:
+                    inner.append(f"        if t {rng.choice(['>', '==', '<=', '!='])} {rng.randint(0, 6)} {{{sp()}{ops()} }}")
+                short = rng.choice(["", "", f" shortcut {rng.choice(OPS)}, bn", " shortcut none"])
                 body += inner + ["    }" + short + comment()]
+            elif kind < 0.45:  # a gate or a guard over several lines, maybe nesting
+                head = rng.choice(["gate", "if k > 3"])
+                inner = [f"        {ops()}" + comment() for _ in range(rng.randint(1, 2))]
+                if rng.random() < 0.3:
+                    inner.append(f"        gate {{ {ops(2)} }}")
+                body += [f"    {head} {{"] + inner + ["    }" + comment()]
+            elif kind < 0.55:
+                body.append(f"    gate {{ {ops()} }}" + comment())
             else:
-                body.append(f"    {', '.join(rng.sample(OPS, rng.randint(1, 4)))}" + comment())
+                body.append(f"    {ops(4)}" + comment())
             if rng.random() < 0.2:
                 body.append(f"    # inside {rng.randint(0, 9)}")
         sections.append(body + ["}"])
@@ -92,7 +107,8 @@ def _fuzz_spec(rng: random.Random) -> str:
             sections.append([f"{key}{sp()}{', '.join(rng.sample(OPS, rng.randint(1, 3)))}" + comment()])
     if rng.random() < 0.6:
         sections.append(["stages {"] + [f"  {rng.choice([8, 96, 1024])} b0{sp()}x{rng.randint(1, 9)}"
-                                        + rng.choice(["", " s2"]) for _ in range(rng.randint(1, 4))] + ["}"])
+                                        + rng.choice(["", " s2"]) + rng.choice(["", " t=6", " t=1 k=5"])
+                                        for _ in range(rng.randint(1, 4))] + ["}"])
     if rng.random() < 0.4:
         sections.append([f"init{sp()}trunc_normal 0.02"])
     if rng.random() < 0.4:
@@ -106,7 +122,7 @@ def _fuzz_spec(rng: random.Random) -> str:
     return "\n".join(lines) + "\n" * rng.randint(0, 2)
 
 
-@pytest.mark.parametrize("seed", range(60))
+@pytest.mark.parametrize("seed", range(120))
 def test_round_trip_fuzzed(seed):
     text = _fuzz_spec(random.Random(seed))
     source = parse(text, f"<fuzz {seed}>")
