@@ -14,7 +14,7 @@ The edits (`Edit.kind`):
     remove   OP from UNIT       an op removed from a unit (`dwconv7 stride, bn, relu` is the unit of `dwconv7 stride`)
     insert   OP into UNIT       an op added to a unit, after the op named `after` (or after the unit's head)
     move     UNIT before OTHER  a unit moved ahead of another (to the end when OTHER is none)
-    shortcut OPS | none         the residual's shortcut stated whole, or dropped
+    shortcut OPS | none         the residual's shortcut stated whole (`none`: `shortcut none`), or dropped
     rename   BLOCK -> NAME      the stages that ran BLOCK run a copy of it named NAME
     block    NAME               a block stated whole (it replaces `replaces` in the stages that ran it)
     section  stem|downsample|head   the section stated whole
@@ -28,6 +28,11 @@ How an edit finds its place in another network (by role, not by text):
   - a unit is found by its head op as written (`dwconv7 stride`), else by the head's kind
     (`dwconv3 stride` is a `dwconv` unit too) when exactly one unit of that kind is there;
   - an edit that finds nothing to edit is an `E9xx` error naming both sides, never a no-op.
+  - a `gate { }` or `if t > 1 { }` whose body is ops is one item, named by its whole text: a
+    gate follows the unit before it (SE after `conv1, bn`: `insert gate {...} into conv1 after bn`),
+    a guard is a unit of its own; op edits do not reach inside them (`relu -> gelu everywhere`
+    leaves an SE gate's ReLU alone); a body with deeper structure is stated whole (E904);
+  - per-stage values (`t=6`) have no `set` key: a change of them states the stage lines whole.
 """
 from __future__ import annotations
 

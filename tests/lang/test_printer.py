@@ -173,3 +173,12 @@ def test_flatten_command(tmp_path):
     assert "block invbottleneck {" in r.stdout and "extends" not in r.stdout
     r = CliRunner().invoke(app, ["flatten", "nope_spec"], catch_exceptions=False)
     assert r.exit_code == 1 and "E201" in r.stderr
+
+
+def test_flatten_writes_the_convnet_constructs_as_one_writes_them():
+    text = format_spec(flatten(archdsl.load("mobilenet_v2")), layout=False)
+    for line in ("block inverted(t) {", "        if t > 1 { conv1 tx in, bn, relu6 }", "    } shortcut none",
+                 "    24  inverted x2 s2 t=6", "    16  inverted x1 t=1"):
+        assert line in text.split("\n"), text
+    text = format_spec(flatten(archdsl.load("efficientnet_b0")), layout=False)
+    assert "block mbconv(t, k) {" in text and "        gate { gap, conv1 0.25x in, silu, conv1 tx in, sigmoid }" in text
