@@ -182,3 +182,36 @@ def test_flatten_writes_the_convnet_constructs_as_one_writes_them():
         assert line in text.split("\n"), text
     text = format_spec(flatten(archdsl.load("efficientnet_b0")), layout=False)
     assert "block mbconv(t, k) {" in text and "        gate { gap, conv1 0.25x in, silu, conv1 tx in, sigmoid }" in text
+
+
+def _readme_quotes():
+    """(spec path, quoted lines) for each README code block that quotes a shipped spec: its first
+    line is `# specs/NAME.arch ...`, or the two lines before it name `specs/NAME.arch`."""
+    import re
+
+    lines = (REPO / "README.md").read_text().split("\n")
+    i = 0
+    while i < len(lines):
+        if not lines[i].startswith("```"):
+            i += 1
+            continue
+        j = next(k for k in range(i + 1, len(lines)) if lines[k].startswith("```"))
+        quote = lines[i + 1:j]
+        m = re.search(r"specs/[\w/]+\.arch", " ".join(lines[max(0, i - 2):i] + quote[:1]))
+        if m and quote and not quote[0].startswith("$") and (REPO / m.group(0)).exists() \
+                and any(q.startswith(("network ", "block ", "stem ")) for q in quote):
+            yield m.group(0), quote
+        i = j + 1
+
+
+def test_readme_quotes_equal_the_formatted_specs():
+    quotes = list(_readme_quotes())
+    assert {p for p, _ in quotes} >= {"specs/mobilenet_v2.arch", "specs/swin_t.arch", "specs/deit_s.arch"}
+    for path, quote in quotes:
+        file_lines = (REPO / path).read_text().split("\n")
+        code_only = {ln.rstrip() for ln in file_lines if "#" not in ln}
+        for q in quote:
+            if q.startswith("# specs/") or q.strip() in ("", "train { ... }"):
+                continue
+            # a line of the file, or a line of it with a note the README adds
+            assert q in file_lines or q.split("  #")[0].rstrip() in code_only, f"{path}: {q!r}"
