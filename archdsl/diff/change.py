@@ -184,8 +184,8 @@ def _stages(a: Network, b: Network) -> list[Edit]:
         ba, bb = a.blocks[pa], b.blocks[pb]
         if pa == pb and same(ba.body, bb.body):
             continue
-        body = body_edits(ba.body, bb.body, f"block {pb}")
-        if body is None:
+        body = body_edits(ba.body, bb.body, f"block {pb}") if same(ba.params, bb.params) else None
+        if body is None:  # also where the per-stage values it reads change: `block inverted(t, k)`
             edits.append(Edit(kind="block", target=f"block {pa}", key=pb, text=_block_text(bb), span=bb.span))
             continue
         if pa != pb:

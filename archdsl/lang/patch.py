@@ -96,7 +96,7 @@ class Edit(BaseModel):
             return f"train {self.key} {self.text}" if self.text is not None else f"train: no `{self.key}` line"
         if k == "section" and self.text is None:
             return f"no {self.target}"
-        return f"{self.target or k} {self.text}"
+        return f"{self.target or k} {self.text}".replace("\n", "; ")  # one line: it is also a comment
 
 
 class Patch(BaseModel):

@@ -98,3 +98,25 @@ def test_steps_onto_the_new_constructs_apply_or_say_where(onto):
             assert f"extends {onto}" in r.stdout
         else:
             assert r.exit_code == 1 and r.stdout == "" and "error[E9" in r.stderr, (step, r.stderr)
+
+
+def test_a_new_per_stage_value_states_the_block_and_the_stages(tmp_path):
+    mnv2 = (REPO / "specs/mobilenet_v2.arch").read_text()
+    block = mnv2.split("block inverted(t) {")[1].split("\n}\n")[0].split("\n", 1)[1]
+    stages = mnv2.split("stages {")[1].split("}")[0]
+    spec = tmp_path / "mnv2_k.arch"
+    spec.write_text("network mnv2_k extends mobilenet_v2\n\nblock inverted(t, k) {\n"
+                    + block.replace("dwconv3 stride", "dwconvk stride") + "\n}\n\nstages {"
+                    + stages.replace("t=6", "t=6 k=5").replace("t=1", "t=1 k=3") + "}\n")
+    patch = change(spec)
+    assert [e.kind for e in patch.edits] == ["block", "stages"]
+    assert all("\n" not in e.describe() for e in patch.edits)  # each edit is one line of `apply`'s note
+    text = _round_trip(patch, archdsl.load("mobilenet_v2"), archdsl.load(spec), tmp_path)
+    assert "block inverted(t, k) {" in text and "24  inverted x2 s2 t=6 k=5" in text
+
+
+def test_mobilenet_v2_to_efficientnet_b0_replays(tmp_path):
+    a, b = archdsl.load("mobilenet_v2"), archdsl.load("efficientnet_b0")
+    patch = between(a, b)
+    result, conflicts = apply_patch(patch, a)
+    assert not conflicts and not archdsl.diff(result, b)
