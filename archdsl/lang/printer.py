@@ -10,7 +10,9 @@ line stay on one line, joined by `, `; the one-line sections' keywords padded to
 least 7); stage lines in columns. Layout taken from the source: comments (a trailing
 comment keeps its column where the code leaves room) and single blank lines (runs collapse
 to one). An AST built in memory (no source text behind it) gets a blank line between groups
-and ops grouped the way one writes them (`dwconv7 stride, bn, relu`).
+and ops grouped the way one writes them (`dwconv7 stride, bn, relu`). A `gate { }` or
+`if t > 1 { }` whose body is ops stays on one line where the source has it so (always, without
+source): `if t > 1 { conv1 tx in, bn, relu6 }`; a `residual { }` keeps its lines.
 
 One small function per node kind, dispatched on the node's type in `_STMT`; a node kind this
 printer does not know is a `TypeError`, never text silently dropped.
