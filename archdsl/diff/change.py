@@ -18,10 +18,10 @@ from pathlib import Path
 
 from ..api import SpecLike, as_network
 from ..lang.errors import ArchError, Span
-from ..lang.flatten import recipe_settings
+from ..lang.flatten import recipe_settings, stage
 from ..lang.network import Network
 from ..lang.overrides import apply_overrides
-from ..lang.patch import Conflict, Edit, Patch, Regions, edit_body, head_of, op_text, units
+from ..lang.patch import Conflict, Edit, Patch, Regions, edit_body, head_of, op_text, shortcut_text, units
 from ..lang.printer import block as print_block, op_list, same, setting, strip
 from ..lang.specpath import find_spec
 
@@ -122,8 +122,8 @@ def body_edits(a: tuple, b: tuple, target: str) -> list[Edit] | None:
         return None
     edits: list[Edit] = []
     try:
-        if (ra.shortcut is None) != (rb.shortcut is None):
-            e = Edit(kind="shortcut", target=target, text=op_list(tuple(rb.shortcut)) if rb.shortcut else None,
+        if (ra.shortcut is None) != (rb.shortcut is None) or ra.shortcut_none != rb.shortcut_none:
+            e = Edit(kind="shortcut", target=target, text=shortcut_text(rb),
                      span=_span(rb.shortcut[0]) if rb.shortcut else _span(b[0]))
             edit_body(ra, e, target)
             edits.append(e)
@@ -175,20 +175,24 @@ def _stages(a: Network, b: Network) -> list[Edit]:
         for name in dict.fromkeys(s.block for s in b.stages):
             if name not in a.blocks or not same(a.blocks[name], b.blocks[name]):
                 edits.append(Edit(kind="block", key=name, text=_block_text(b.blocks[name]), span=b.blocks[name].span))
-        text = "\n".join(f"{s.width} {s.block} x{s.depth}" + (f" s{s.stride}" if s.stride != 1 else "")
-                         for s in b.stages)
+    # per-stage values (`t=6`) have no `set` key: where they change, the stage lines are stated whole
+    text = "\n".join(" ".join(w.text for w in (st.width, st.block, st.depth, *st.args))
+                     for st in (stage(s.width, s.block, s.depth, s.stride, s.values) for s in b.stages))
+    if not consistent:
         return edits + [Edit(kind="stages", text=text, span=span)]
     for pa, pb in pairs:
         ba, bb = a.blocks[pa], b.blocks[pb]
         if pa == pb and same(ba.body, bb.body):
             continue
-        body = body_edits(ba.body, bb.body, f"block {pb}")
-        if body is None:
+        body = body_edits(ba.body, bb.body, f"block {pb}") if same(ba.params, bb.params) else None
+        if body is None:  # also where the per-stage values it reads change: `block inverted(t, k)`
             edits.append(Edit(kind="block", target=f"block {pa}", key=pb, text=_block_text(bb), span=bb.span))
             continue
         if pa != pb:
             edits.append(Edit(kind="rename", target=f"block {pa}", key=pb, span=bb.name.span))
         edits += _as_kernel_set(a, pb if pa == pb else None, body)
+    if any(sa.values != sb.values for sa, sb in zip(a.stages, b.stages)):
+        return edits + [Edit(kind="stages", text=text, span=span)]  # after any rename of the blocks
     for what in ("depths", "widths"):
         va, vb = getattr(a, what), getattr(b, what)
         if va != vb:

@@ -27,9 +27,11 @@ def num(value) -> str:
     return repr(value)
 
 
-def stage(width: int, block: str, depth: int, stride: int = 1) -> ast.Stage:
-    return ast.Stage(width=w(str(width)), block=w(block), depth=w(f"x{depth}"),
-                     args=(w(f"s{stride}"),) if stride != 1 else (), span=_NOWHERE)
+def stage(width: int, block: str, depth: int, stride: int = 1, values: dict | None = None) -> ast.Stage:
+    """A stage line: `24 inverted x2 s2 t=6` (`values`: the per-stage values the block reads)."""
+    args = [w(f"s{stride}")] if stride != 1 else []
+    args += [w(f"{k}={num(v)}") for k, v in (values or {}).items()]
+    return ast.Stage(width=w(str(width)), block=w(block), depth=w(f"x{depth}"), args=tuple(args), span=_NOWHERE)
 
 
 def setting(key: str, *groups: tuple[str, ...]) -> ast.Setting:
@@ -96,5 +98,5 @@ def flatten(net: Network, name: str | None = None) -> ast.SpecFile:
         path="<flatten>", name=w(name or net.name), input=w("x".join(map(str, net.input))),
         classes=w(str(net.classes)), blocks=dict(net.blocks), stem=net.stem or None,
         downsample=net.downsample or None,
-        stages=tuple(stage(s.width, s.block, s.depth, s.stride) for s in net.stages),
+        stages=tuple(stage(s.width, s.block, s.depth, s.stride, s.values) for s in net.stages),
         head=net.head or None, init=init, train=train or None)

@@ -14,7 +14,7 @@ The edits (`Edit.kind`):
     remove   OP from UNIT       an op removed from a unit (`dwconv7 stride, bn, relu` is the unit of `dwconv7 stride`)
     insert   OP into UNIT       an op added to a unit, after the op named `after` (or after the unit's head)
     move     UNIT before OTHER  a unit moved ahead of another (to the end when OTHER is none)
-    shortcut OPS | none         the residual's shortcut stated whole, or dropped
+    shortcut OPS | none         the residual's shortcut stated whole (`none`: `shortcut none`), or dropped
     rename   BLOCK -> NAME      the stages that ran BLOCK run a copy of it named NAME
     block    NAME               a block stated whole (it replaces `replaces` in the stages that ran it)
     section  stem|downsample|head   the section stated whole
@@ -28,6 +28,11 @@ How an edit finds its place in another network (by role, not by text):
   - a unit is found by its head op as written (`dwconv7 stride`), else by the head's kind
     (`dwconv3 stride` is a `dwconv` unit too) when exactly one unit of that kind is there;
   - an edit that finds nothing to edit is an `E9xx` error naming both sides, never a no-op.
+  - a `gate { }` or `if t > 1 { }` whose body is ops is one item, named by its whole text: a
+    gate follows the unit before it (SE after `conv1, bn`: `insert gate {...} into conv1 after bn`),
+    a guard is a unit of its own; op edits do not reach inside them (`relu -> gelu everywhere`
+    leaves an SE gate's ReLU alone); a body with deeper structure is stated whole (E904);
+  - per-stage values (`t=6`) have no `set` key: a change of them states the stage lines whole.
 """
 from __future__ import annotations
 
@@ -91,7 +96,7 @@ class Edit(BaseModel):
             return f"train {self.key} {self.text}" if self.text is not None else f"train: no `{self.key}` line"
         if k == "section" and self.text is None:
             return f"no {self.target}"
-        return f"{self.target or k} {self.text}"
+        return f"{self.target or k} {self.text}".replace("\n", "; ")  # one line: it is also a comment
 
 
 class Patch(BaseModel):
@@ -130,8 +135,14 @@ class Patch(BaseModel):
 # ---- words, ops and units --------------------------------------------------------------------
 
 def op_text(o) -> str:
+    """An item of an op list as written: `dwconv7 stride`, `residual` (its body is a region of
+    its own), or a gate or guard whole, `gate { gap, conv1 0.25x, relu, conv1, sigmoid }`."""
     if isinstance(o, ast.Residual):
         return "residual"
+    if isinstance(o, ast.Gate):
+        return "gate { " + ", ".join(op_text(x) for x in o.body) + " }"
+    if isinstance(o, ast.Guard):
+        return f"if {o.name.text} {o.cmp.text} {o.value.text} {{ " + ", ".join(op_text(x) for x in o.body) + " }"
     return " ".join([o.name.text, *(a.text for a in o.args)])
 
 
@@ -149,9 +160,11 @@ def _same_word(before: str | None, after: str | None) -> bool:
     return bool(before and after) and before.split()[0] == after.split()[0] and before != after
 
 
-def parse_ops(text: str) -> tuple[ast.Op, ...]:
+def parse_ops(text: str) -> tuple:
     from .parser import parse
 
+    if "{" in text:  # a gate or a guard, stated whole
+        return parse_block(f"block change {{\n{text}\n}}").body
     spec = parse(f"network change\nstem {text}\n", "<change>")
     return spec.stem or ()
 
@@ -165,8 +178,10 @@ def parse_block(text: str) -> ast.Block:
 
 
 def _computes(o) -> bool:
-    if isinstance(o, ast.Residual):
+    if isinstance(o, (ast.Residual, ast.Guard)):  # a guard's body is a unit of its own
         return True
+    if isinstance(o, ast.Gate):  # a gate scales the output of the unit it follows, as a norm does
+        return False
     from .to_ir import lookup_op
 
     try:
@@ -201,14 +216,16 @@ class Regions:
         self.top = list(stmts)
         self.residual: list | None = None
         self.shortcut: list | None = None
+        self.shortcut_none = False
         res = [s for s in stmts if isinstance(s, ast.Residual)]
-        others = [s for s in stmts if not isinstance(s, (ast.Op, ast.Residual))]
+        others = [s for s in stmts if not isinstance(s, ast.Residual) and not _item(s)]
         self.editable = len(res) <= 1 and not others
         if res:
             r = res[0]
-            self.editable = self.editable and all(isinstance(s, ast.Op) for s in r.body)
+            self.editable = self.editable and all(_item(s) for s in r.body)
             self.residual = list(r.body)
             self.shortcut = list(r.shortcut) if r.shortcut else None
+            self.shortcut_none = r.shortcut_none is not None
             self._res = r
 
     def get(self, region: str) -> list | None:
@@ -221,9 +238,27 @@ class Regions:
     def stmts(self) -> tuple:
         if self.residual is None:
             return tuple(self.top)
-        r = self._res.model_copy(update={"body": tuple(self.residual),
+        none = (self._res.shortcut_none or ast.Word(text="none", span=self._res.span)) if self.shortcut_none else None
+        r = self._res.model_copy(update={"body": tuple(self.residual), "shortcut_none": none,
                                          "shortcut": tuple(self.shortcut) if self.shortcut else None})
         return tuple(r if isinstance(s, ast.Residual) else s for s in self.top)
+
+
+def _item(s) -> bool:
+    """An item an op edit can address: an op, or a gate or guard whose body is ops only (it is
+    inserted, removed or moved as a unit, by its text)."""
+    if isinstance(s, (ast.Gate, ast.Guard)):
+        return all(isinstance(x, ast.Op) for x in s.body)
+    return isinstance(s, ast.Op)
+
+
+def shortcut_text(regions: Regions) -> str | None:
+    """The residual's shortcut as a `shortcut` edit states it: its ops, `none`, or None (identity)."""
+    return "none" if regions.shortcut_none else op_list_text(regions.shortcut) if regions.shortcut else None
+
+
+def op_list_text(ops) -> str:
+    return ", ".join(op_text(o) for o in ops)
 
 
 # ---- applying one body edit --------------------------------------------------------------------
@@ -259,7 +294,8 @@ def edit_body(regions: Regions, e: Edit, where: str) -> None:
     if e.kind == "shortcut":
         if regions.residual is None:
             raise Conflict(f"{where} has no residual to give a shortcut", code="E903")
-        regions.shortcut = list(parse_ops(e.text)) if e.text else None
+        regions.shortcut_none = e.text == "none"
+        regions.shortcut = list(parse_ops(e.text)) if e.text and e.text != "none" else None
         return
     if e.kind == "replace":
         new = parse_ops(e.after)
@@ -381,9 +417,7 @@ def apply_edit(net: Network, e: Edit, base: str) -> Network:
         from .parser import parse
 
         stages = parse(f"network p\nstages {{\n{e.text}\n}}\n", "<patch>").stages
-        return net.model_copy(update={"stages": tuple(
-            StageSpec(width=int(s.width.text), block=s.block.text, depth=int(s.depth.text[1:]),
-                      stride=int(s.args[0].text[1:]) if s.args else 1) for s in stages)})
+        return net.model_copy(update={"stages": tuple(_stage_spec(s) for s in stages)})
     if k == "section":
         ops = parse_ops(e.text) if e.text is not None else None
         return net.model_copy(update={e.target: ops if ops is not None or e.target == "downsample" else ()})
@@ -411,6 +445,14 @@ def apply_edit(net: Network, e: Edit, base: str) -> Network:
     regions = Regions(tuple(ops))
     edit_body(regions, e, f"the {e.target} of {base}")
     return net.model_copy(update={e.target: regions.stmts()})
+
+
+def _stage_spec(s: ast.Stage) -> StageSpec:
+    """A stage line of a `stages` edit: `24 inverted x2 s2 t=6`."""
+    stride = next((int(a.text[1:]) for a in s.args if re.fullmatch(r"s\d+", a.text)), 1)
+    values = dict(a.text.split("=", 1) for a in s.args if "=" in a.text)
+    return StageSpec(width=int(s.width.text), block=s.block.text, depth=int(s.depth.text[1:]), stride=stride,
+                     values={k: float(v) for k, v in values.items()})
 
 
 def apply_patch(patch: Patch, net: Network, strict: bool = True) -> tuple[Network, list[PatchError]]:
@@ -464,14 +506,14 @@ def child_spec(result: Network, base: Network, name: str, note: tuple[str, ...] 
     for section in ("stem", "downsample", "head"):
         if not same(tuple(getattr(result, section) or ()), tuple(getattr(base, section) or ())):
             fields[section] = getattr(result, section)
-    shape = [(s.block, s.stride) for s in result.stages]
-    if shape == [(s.block, s.stride) for s in base.stages]:
+    shape = [(s.block, s.stride, s.values) for s in result.stages]
+    if shape == [(s.block, s.stride, s.values) for s in base.stages]:
         for what in ("depths", "widths"):
             if getattr(result, what) != getattr(base, what):
                 sets.append(ast.SetLine(key=w(what), values=tuple(w(str(v)) for v in getattr(result, what)),
                                         span=_NO))
     else:
-        fields["stages"] = tuple(stage(s.width, s.block, s.depth, s.stride) for s in result.stages)
+        fields["stages"] = tuple(stage(s.width, s.block, s.depth, s.stride, s.values) for s in result.stages)
     if (result.init.scheme, result.init.arg) != (base.init.scheme, base.init.arg):
         fields["init"] = setting(result.init.scheme, (result.init.arg,) if result.init.arg else ())
     if result.train != base.train:
@@ -512,6 +554,8 @@ def _ops(stmts) -> list:
     for s in stmts:
         if isinstance(s, ast.Residual):
             out += _ops(s.body) + list(s.shortcut or ())
+        elif isinstance(s, (ast.Gate, ast.Guard)):
+            out += _ops(s.body)
         elif isinstance(s, ast.Op):
             out.append(s)
     return out

@@ -10,7 +10,9 @@ line stay on one line, joined by `, `; the one-line sections' keywords padded to
 least 7); stage lines in columns. Layout taken from the source: comments (a trailing
 comment keeps its column where the code leaves room) and single blank lines (runs collapse
 to one). An AST built in memory (no source text behind it) gets a blank line between groups
-and ops grouped the way one writes them (`dwconv7 stride, bn, relu`).
+and ops grouped the way one writes them (`dwconv7 stride, bn, relu`). A `gate { }` or
+`if t > 1 { }` whose body is ops stays on one line where the source has it so (always, without
+source): `if t > 1 { conv1 tx in, bn, relu6 }`; a `residual { }` keeps its lines.
 
 One small function per node kind, dispatched on the node's type in `_STMT`; a node kind this
 printer does not know is a `TypeError`, never text silently dropped.
@@ -51,15 +53,41 @@ def op_list(ops: tuple[ast.Op, ...]) -> str:
 
 
 def _residual(r: ast.Residual, indent: int, layout: bool) -> list[Line]:
-    lines = [Line("residual {", indent, *_lines_of(r.span, first=True))]
-    lines += body(r.body, indent + INDENT, layout)
     if r.shortcut:
         lo, hi = _lines_of(r.shortcut[0].span, first=True)[0], _lines_of(r.shortcut[-1].span)[1]
-        lines.append(Line(f"}} shortcut {op_list(r.shortcut)}", indent, lo, hi, comment_indent=indent + INDENT))
+        tail, tail_span = f"}} shortcut {op_list(r.shortcut)}", (lo, hi)
+    elif r.shortcut_none is not None:
+        tail, tail_span = "} shortcut none", _lines_of(r.shortcut_none.span)
     else:
         end = r.span.end_line if r.span else None
-        lines.append(Line("}", indent, end, end, comment_indent=indent + INDENT))
-    return lines
+        tail, tail_span = "}", (end, end)
+    return _braced("residual", r.body, tail, tail_span, r.span, indent, layout, inline_bare=False)
+
+
+def _gate(g: ast.Gate, indent: int, layout: bool) -> list[Line]:
+    end = g.span.end_line if g.span else None
+    return _braced("gate", g.body, "}", (end, end), g.span, indent, layout)
+
+
+def _guard(g: ast.Guard, indent: int, layout: bool) -> list[Line]:
+    end = g.span.end_line if g.span else None
+    head = f"if {g.name.text} {g.cmp.text} {g.value.text}"
+    return _braced(head, g.body, "}", (end, end), g.span, indent, layout)
+
+
+def _braced(head: str, stmts: tuple, tail: str, tail_span: tuple, span, indent: int, layout: bool,
+            inline_bare: bool = True) -> list[Line]:
+    """`HEAD { body } TAIL`. A body of ops only stays on one line (`if t > 1 { conv1 tx in, bn }`)
+    where the source wrote it so, or, for an AST without source (`inline_bare`), always."""
+    ops_only = bool(stmts) and all(isinstance(s, ast.Op) for s in stmts)
+    one_line = (span is not None and span.line == span.end_line) if layout else inline_bare
+    if ops_only and one_line:
+        closing = tail[1:]  # what follows the `}`: ` shortcut ...` or nothing
+        lo, hi = _lines_of(span)
+        return [Line(f"{head} {{ {op_list(stmts)} }}{closing}", indent, lo, hi)]
+    lines = [Line(f"{head} {{", indent, *_lines_of(span, first=True))]
+    lines += body(stmts, indent + INDENT, layout)
+    return lines + [Line(tail, indent, *tail_span, comment_indent=indent + INDENT)]
 
 
 def _op_run(ops: list[ast.Op], indent: int, layout: bool) -> list[Line]:
@@ -74,7 +102,7 @@ def _op_run(ops: list[ast.Op], indent: int, layout: bool) -> list[Line]:
 
 
 # Statement kinds a body may hold. A construct added to the language adds its printer here.
-_STMT = {ast.Residual: _residual}
+_STMT = {ast.Residual: _residual, ast.Gate: _gate, ast.Guard: _guard}
 
 
 def body(stmts: tuple, indent: int, layout: bool) -> list[Line]:
@@ -94,7 +122,8 @@ def body(stmts: tuple, indent: int, layout: bool) -> list[Line]:
 
 
 def block(b: ast.Block, layout: bool) -> list[Line]:
-    lines = [Line(f"block {b.name.text} {{", 0, *_lines_of(b.span, first=True), group=True)]
+    params = f"({', '.join(p.text for p in b.params)})" if b.params else ""
+    lines = [Line(f"block {b.name.text}{params} {{", 0, *_lines_of(b.span, first=True), group=True)]
     lines += body(b.body, INDENT, layout)
     return lines + [Line("}", 0, b.span.end_line, b.span.end_line, comment_indent=INDENT)]
 

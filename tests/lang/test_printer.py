@@ -36,7 +36,7 @@ def test_shipped_specs_are_formatted(path):
 
 def _network_key(net) -> dict:
     d = {k: strip(v) for k, v in net if k not in ("name", "path", "chain", "spans", "stages", "init")}
-    d["stages"] = [(s.width, s.block, s.depth, s.stride) for s in net.stages]
+    d["stages"] = [(s.width, s.block, s.depth, s.stride, s.values) for s in net.stages]
     d["init"] = (net.init.scheme, net.init.arg)
     return d
 
@@ -59,7 +59,8 @@ def test_flatten_applies_overrides():
 # ---- fuzzed specs: random but grammatical text, with comments and odd spacing --------------
 
 OPS = ["conv3", "conv1 0.25x", "dwconv7", "pwconv 4x", "bn", "ln", "relu", "gelu", "conv3 stride g2",
-       "layerscale 1e-6", "droppath", "maxpool3 s2", "conv4 s4 64"]
+       "layerscale 1e-6", "droppath", "maxpool3 s2", "conv4 s4 64", "conv1 tx in", "sigmoid", "gap",
+       "wattn7 d32 shift", "mhsa d64", "ln eps=1e-5", "tokens", "clstoken", "posembed", "relu6"]
 
 
 def _fuzz_spec(rng: random.Random) -> str:
@@ -75,15 +76,29 @@ def _fuzz_spec(rng: random.Random) -> str:
     if rng.random() < 0.5:
         sections.append([f"classes{sp()}{rng.randint(1, 100)}"])
     for b in range(rng.randint(0, 2)):
-        body = [f"block b{b} {{"]
+        params = rng.choice(["", "", "(t)", "(t, k)"])
+        body = [f"block b{b}{params} {{"]
         for _ in range(rng.randint(1, 3)):
-            if rng.random() < 0.3:
-                inner = ["    residual {"] + [f"        {', '.join(rng.sample(OPS, rng.randint(1, 3)))}"
-                                               + comment() for _ in range(rng.randint(1, 3))]
-                short = f" shortcut {rng.choice(OPS)}, bn" if rng.random() < 0.5 else ""
+            kind = rng.random()
+            ops = lambda n=3: ", ".join(rng.sample(OPS, rng.randint(1, n)))  # noqa: E731
+            if kind < 0.3:
+                inner = ["    residual {"] + [f"        {ops()}" + comment() for _ in range(rng.randint(1, 3))]
+                if rng.random() < 0.3:
+                    inner.append(f"        gate {{ {ops()} }}" + comment())
+                if rng.random() < 0.3:
+                    inner.append(f"        if t {rng.choice(['>', '==', '<=', '!='])} {rng.randint(0, 6)} {{{sp()}{ops()} }}")
+                short = rng.choice(["", "", f" shortcut {rng.choice(OPS)}, bn", " shortcut none"])
                 body += inner + ["    }" + short + comment()]
+            elif kind < 0.45:  # a gate or a guard over several lines, maybe nesting
+                head = rng.choice(["gate", "if k > 3"])
+                inner = [f"        {ops()}" + comment() for _ in range(rng.randint(1, 2))]
+                if rng.random() < 0.3:
+                    inner.append(f"        gate {{ {ops(2)} }}")
+                body += [f"    {head} {{"] + inner + ["    }" + comment()]
+            elif kind < 0.55:
+                body.append(f"    gate {{ {ops()} }}" + comment())
             else:
-                body.append(f"    {', '.join(rng.sample(OPS, rng.randint(1, 4)))}" + comment())
+                body.append(f"    {ops(4)}" + comment())
             if rng.random() < 0.2:
                 body.append(f"    # inside {rng.randint(0, 9)}")
         sections.append(body + ["}"])
@@ -92,7 +107,8 @@ def _fuzz_spec(rng: random.Random) -> str:
             sections.append([f"{key}{sp()}{', '.join(rng.sample(OPS, rng.randint(1, 3)))}" + comment()])
     if rng.random() < 0.6:
         sections.append(["stages {"] + [f"  {rng.choice([8, 96, 1024])} b0{sp()}x{rng.randint(1, 9)}"
-                                        + rng.choice(["", " s2"]) for _ in range(rng.randint(1, 4))] + ["}"])
+                                        + rng.choice(["", " s2"]) + rng.choice(["", " t=6", " t=1 k=5"])
+                                        for _ in range(rng.randint(1, 4))] + ["}"])
     if rng.random() < 0.4:
         sections.append([f"init{sp()}trunc_normal 0.02"])
     if rng.random() < 0.4:
@@ -106,7 +122,7 @@ def _fuzz_spec(rng: random.Random) -> str:
     return "\n".join(lines) + "\n" * rng.randint(0, 2)
 
 
-@pytest.mark.parametrize("seed", range(60))
+@pytest.mark.parametrize("seed", range(120))
 def test_round_trip_fuzzed(seed):
     text = _fuzz_spec(random.Random(seed))
     source = parse(text, f"<fuzz {seed}>")
@@ -121,12 +137,12 @@ def test_round_trip_fuzzed(seed):
 def test_unknown_node_kind_fails_loudly():
     from archdsl.lang import ast
 
-    class Gate(ast.Node):
+    class Mystery(ast.Node):
         span: object = None
 
     spec = parse("network n\nblock b {\n    relu\n}\n")
-    block = spec.blocks["b"].model_copy(update={"body": (Gate(),)})
-    with pytest.raises(TypeError, match="no rule for a `Gate`"):
+    block = spec.blocks["b"].model_copy(update={"body": (Mystery(),)})
+    with pytest.raises(TypeError, match="no rule for a `Mystery`"):
         format_spec(spec.model_copy(update={"blocks": {"b": block}}))
 
 
@@ -157,3 +173,45 @@ def test_flatten_command(tmp_path):
     assert "block invbottleneck {" in r.stdout and "extends" not in r.stdout
     r = CliRunner().invoke(app, ["flatten", "nope_spec"], catch_exceptions=False)
     assert r.exit_code == 1 and "E201" in r.stderr
+
+
+def test_flatten_writes_the_convnet_constructs_as_one_writes_them():
+    text = format_spec(flatten(archdsl.load("mobilenet_v2")), layout=False)
+    for line in ("block inverted(t) {", "        if t > 1 { conv1 tx in, bn, relu6 }", "    } shortcut none",
+                 "    24  inverted x2 s2 t=6", "    16  inverted x1 t=1"):
+        assert line in text.split("\n"), text
+    text = format_spec(flatten(archdsl.load("efficientnet_b0")), layout=False)
+    assert "block mbconv(t, k) {" in text and "        gate { gap, conv1 0.25x in, silu, conv1 tx in, sigmoid }" in text
+
+
+def _readme_quotes():
+    """(spec path, quoted lines) for each README code block that quotes a shipped spec: its first
+    line is `# specs/NAME.arch ...`, or the two lines before it name `specs/NAME.arch`."""
+    import re
+
+    lines = (REPO / "README.md").read_text().split("\n")
+    i = 0
+    while i < len(lines):
+        if not lines[i].startswith("```"):
+            i += 1
+            continue
+        j = next(k for k in range(i + 1, len(lines)) if lines[k].startswith("```"))
+        quote = lines[i + 1:j]
+        m = re.search(r"specs/[\w/]+\.arch", " ".join(lines[max(0, i - 2):i] + quote[:1]))
+        if m and quote and not quote[0].startswith("$") and (REPO / m.group(0)).exists() \
+                and any(q.startswith(("network ", "block ", "stem ")) for q in quote):
+            yield m.group(0), quote
+        i = j + 1
+
+
+def test_readme_quotes_equal_the_formatted_specs():
+    quotes = list(_readme_quotes())
+    assert {p for p, _ in quotes} >= {"specs/mobilenet_v2.arch", "specs/swin_t.arch", "specs/deit_s.arch"}
+    for path, quote in quotes:
+        file_lines = (REPO / path).read_text().split("\n")
+        code_only = {ln.rstrip() for ln in file_lines if "#" not in ln}
+        for q in quote:
+            if q.startswith("# specs/") or q.strip() in ("", "train { ... }"):
+                continue
+            # a line of the file, or a line of it with a note the README adds
+            assert q in file_lines or q.split("  #")[0].rstrip() in code_only, f"{path}: {q!r}"
