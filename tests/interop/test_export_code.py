@@ -30,7 +30,7 @@ SPECS = sorted(shipped_names())
 def test_exported_files_match_build_outside_archdsl(tmp_path):
     cases = []
     for name in SPECS:
-        kw = small(name, blocks=2)  # two blocks: Swin's second block shifts its windows
+        kw = small(name)
         net = archdsl.load(name, **kw)
         (tmp_path / f"m_{name}.py").write_text(code(net))
         model = compiler.compile(network_to_ir(net), init=(net.init.scheme, net.init.arg), fuse=False).eval()

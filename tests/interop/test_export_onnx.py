@@ -16,7 +16,7 @@ ort = pytest.importorskip("onnxruntime")
 
 def test_every_shipped_spec_exports_and_runs_in_onnxruntime(tmp_path):
     for name in sorted(shipped_names()):
-        net = archdsl.load(name, **small(name, blocks=2))  # two: Swin shifts, MobileNet adds
+        net = archdsl.load(name, **small(name))
         model = archdsl.build(net)
         with torch.no_grad():  # non-trivial norms and scales
             for p in model.parameters():
