@@ -57,8 +57,20 @@ def _channels(ir, use_prefix: str) -> dict[tuple, tuple[int, int]]:
     out = {}
     for _, d in ir.op_nodes():
         if d["path"].startswith(use_prefix):
-            out[id_of(d["span"])] = (d["meta"]["in_shape"][0], d["meta"]["shape"][0])
+            out[id_of(d["span"])] = (d["meta"]["in_shape"][0], d["meta"]["shape"][0], _attention(d))
     return out
+
+
+def _attention(d) -> str:
+    """`3 heads, 7x7 windows` for an attention op, "" for any other."""
+    a = d.get("attrs")
+    if d["op"] not in ("wattn", "mhsa") or a is None:
+        return ""
+    heads = a.heads or (d["meta"]["in_shape"][0] // a.head_dim if a.head_dim else None)
+    text = f"{heads} heads" if heads else ""
+    if d["op"] == "wattn" and a.kernel:
+        text += f", {a.kernel}x{a.kernel} windows" + (", shifted on odd blocks" if a.shift else "")
+    return text
 
 
 def _rows(body: tuple, chans: dict, family_of) -> tuple[list[Item], list[Skip]]:
@@ -92,6 +104,8 @@ def _rows(body: tuple, chans: dict, family_of) -> tuple[list[Item], list[Skip]]:
 def _item(op: ast.Op, chans: dict, family_of, depth: int, cond: str = "") -> Item:
     c = chans.get(id_of(op.span))
     text = f"{c[0]} -> {c[1]}" if c and c[0] != c[1] else (str(c[0]) if c else "")
+    if c and c[2]:
+        text += f", {c[2]}"
     if cond:  # a guarded op: its condition, and "absent here" where this stage leaves it out
         text = f"{cond}: " + (text or "absent in this stage")
     return Item(op, _text(op), text, family_of(op), depth)
