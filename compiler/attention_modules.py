@@ -61,7 +61,10 @@ def _attend(qkv: nn.Linear, proj: nn.Linear, x: torch.Tensor, heads: int,
             mask: torch.Tensor | None) -> torch.Tensor:
     """Multi-head self-attention over the second-to-last axis of x (..., N, C)."""
     *lead, n, c = x.shape
-    q, k, v = qkv(x).view(*lead, n, 3, heads, c // heads).movedim(-3, 0).transpose(-2, -3).unbind(0)
+    t = qkv(x).view(*lead, n, 3, heads, c // heads)
+    # movedim by a non-negative axis: the TorchScript ONNX exporter writes a negative one into
+    # Transpose's perm as it is, which ONNX rejects
+    q, k, v = t.movedim(t.dim() - 3, 0).transpose(-2, -3).unbind(0)
     y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (..., heads, N, d)
     return proj(y.transpose(-2, -3).reshape(*lead, n, c))
 

@@ -23,7 +23,7 @@ from .transfer import align_moves, id_of
 BOX_W, BOX_H, STEP = 3.2, 0.62, 0.92
 COLOURS = {"same": "#f4f4f4", "changed": "#ffd59e", "moved": "#b9d7f7", "added": "#bfe8bf", "removed": "#f6bcbc"}
 FAMILY = {"conv": "#dbe8f6", "linear": "#dbe8f6", "norm": "#fbeed0", "act": "#e3f2df", "pool": "#ececec",
-          "scale": "#efe2f5", "drop": "#efe2f5"}
+          "scale": "#efe2f5", "drop": "#efe2f5", "attn": "#f9d9e6", "token": "#e6e0f7", "reshape": "#ececec"}
 
 
 def _text(op: ast.Op) -> str:
@@ -40,6 +40,7 @@ class Item:
     family: str = ""
     depth: int = 0                  # residual nesting
     status: str = "same"
+    join: str = "+"                 # for the row closing a branch: "+" (residual) or "x" (gate)
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Skip:
     add: int                        # row index of its add
     shortcut: list[Item] = field(default_factory=list)
     depth: int = 0
+    note: str = ""                  # text on the skip arrow without shortcut ops
 
 
 def _channels(ir, use_prefix: str) -> dict[tuple, tuple[int, int]]:
@@ -55,33 +57,57 @@ def _channels(ir, use_prefix: str) -> dict[tuple, tuple[int, int]]:
     out = {}
     for _, d in ir.op_nodes():
         if d["path"].startswith(use_prefix):
-            out[id_of(d["span"])] = (d["meta"]["in_shape"][0], d["meta"]["shape"][0])
+            out[id_of(d["span"])] = (d["meta"]["in_shape"][0], d["meta"]["shape"][0], _attention(d))
     return out
+
+
+def _attention(d) -> str:
+    """`3 heads, 7x7 windows` for an attention op, "" for any other."""
+    a = d.get("attrs")
+    if d["op"] not in ("wattn", "mhsa") or a is None:
+        return ""
+    heads = a.heads or (d["meta"]["in_shape"][0] // a.head_dim if a.head_dim else None)
+    text = f"{heads} heads" if heads else ""
+    if d["op"] == "wattn" and a.kernel:
+        text += f", {a.kernel}x{a.kernel} windows" + (", shifted on odd blocks" if a.shift else "")
+    return text
 
 
 def _rows(body: tuple, chans: dict, family_of) -> tuple[list[Item], list[Skip]]:
     items: list[Item] = []
     skips: list[Skip] = []
 
-    def walk(stmts, depth: int) -> None:
+    def walk(stmts, depth: int, cond: str = "") -> None:
         for s in stmts:
             if isinstance(s, ast.Residual):
                 start = len(items)
-                walk(s.body, depth + 1)
+                walk(s.body, depth + 1, cond)
                 shortcut = [_item(o, chans, family_of, depth + 1) for o in (s.shortcut or ())
                             if isinstance(o, ast.Op)]
                 items.append(Item(None, "+", depth=depth))
-                skips.append(Skip(start, len(items) - 1, shortcut, depth))
+                note = "residual where\nshapes match" if s.shortcut is None and s.shortcut_none is not None else ""
+                skips.append(Skip(start, len(items) - 1, shortcut, depth, note))
+            elif isinstance(s, ast.Gate):  # x * f(x): the input goes round the branch to the multiply
+                start = len(items)
+                walk(s.body, depth + 1, cond)
+                items.append(Item(None, "x", depth=depth, join="x"))
+                skips.append(Skip(start, len(items) - 1, [], depth, "gate: input x branch"))
+            elif isinstance(s, ast.Guard):
+                walk(s.body, depth, f"if {s.name.text} {s.cmp.text} {s.value.text}")
             else:
-                items.append(_item(s, chans, family_of, depth))
+                items.append(_item(s, chans, family_of, depth, cond))
 
     walk(body, 0)
     return items, skips
 
 
-def _item(op: ast.Op, chans: dict, family_of, depth: int) -> Item:
+def _item(op: ast.Op, chans: dict, family_of, depth: int, cond: str = "") -> Item:
     c = chans.get(id_of(op.span))
     text = f"{c[0]} -> {c[1]}" if c and c[0] != c[1] else (str(c[0]) if c else "")
+    if c and c[2]:
+        text += f", {c[2]}"
+    if cond:  # a guarded op: its condition, and "absent here" where this stage leaves it out
+        text = f"{cond}: " + (text or "absent in this stage")
     return Item(op, _text(op), text, family_of(op), depth)
 
 
@@ -109,7 +135,7 @@ def _draw_block(ax, x0: float, y0: float, title: str, items: list[Item], skips: 
         ys[k] = y
         if it.op is None:  # the residual's add
             ax.add_patch(Circle((x0, y), 0.2, fc="white", ec="black", lw=1.2, zorder=3))
-            ax.text(x0, y, "+", ha="center", va="center", fontsize=12, zorder=4)
+            ax.text(x0, y, "\u00d7" if it.join == "x" else "+", ha="center", va="center", fontsize=12, zorder=4)
         else:
             fc = COLOURS[it.status] if colour_by_status else FAMILY.get(it.family, "#f4f4f4")
             ax.add_patch(FancyBboxPatch((x0 - BOX_W / 2, y - BOX_H / 2), BOX_W, BOX_H,
@@ -125,11 +151,13 @@ def _draw_block(ax, x0: float, y0: float, title: str, items: list[Item], skips: 
             nxt = y - STEP + (0.2 if items[k + 1].op is None else BOX_H / 2)
             ax.add_patch(FancyArrowPatch((x0, top), (x0, nxt), arrowstyle="-|>", mutation_scale=9, lw=1.0,
                                          color="#333333", zorder=1))
+    deepest = max((s.depth for s in skips), default=0)
     for s in skips:  # the skip arrow: from above the branch's first op around the left to the add
-        left = x0 - BOX_W / 2 - (0.75 if s.shortcut else 0.35) - 0.3 * s.depth
+        left = x0 - BOX_W / 2 - 0.35 - 0.4 * (deepest - s.depth) - (0.4 if s.shortcut else 0)  # outer further out
         top = ys[s.start] + (0.62 + BOX_H / 2) / 2
         bottom = ys[s.add]
-        ax.plot([x0, left, left], [top, top, bottom], color="#333333", lw=1.0, zorder=1)
+        ax.plot([x0, left, left], [top, top, bottom], color="#333333", lw=1.0, zorder=1,
+                ls="--" if s.note.startswith("residual") else "-")
         ax.add_patch(FancyArrowPatch((left, bottom), (x0 - 0.2, bottom), arrowstyle="-|>", mutation_scale=9,
                                      lw=1.0, color="#333333", zorder=1))
         if s.shortcut:
@@ -140,6 +168,9 @@ def _draw_block(ax, x0: float, y0: float, title: str, items: list[Item], skips: 
                     ha="center", va="center",
                     fontsize=7, family="monospace", rotation=90,
                     bbox=dict(boxstyle="round,pad=0.25", fc="#fff8e6", ec="#444444", lw=0.8), zorder=3)
+        elif s.note:
+            ax.text(left, (top + bottom) / 2, s.note, ha="center", va="center", fontsize=7, rotation=90,
+                    bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none"), zorder=3)
     return ys
 
 

@@ -462,6 +462,8 @@ def _shape_comment(node: Node, symbolic: bool) -> str:
         return ""
     if len(node.shape) == 1:
         dims = ["B", "C" if symbolic else str(node.shape[0])]
+    elif len(node.shape) == 2:  # a token sequence (C, N) runs as (B, N, C)
+        dims = ["B", "N", "C"] if symbolic else ["B", str(node.shape[1]), str(node.shape[0])]
     else:
         c, h, w = ("C", "H", "W") if symbolic else map(str, node.shape)
         dims = ["B", h, w, c] if node.layout == NHWC else ["B", c, h, w]

@@ -42,3 +42,15 @@ def test_cli_draw_usage_errors(tmp_path):
     assert (tmp_path / "[d].png").is_file()
     r = runner.invoke(app, ["draw", "nope_spec", "--to", str(tmp_path / "x.png")])
     assert r.exit_code == 1 and "Traceback" not in r.output
+
+
+def test_new_constructs_are_drawn(tmp_path):
+    texts = {}
+    for name in ("swin_t", "mobilenet_v2", "se_resnet50"):
+        draw_network(name, tmp_path / f"{name}.svg")
+        texts[name] = (tmp_path / f"{name}.svg").read_text()
+    assert "wattn7 d32 shift" in texts["swin_t"] and "3 heads, 7x7 windows" in texts["swin_t"]
+    assert "if t &gt; 1: absent in this stage" in texts["mobilenet_v2"]   # stage 1 has t=1
+    assert "residual where" in texts["mobilenet_v2"] and "shapes match" in texts["mobilenet_v2"]
+    assert "\u00d7" in texts["se_resnet50"] and "gate: input x branch" in texts["se_resnet50"]
+    assert "5 added" in draw_diff("resnet50", "se_resnet50", tmp_path / "se.svg")

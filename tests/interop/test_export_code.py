@@ -10,21 +10,9 @@ import torch
 import archdsl
 import compiler
 from archdsl.interop.export_code import code
-from archdsl.lang.errors import ArchError
 from archdsl.lang.specpath import shipped_names
 from archdsl.lang.to_ir import network_to_ir
-
-SMALL = {"input": "3x32x32", "classes": 10, "widths": "32,64,128,256", "depths": "2,2,2,2"}
-
-
-def small(name: str) -> dict:
-    """Small widths where the spec allows them (groups must still divide), its own otherwise."""
-    try:
-        archdsl.analyze(name, **SMALL)
-        return SMALL
-    except ArchError:
-        return {k: v for k, v in SMALL.items() if k != "widths"}
-
+from small_nets import small
 
 def randomize(model: torch.nn.Module) -> None:
     """Non-trivial values everywhere: norms, scales and running statistics too."""

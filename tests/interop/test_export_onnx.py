@@ -7,24 +7,12 @@ import torch
 import archdsl
 from archdsl.cli.main import app
 from archdsl.interop.export_onnx import MissingExtra, export_onnx, require
-from archdsl.lang.errors import ArchError
 from archdsl.lang.specpath import shipped_names
+from small_nets import small
 from typer.testing import CliRunner
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-
-SMALL = {"input": "3x32x32", "classes": 10, "widths": "32,64,128,256", "depths": "1,1,2,1"}
-
-
-def small(name: str) -> dict:
-    """Small widths where the spec allows them, its own otherwise."""
-    try:
-        archdsl.analyze(name, **SMALL)
-        return SMALL
-    except ArchError:
-        return {k: v for k, v in SMALL.items() if k != "widths"}
-
 
 def test_every_shipped_spec_exports_and_runs_in_onnxruntime(tmp_path):
     for name in sorted(shipped_names()):

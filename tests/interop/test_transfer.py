@@ -79,3 +79,27 @@ def test_widened_and_changed_ops_copy_the_overlap():
     old, new = src.state_dict()[entry.source], model.state_dict()[entry.path]
     n, c = min(old.shape[0], new.shape[0]), min(old.shape[1], new.shape[1])
     assert torch.equal(new[:n, :c], old[:n, :c])
+
+
+def test_grn_added_is_fresh_and_the_rest_transferred():
+    src = trained("convnext_t")
+    model, report = transfer("convnext_t", "convnextv2_tiny", src, quiet=True, **KW)
+    assert not report.adapted
+    fresh = {e.path for e in report.fresh}
+    assert fresh == {k for k in model.state_dict() if ".grn." in k} and len(fresh) == 2 * 18  # gamma, beta per block
+    s, d = src.state_dict(), model.state_dict()
+    for e in report.exact:
+        assert torch.equal(d[e.path], s[e.source]), e.path
+    assert torch.all(d["stages.2.blocks.8.grn.gamma"] == 0)   # GRN's init: identity at the start
+    assert torch.equal(d["stages.3.blocks.2.dwconv.weight"], s["stages.3.blocks.2.dwconv.weight"])
+
+
+def test_gate_added_is_fresh_and_every_source_tensor_kept():
+    src = trained("resnet50")
+    model, report = transfer("resnet50", "se_resnet50", src, quiet=True, **KW)
+    assert not report.adapted
+    assert {e.path.split(".")[4] for e in report.fresh} == {"gate"} and len(report.fresh) == 4 * 16  # 2 convs x (w, b)
+    s, d = src.state_dict(), model.state_dict()
+    assert len(report.exact) == len(s)
+    for key in s:
+        assert torch.equal(d[key], s[key]), key
