@@ -61,14 +61,18 @@ class _Recorder:
 
     def __init__(self):
         self.calls: dict[int, Call] = {}
+        self._alive: list = []  # every recorded module, so no id is reused while recording
 
     def _profile(self, frame, event, arg):
-        if event != "call" or frame.f_code.co_name != "__init__":
+        # Not filtered by the name `__init__`: once torch.compile has run, nn.Module.__init__
+        # is dynamo's `patched_init` wrapper, and a module without an __init__ of its own
+        # (Tokens) is built through that.
+        code = frame.f_code
+        if event != "call" or not code.co_argcount or code.co_varnames[0] != "self":
             return
         from torch import nn
 
-        names = frame.f_code.co_varnames
-        obj = frame.f_locals.get(names[0]) if names else None
+        obj = frame.f_locals.get("self")
         if not isinstance(obj, nn.Module) or id(obj) in self.calls:
             return
         init = getattr(type(obj).__init__, "__code__", None)
@@ -80,6 +84,7 @@ class _Recorder:
             args.update(info.locals[info.keywords])
         varargs = tuple(info.locals[info.varargs]) if info.varargs else ()
         self.calls[id(obj)] = Call(type(obj), args, varargs)
+        self._alive.append(obj)
 
     def __enter__(self):
         self._old = sys.getprofile()

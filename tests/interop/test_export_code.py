@@ -87,3 +87,11 @@ def test_resnet_block_keeps_its_shortcut_optional():
     assert text.count("class BottleneckBlock") == 1
     assert "if self.shortcut is not None:" in text
     assert "x = x + shortcut" in text
+
+
+def test_export_after_torch_compile_has_run():
+    """torch.compile replaces nn.Module.__init__ with a wrapper; modules without an __init__
+    of their own (`tokens`) must still be recorded (this failed when the suite ran in order)."""
+    torch.compile(torch.nn.Linear(2, 2), backend="eager")(torch.randn(1, 2))
+    text = code("deit_s", **small("deit_s"))
+    assert "class " in text and "Tokens" in text
