@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .pointwise import Linear
+
 SHIFT_MASK = -100.0  # what Swin adds to attention between tokens of different regions
 
 
@@ -77,8 +79,8 @@ class WindowAttention(nn.Module):
                  bias: bool = True):
         super().__init__()
         self.heads, self.window, self.shift, self.size = heads, window, shift, size
-        self.qkv = nn.Linear(channels, 3 * channels, bias=bias)
-        self.proj = nn.Linear(channels, channels)
+        self.qkv = Linear(channels, 3 * channels, bias=bias)
+        self.proj = Linear(channels, channels)
         self.relative_position_bias_table = nn.Parameter(torch.empty((2 * window - 1) ** 2, heads))
         self.register_buffer("relative_position_index", torch.empty(window ** 2, window ** 2, dtype=torch.long),
                              persistent=False)
@@ -135,8 +137,8 @@ class SelfAttention(nn.Module):
     def __init__(self, channels: int, heads: int, bias: bool = True):
         super().__init__()
         self.heads = heads
-        self.qkv = nn.Linear(channels, 3 * channels, bias=bias)
-        self.proj = nn.Linear(channels, channels)
+        self.qkv = Linear(channels, 3 * channels, bias=bias)
+        self.proj = Linear(channels, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:  # (B, H, W, C)

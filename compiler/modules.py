@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .pointwise import linear
+
 
 class LayerScale(nn.Module):
     """Per-channel scale `gamma` (shape [C]), on channels-last (..., C) or NCHW data."""
@@ -96,7 +98,7 @@ def scaled_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
                   gamma: torch.Tensor) -> torch.Tensor:
     """`linear` followed by `layerscale`, in one pass over the activations:
     gamma * (x W^T + b) == x (gamma W)^T + gamma b; scaling the small weight is cheap."""
-    return nn.functional.linear(x, weight * gamma[:, None], None if bias is None else bias * gamma)
+    return linear(x, weight * gamma[:, None], None if bias is None else bias * gamma)
 
 
 torch.fx.wrap("scaled_linear")

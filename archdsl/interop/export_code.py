@@ -542,6 +542,8 @@ def _sources(classes: list[type]) -> tuple[list[str], list[str]]:
                     imports.append(stmt)
             elif (inspect.isclass(value) or inspect.isfunction(value)) and value.__module__ == module.__name__:
                 add(value, module)
+            elif (inspect.isclass(value) or inspect.isfunction(value)) and value.__module__.startswith("compiler."):
+                add(value, sys.modules[value.__module__])  # another of the compiler's modules
             elif (inspect.isclass(value) or inspect.isfunction(value)) and value.__module__.startswith("torch"):
                 stmt = f"from {value.__module__} import {value.__name__}" + \
                     (f" as {name}" if value.__name__ != name else "")

@@ -132,8 +132,8 @@ class PointwiseConv(_Conv):
         return self.layouts if a.stride == 1 else (NCHW,)
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
-        from torch import nn
-
         if layout == NHWC:
-            return nn.Linear(x[0], a.out or x[0], bias=_bias(a))
+            from ..pointwise import Linear
+
+            return Linear(x[0], a.out or x[0], bias=_bias(a))
         return super().module(a, x, layout)

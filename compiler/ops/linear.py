@@ -39,6 +39,6 @@ class Linear(OpDef):
         return x[0] * a.out
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
-        from torch import nn
+        from .. import pointwise
 
-        return nn.Linear(x[0], a.out, bias=a.bias is not False)
+        return pointwise.Linear(x[0], a.out, bias=a.bias is not False)
