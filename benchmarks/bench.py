@@ -5,7 +5,10 @@ torch.compile, bf16; forward and the train step) every contender runs once per r
 order rotating every round. Around each timed call the run-queue wait of all this process's
 threads is read from /proc/self/task/*/schedstat (second field, ns spent runnable but not
 running); a round in which any contender waited for a CPU more than --max-wait of its time
-is discarded. Medians and ranges are over the kept rounds only.
+is discarded. Medians and ranges are over the kept rounds only. All contenders share one
+process, so one allocator: by default freed memory stays in the process (--allocator), so a
+call measures its compute rather than the page faults of memory the previous call gave back
+(which made the same model's median differ by 25% between cases); faults per call are printed.
 
 Contenders (same architecture, same batch, same head, so the same work):
     archdsl          `archdsl.build(spec)` (train build), `mode="eval"` (inference build),
@@ -25,17 +28,21 @@ equal before anything is timed.
     python benchmarks/bench.py --cases eager --ops train --profile   # torch.profiler tables
     python benchmarks/bench.py --models convnext_t --cases compile --ops train --refs none  # own eager only
 
-Cases: eager | eval | compile | bf16.  Ops: forward (no_grad, eval mode) | train (forward,
+Cases: eager | eval | compile | bf16 | kernels (ConvNeXt-T's pointwise layers alone: F.linear
+against archdsl's oneDNN linear, see compiler/pointwise.py).  Ops: forward (no_grad, eval mode) | train (forward,
 cross-entropy, backward, AdamW step). `compile` reports the first call (compilation) and the
 steady state; the inference build is compiled with inductor's freezing. The output is a
 markdown table: `speedup` is the contender's median / archdsl's median in the same rows
-(above 1: archdsl is faster); `% peak` is the achieved GFLOP/s (2 x MACs per sample for a
-forward, 3x that for a train step) over the matmul peak printed at the top.
+(above 1: archdsl is faster); `page faults` the median minor page faults per call (fresh
+memory the kernel zeroes: see --allocator); `% peak` is the achieved GFLOP/s (2 x MACs per sample for a
+forward, 3x that for a train step) over the matmul peak printed at the top (the faster of
+torch.matmul and oneDNN).
 """
 from __future__ import annotations
 
 import argparse
 import glob
+import resource
 import importlib
 import statistics
 import sys
@@ -53,6 +60,7 @@ sys.path.insert(0, str(ROOT))  # run from a fresh clone without installing
 
 import archdsl  # noqa: E402
 from archdsl.interop.weights import load_weights  # noqa: E402
+from archdsl.training.allocator import keep_freed_memory  # noqa: E402
 
 CL = torch.channels_last
 
@@ -72,21 +80,67 @@ def run_queue_wait_ns() -> int:
     return total
 
 
-def timed(fn: Callable[[], None]) -> tuple[float, float]:
-    """(ms, the share of its compute threads' time spent waiting for a CPU): the wait summed
-    over threads, over the wall time times torch's thread count (each of them is busy)."""
-    wait0, t0 = run_queue_wait_ns(), time.perf_counter_ns()
+def minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def timed(fn: Callable[[], None]) -> tuple[float, float, int]:
+    """(ms, the share of its compute threads' time spent waiting for a CPU, minor page
+    faults): the wait summed over threads, over the wall time times torch's thread count
+    (each of them is busy)."""
+    faults0, wait0, t0 = minor_faults(), run_queue_wait_ns(), time.perf_counter_ns()
     fn()
-    t1, wait1 = time.perf_counter_ns(), run_queue_wait_ns()
-    return (t1 - t0) / 1e6, (wait1 - wait0) / max((t1 - t0) * torch.get_num_threads(), 1)
+    t1, wait1, faults1 = time.perf_counter_ns(), run_queue_wait_ns(), minor_faults()
+    return (t1 - t0) / 1e6, (wait1 - wait0) / max((t1 - t0) * torch.get_num_threads(), 1), faults1 - faults0
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
-    """GFLOP/s of a large square matmul, the best of `reps`: the machine's practical peak."""
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> dict[str, float]:
+    """GFLOP/s of a large square matmul, the best of `reps`, through torch.matmul (BLAS: MKL
+    in torch's wheels) and through oneDNN where torch has it. The faster is the machine's
+    practical peak: on AMD CPUs MKL's sgemm reaches about half of oneDNN's."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    best = min(timed(lambda: a @ b)[0] for _ in range(reps))
-    return 2 * n ** 3 / (best / 1e3) / 1e9
+    kernels = {"torch.matmul": lambda: a @ b}
+    if torch.backends.mkldnn.is_available():
+        kernels["oneDNN"] = lambda: torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
+    out = {}
+    for name, fn in kernels.items():
+        fn()
+        best = min(timed(fn)[0] for _ in range(reps))
+        out[name] = 2 * n ** 3 / (best / 1e3) / 1e9
+    return out
+
+
+def kernel_table(rounds: int, max_wait: float, batch: int) -> None:
+    """ConvNeXt-T's pointwise layers (batch 8 at 224: every stage, both directions): torch's
+    `F.linear` (BLAS gemm) against archdsl's `compiler.pointwise.linear` (oneDNN 1x1 conv on
+    the same channels-last memory), forward and forward+backward, interleaved."""
+    from compiler.pointwise import linear
+
+    print("| layer (N,H,W,C -> C') | op | F.linear ms | archdsl linear ms | speedup |")
+    print("|---|---|---:|---:|---:|")
+    for hw, c in [(56, 96), (28, 192), (14, 384), (7, 768)]:
+        for cin, cout in [(c, 4 * c), (4 * c, c)]:
+            x = torch.randn(batch, hw, hw, cin, requires_grad=True)
+            w, b = torch.randn(cout, cin, requires_grad=True), torch.randn(cout, requires_grad=True)
+            g = torch.randn(batch, hw, hw, cout)
+            for op in ("forward", "train"):
+                def run(f, op=op):
+                    if op == "forward":
+                        with torch.no_grad():
+                            f(x, w, b)
+                    else:
+                        x.grad = w.grad = b.grad = None
+                        f(x, w, b).backward(g)
+                cs = [Contender("F.linear", lambda: run(F.linear)), Contender("archdsl", lambda: run(linear))]
+                for c_ in cs:
+                    c_.fn()
+                kept, _ = interleaved(cs, rounds, max_wait)
+                if not kept:
+                    print(f"| {batch},{hw},{hw},{cin} -> {cout} | {op} | all rounds waited for a CPU | | |")
+                    continue
+                ms = [statistics.median(c_.ms) for c_ in cs]
+                print(f"| {batch},{hw},{hw},{cin} -> {cout} | {op} | {ms[0]:.2f} | {ms[1]:.2f} | "
+                      f"{ms[0] / ms[1]:.2f}x |", flush=True)
 
 
 @dataclass
@@ -95,6 +149,7 @@ class Contender:
     fn: Callable[[], None]
     first_s: float | None = None  # first call (compilation), where it was timed
     ms: list[float] = field(default_factory=list)
+    faults: list[int] = field(default_factory=list)
 
 
 def interleaved(contenders: list[Contender], rounds: int, max_wait: float) -> tuple[int, int]:
@@ -104,10 +159,11 @@ def interleaved(contenders: list[Contender], rounds: int, max_wait: float) -> tu
         k = r % len(contenders)
         order = contenders[k:] + contenders[:k]
         results = {c.name: timed(c.fn) for c in order}
-        if all(wait <= max_wait for _, wait in results.values()):
+        if all(wait <= max_wait for _, wait, _ in results.values()):
             kept += 1
             for c in contenders:
                 c.ms.append(results[c.name][0])
+                c.faults.append(results[c.name][2])
     return kept, rounds
 
 
@@ -286,7 +342,7 @@ def contenders_for(case: Case, kind: str, op: str, refs: dict[str, nn.Module], s
             if "compiled" in c.name:
                 c.first_s = timed(c.fn)[0] / 1e3
     else:
-        raise SystemExit(f"unknown case {kind!r}: eager, eval, compile, bf16")
+        raise SystemExit(f"unknown case {kind!r}: eager, eval, compile, bf16, kernels")
     for c in out:  # warm-up (and compile where it was not already)
         c.fn()
     return out
@@ -335,24 +391,37 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--refs", default="all",
                         help="references to run: all, none, or names (ref-competent,ref-official,hf,ref-plain)")
     parser.add_argument("--profile", action="store_true", help="a torch.profiler table per contender")
+    parser.add_argument("--allocator", choices=("keep", "system"), default="keep",
+                        help="keep: freed memory stays in the process for every contender, as `archdsl train` "
+                             "does (archdsl/training/allocator.py); system: glibc's defaults, which fault "
+                             "large activations in again on every call")
     args = parser.parse_args(argv)
+    kept_memory = args.allocator == "keep" and keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
     builders = {"convnext_t": lambda: convnext_case(args.droppath), "resnet50": resnet_case,
                 "swin_t": lambda: swin_case(args.droppath)}
-    peak = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    peak = {dtype: max(by_kernel.values()) for dtype, by_kernel in peaks.items()}
     print(f"# archdsl benchmark: batch {args.batch}, {args.size}x{args.size}, CPU, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}\n")
-    print(f"matmul peak (2048^3): fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s; "
-          f"rounds kept where no call waited for a CPU more than {args.max_wait:.0%} of its time\n")
-    print("| model | case | op | contender | median ms | range ms | speedup of archdsl | % peak | first call s |")
-    print("|---|---|---|---|---:|---:|---:|---:|---:|")
+          f"torch {torch.__version__}; allocator: "
+          f"{'freed memory kept (mallopt)' if kept_memory else 'the system default'}\n")
+    for dtype, by_kernel in peaks.items():
+        print(f"matmul peak (2048^3), {dtype}: {peak[dtype]:.0f} GFLOP/s ("
+              + ", ".join(f"{k} {v:.0f}" for k, v in by_kernel.items()) + ")  ")
+    print(f"\nrounds kept where no call waited for a CPU more than {args.max_wait:.0%} of its time\n")
+    if "kernels" in args.cases.split(","):
+        kernel_table(args.rounds, args.max_wait, args.batch)
+        print()
+    print("| model | case | op | contender | median ms | range ms | speedup of archdsl | % peak | "
+          "page faults | first call s |")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|")
     x = torch.randn(args.batch, 3, args.size, args.size)
     y = torch.randint(0, 1000, (args.batch,))
     notes = []
-    for key in args.models.split(","):
+    for key in args.models.split(",") if set(args.cases.split(",")) - {"kernels"} else []:
         case = builders[key]()
         if case.skip:
             notes.append(f"{case.name} skipped: {case.skip}")
@@ -364,6 +433,8 @@ def main(argv: list[str] | None = None) -> None:
             refs = {n: m for n, m in refs.items() if n in args.refs.split(",")}
         macs = archdsl.analyze(case.spec, input=f"3x{args.size}x{args.size}").macs * args.batch
         for kind in args.cases.split(","):
+            if kind == "kernels":
+                continue
             for op in args.ops.split(","):
                 contenders = contenders_for(case, kind, op, refs, state, x, y)
                 if not contenders:
@@ -381,7 +452,8 @@ def main(argv: list[str] | None = None) -> None:
                     first = f"{c.first_s:.1f}" if c.first_s is not None else ""
                     print(f"| {case.name} | {kind} ({kept}/{total} rounds) | {op} | {c.name} | {med:.1f} | "
                           f"{min(c.ms):.0f}-{max(c.ms):.0f} | {med / base:.2f}x | "
-                          f"{flops / (med / 1e3) / 1e9 / p:.0%} | {first} |", flush=True)
+                          f"{flops / (med / 1e3) / 1e9 / p:.0%} | {statistics.median(c.faults):.0f} | "
+                          f"{first} |", flush=True)
                 if args.profile:
                     for c in contenders:
                         profile(f"{case.name} {kind} {op}: {c.name}", c.fn)

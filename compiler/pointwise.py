@@ -19,13 +19,14 @@ import torch.nn.functional as F
 from torch import nn
 
 MIN_ROWS = 64  # below this the conv's fixed cost outweighs the faster kernel
+ONEDNN = torch.backends.mkldnn.is_available()  # read once: torch.compile cannot trace the call
 
 
 def _use_conv(x: torch.Tensor, weight: torch.Tensor) -> bool:
     return (x.device.type == "cpu" and x.dtype == torch.float32 and weight.dtype == torch.float32
             and x.dim() >= 2 and x.numel() >= MIN_ROWS * x.shape[-1]
             and not torch.is_autocast_enabled("cpu")
-            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+            and ONEDNN and torch.backends.mkldnn.enabled
             and not torch.jit.is_tracing() and not torch.jit.is_scripting()
             and not torch.onnx.is_in_onnx_export() and not torch.compiler.is_exporting())
 

@@ -18,6 +18,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..training.allocator import keep_freed_memory
 from .common import err, plain_console, shout, usage, visible
 
 
@@ -106,6 +107,7 @@ def register(app: typer.Typer) -> None:
 
         if precision not in (None, "fp32", "bf16"):
             usage(f"--precision takes fp32 or bf16, not `{precision}`")
+        keep_freed_memory()
         try:
             overrides = _overrides(set_, precision, channels_last)
             from ..training import train
@@ -157,6 +159,7 @@ def register(app: typer.Typer) -> None:
 
         if precision not in (None, "fp32", "bf16"):
             usage(f"--precision takes fp32 or bf16, not `{precision}`")
+        keep_freed_memory()
 
         def progress(row, result, seconds):
             h = result.history[-1] if result.history else {}

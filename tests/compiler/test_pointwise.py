@@ -78,3 +78,12 @@ def test_built_models_take_the_conv_and_onnx_sees_a_plain_gemm(tmp_path):
     kinds = [n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node]
     assert kinds.count("Conv") == 1 + 3 + 4          # stem, downsamples, depthwise convs: no pointwise
     assert "MatMul" in kinds or "Gemm" in kinds
+
+
+def test_torch_compile_traces_a_whole_network_without_a_graph_break():
+    import torch._dynamo
+
+    model = archdsl.build("convnext_atto", input="3x32x32", depths="1,1,1,1", classes=10)
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(model)(torch.randn(2, 3, 32, 32))
+    assert explained.graph_break_count == 0, [b.reason for b in explained.break_reasons]
