@@ -28,7 +28,7 @@ def compile(ir: IRGraph, *, device: str | torch.device | None = None, init: tupl
     """Checked IR -> GraphModule. `device="meta"` builds without allocating any memory.
 
     mode="train": the trainable module (layer scale fused into its linear as `scaled_linear`
-    unless fuse=False). mode="eval": an inference-only module in eval mode, with norms and
+    unless fuse=False; on CPU, a conv network on channels-last memory: passes/channels_last.py). mode="eval": an inference-only module in eval mode, with norms and
     scales folded into the weights and epilogues fused (see passes/eval_build.py).
     torch_compile=True (or a dict of torch.compile arguments, e.g. {"backend": "aot_eager"}):
     the same module, compiled in place with inductor (`nn.Module.compile`,
@@ -41,6 +41,7 @@ def compile(ir: IRGraph, *, device: str | torch.device | None = None, init: tupl
 
     from .init import initialize
     from .lower import lower
+    from .passes.channels_last import to_channels_last
     from .passes.fuse import fuse_linear_layerscale
 
     if mode not in ("train", "eval"):
@@ -59,8 +60,11 @@ def compile(ir: IRGraph, *, device: str | torch.device | None = None, init: tupl
         from .passes.eval_build import EVAL_PASSES, build_for_eval, fuse_epilogues
         passes = tuple(p for p in EVAL_PASSES if not (torch_compile and p is fuse_epilogues))
         gm = build_for_eval(gm, tuple(ir.input_shape), passes)
-    elif fuse:
-        gm = fuse_linear_layerscale(gm)
+    else:
+        if fuse:
+            gm = fuse_linear_layerscale(gm)
+        if len(ir.input_shape) == 3 and next(gm.parameters(), torch.empty(0)).device.type == "cpu":
+            gm = to_channels_last(gm, image_input=True)
     if torch_compile:
         from .passes.dwconv_layout import use_channels_last_dwconv
         if mode == "train":

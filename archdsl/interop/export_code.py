@@ -40,6 +40,7 @@ JOINS = {"add": "{0} + {1}", "mul": "{0} * {1}"}
 _PERMUTE = {NHWC: "x.permute(0, 2, 3, 1)", NCHW: "x.permute(0, 3, 1, 2)"}
 _BLOCK = re.compile(r"stages\.(\d+)\.blocks\.(\d+)$")
 _IDENT = re.compile(r"[A-Za-z_]\w*$")
+CHANNELS_LAST_WHY = "convs run fastest on channels-last memory"
 
 
 class ExportError(Exception):
@@ -675,6 +676,10 @@ def code(spec: SpecLike, **overrides) -> str:
     init_lines += stage_lines
     init_lines.append("        ])")
     # the order of `named_children` only matters for printing; state dict keys are paths
+    from torch import nn
+
+    # as archdsl.build does on CPU (compiler/passes/channels_last.py), so the values are its own
+    channels_last = len(low.input_shape) == 3 and any(issubclass(c, nn.Conv2d) for c in classes)
     shape = "x".join(map(str, low.input_shape))
     imports, sources = _sources(sorted((c for c in classes if not c.__module__.startswith("torch")),
                                        key=lambda c: c.__name__))
@@ -699,8 +704,11 @@ def code(spec: SpecLike, **overrides) -> str:
             f'    """`network {net.name}`: input {shape}, {net.classes} classes."""', "",
             "    def __init__(self):", "        super().__init__()", *init_lines, "",
             f"    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, {', '.join(map(str, low.input_shape))})",
+            *([f"        x = x.contiguous(memory_format=torch.channels_last)  # {CHANNELS_LAST_WHY}"]
+              if channels_last else []),
             *[f"        {line}" for line in body], "        return x", "", "",
-            f"def build() -> {net_class}:", f"    return {net_class}()", "", "",
+            f"def build() -> {net_class}:",
+            f"    return {net_class}(){'.to(memory_format=torch.channels_last)' if channels_last else ''}", "", "",
             'if __name__ == "__main__":',
             "    model = build().eval()",
             f"    print(model(torch.randn(1, {', '.join(map(str, low.input_shape))})).shape)", ""]

@@ -19,9 +19,12 @@ if sys.argv[1] == "keep":
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 torch.ones(16 * 2**20)          # 64 MB, freed at once
-before = faults()
-torch.ones(16 * 2**20)          # the same size again
-print(faults() - before)
+counts = []
+for _ in range(5):              # the same size again; the fewest faults of five, since this VM's
+    before = faults()           # memory reclaim (DAMON) may take back an idle page now and then
+    torch.ones(16 * 2**20)
+    counts.append(faults() - before)
+print(min(counts))
 """
 
 
