@@ -28,7 +28,7 @@ def test_compiled_train_build_matches_eager_gradients():
 
 def test_channels_last_dwconv_op_matches_conv2d_on_every_map_size():
     torch.manual_seed(0)
-    for size, stride in [(16, 1), (7, 1), (16, 2)]:  # 7x7 runs NCHW inside the op
+    for size, stride in [(16, 1), (7, 1), (16, 2)]:
         ref = nn.Conv2d(8, 8, 7, stride, 3, groups=8)
         op = nn.Conv2d(8, 8, 7, stride, 3, groups=8)
         op.load_state_dict(ref.state_dict())
