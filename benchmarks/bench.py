@@ -30,8 +30,8 @@ equal before anything is timed.
 
 Cases: eager | eval | compile | bf16 | kernels (ConvNeXt-T's pointwise layers alone: F.linear
 against archdsl's oneDNN linear, see compiler/pointwise.py).  Ops: forward (no_grad, eval mode) | train (forward,
-cross-entropy, backward, AdamW step). `compile` reports the first call (compilation) and the
-steady state; the inference build is compiled with inductor's freezing. The output is a
+cross-entropy, backward, AdamW step). `compile` reports the first call (compilation, with a fresh
+inductor cache unless --warm-cache) and the steady state; the inference build is compiled with inductor's freezing. The output is a
 markdown table: `speedup` is the contender's median / archdsl's median in the same rows
 (above 1: archdsl is faster); `page faults` the median minor page faults per call (fresh
 memory the kernel zeroes: see --allocator); `% peak` is the achieved GFLOP/s (2 x MACs per sample for a
@@ -42,10 +42,12 @@ from __future__ import annotations
 
 import argparse
 import glob
-import resource
 import importlib
+import os
+import resource
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -395,8 +397,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="keep: freed memory stays in the process for every contender, as `archdsl train` "
                              "does (archdsl/training/allocator.py); system: glibc's defaults, which fault "
                              "large activations in again on every call")
+    parser.add_argument("--warm-cache", action="store_true",
+                        help="let torch.compile reuse its on-disk cache (default: a fresh one, so the "
+                             "first call times a real compilation)")
     args = parser.parse_args(argv)
     kept_memory = args.allocator == "keep" and keep_freed_memory()
+    if not args.warm_cache:  # read by inductor when it compiles, not at import
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="archdsl-bench-inductor-")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
