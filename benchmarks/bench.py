@@ -422,13 +422,15 @@ def main(argv: list[str] | None = None) -> None:
     if "kernels" in args.cases.split(","):
         kernel_table(args.rounds, args.max_wait, args.batch)
         print()
-    print("| model | case | op | contender | median ms | range ms | speedup of archdsl | % peak | "
-          "page faults | first call s |")
-    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|")
+    model_cases = [kind for kind in args.cases.split(",") if kind != "kernels"]
+    if model_cases:
+        print("| model | case | op | contender | median ms | range ms | speedup of archdsl | % peak | "
+              "page faults | first call s |")
+        print("|---|---|---|---|---:|---:|---:|---:|---:|---:|")
     x = torch.randn(args.batch, 3, args.size, args.size)
     y = torch.randint(0, 1000, (args.batch,))
     notes = []
-    for key in args.models.split(",") if set(args.cases.split(",")) - {"kernels"} else []:
+    for key in args.models.split(",") if model_cases else []:
         case = builders[key]()
         if case.skip:
             notes.append(f"{case.name} skipped: {case.skip}")
@@ -439,9 +441,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.refs != "all":
             refs = {n: m for n, m in refs.items() if n in args.refs.split(",")}
         macs = archdsl.analyze(case.spec, input=f"3x{args.size}x{args.size}").macs * args.batch
-        for kind in args.cases.split(","):
-            if kind == "kernels":
-                continue
+        for kind in model_cases:
             for op in args.ops.split(","):
                 contenders = contenders_for(case, kind, op, refs, state, x, y)
                 if not contenders:

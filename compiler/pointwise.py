@@ -5,8 +5,8 @@ On CPU, `F.linear` is a BLAS gemm (MKL in torch's wheels), while a 1x1 convoluti
 same memory goes to oneDNN. The data is already channels-last, so `x` (..., C) read as an
 NCHW tensor in channels-last memory is the same bytes: the conv needs no copy, and its
 output, read back as (..., C_out), is contiguous. On the development machine (AMD EPYC,
-AVX-512) torch's sgemm runs at ~220 GFLOP/s and oneDNN at ~480, and ConvNeXt-T's pointwise
-layers took 1.4-2.4x longer forward and 1.3-2.2x longer forward+backward through the gemm
+AVX-512) torch's sgemm runs at ~220 GFLOP/s and oneDNN at ~490, and ConvNeXt-T's pointwise
+layers took 1.9-2.3x longer forward and 1.6-2.1x longer forward+backward through the gemm
 (batch 8, every stage; `benchmarks/bench.py --cases kernels`). The conv is used where it is
 oneDNN's (CPU, float32, rows >= MIN_ROWS) and `F.linear` everywhere else: other devices,
 bf16 autocast (where torch's gemm is already oneDNN-fast), a few rows (the head), and while
