@@ -75,3 +75,13 @@ def test_adamw_skips_decay_on_1d_params_sgd_decays_all():
     assert len(sgd) == 1 and len(sgd[0]["params"]) == 4
     opt = build_optimizer(model, TrainRecipe(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True))
     assert isinstance(opt, torch.optim.SGD) and opt.defaults["nesterov"]
+
+
+def test_optimizers_are_fused_where_torch_has_the_kernel():
+    model = torch.nn.Linear(4, 4)
+    for name in ("adamw", "sgd"):
+        opt = build_optimizer(model, TrainRecipe(optimizer=name, lr=0.1, momentum=0.9))
+        assert opt.defaults["fused"] is True, name
+    with torch.device("meta"):
+        meta = torch.nn.Linear(4, 4)
+    assert not build_optimizer(meta, TrainRecipe(optimizer="adamw", lr=0.1)).defaults["fused"]
