@@ -28,8 +28,9 @@ def compile(ir: IRGraph, *, device: str | torch.device | None = None, init: tupl
     """Checked IR -> GraphModule. `device="meta"` builds without allocating any memory.
 
     mode="train": the trainable module (layer scale fused into its linear as `scaled_linear`
-    unless fuse=False; on CPU, a conv network on channels-last memory: passes/channels_last.py). mode="eval": an inference-only module in eval mode, with norms and
-    scales folded into the weights and epilogues fused (see passes/eval_build.py).
+    unless fuse=False; on CPU, a conv network on channels-last memory: passes/channels_last.py).
+    mode="eval": an inference-only module in eval mode, with norms and scales folded into the
+    weights and epilogues fused (see passes/eval_build.py).
     torch_compile=True (or a dict of torch.compile arguments, e.g. {"backend": "aot_eager"}):
     the same module, compiled in place with inductor (`nn.Module.compile`,
     so paths and the state dict do not change): for training with the channels-last depthwise
