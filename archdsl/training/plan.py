@@ -63,7 +63,8 @@ def adapt_recipe(spec: TrainRecipe, run: TrainRecipe, n_train: int, user: set[st
             notes.append(f"warm-up {_fmt(spec.warmup)} -> {_fmt(update['warmup'])} epochs "
                          f"({run.epochs} of the spec's {spec.epochs} epochs)")
         if spec.milestones and "milestones" not in user:
-            update["milestones"] = tuple(max(1, round(m * scale)) for m in spec.milestones)
+            # a run shorter than the milestones are many merges those that land on one epoch
+            update["milestones"] = tuple(sorted({max(1, round(m * scale)) for m in spec.milestones}))
             notes.append(f"step milestones {list(spec.milestones)} -> {list(update['milestones'])}")
     cap = 2 ** int(math.log2(max(1, n_train // MIN_STEPS)))
     if run.batch > cap and "batch" not in user:

@@ -63,3 +63,11 @@ def test_sgd_scales_linearly_and_milestones_follow_the_run():
     assert update["milestones"] == (3, 6, 8)
     assert update["batch"] == 64 and update["lr"] == pytest.approx(0.1 * 64 / 256)
     assert "linear scaling" in notes[-1]
+
+
+def test_milestones_of_a_very_short_run_merge_instead_of_failing():
+    spec = archdsl.TrainRecipe(optimizer="sgd", epochs=90, schedule="step", milestones=(30, 60, 80))
+    for epochs, expected in ((1, (1,)), (2, (1, 2)), (3, (1, 2, 3))):
+        update, _ = adapt_recipe(spec, spec.model_copy(update={"epochs": epochs}), n_train=1437, user=set())
+        assert update["milestones"] == expected
+        archdsl.TrainRecipe(**(spec.model_dump() | update))  # valid for the recipe's own checks
