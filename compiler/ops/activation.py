@@ -17,6 +17,10 @@ class _Activation(OpDef):
     layouts = (NCHW, NHWC, VEC)
     factory = "Identity"  # the torch.nn class it lowers to
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.example = cls.module_name = cls.name  # an activation is written, and named, as itself
+
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
         from torch import nn
 
@@ -25,45 +29,43 @@ class _Activation(OpDef):
 
 @register
 class ReLU(_Activation):
-    name, summary, example, module_name, factory = "relu", "max(x, 0)", "relu", "relu", "ReLU"
+    name, summary, factory = "relu", "max(x, 0)", "ReLU"
 
 
 @register
 class ReLU6(_Activation):
-    name, summary, example, module_name, factory = "relu6", "min(max(x, 0), 6) (MobileNet)", "relu6", "relu6", "ReLU6"
+    name, summary, factory = "relu6", "min(max(x, 0), 6) (MobileNet)", "ReLU6"
     related = ("relu_6",)
 
 
 @register
 class Sigmoid(_Activation):
-    name, summary, example, module_name, factory = "sigmoid", "1 / (1 + exp(-x)); a gate's last op", "sigmoid", "sigmoid", "Sigmoid"
+    name, summary, factory = "sigmoid", "1 / (1 + exp(-x)); a gate's last op", "Sigmoid"
 
 
 @register
 class HardSigmoid(_Activation):
-    name, summary, example, module_name, factory = ("hardsigmoid", "relu6(x + 3) / 6 (MobileNetV3's gate)",
-                                                    "hardsigmoid", "hardsigmoid", "Hardsigmoid")
+    name, summary, factory = "hardsigmoid", "relu6(x + 3) / 6 (MobileNetV3's gate)", "Hardsigmoid"
     related = ("hsigmoid", "hard_sigmoid")
 
 
 @register
 class HardSwish(_Activation):
-    name, summary, example, module_name, factory = ("hardswish", "x * relu6(x + 3) / 6 (MobileNetV3)",
-                                                    "hardswish", "hardswish", "Hardswish")
+    name, summary, factory = "hardswish", "x * relu6(x + 3) / 6 (MobileNetV3)", "Hardswish"
     related = ("hswish", "hard_swish")
 
 
 @register
 class GELU(_Activation):
-    name, summary, example, module_name, factory = "gelu", "Gaussian error linear unit (exact erf form)", "gelu", "gelu", "GELU"
+    name, summary, factory = "gelu", "Gaussian error linear unit (exact erf form)", "GELU"
 
 
 @register
 class SiLU(_Activation):
-    name, summary, example, module_name, factory = "silu", "x * sigmoid(x) (swish)", "silu", "silu", "SiLU"
+    name, summary, factory = "silu", "x * sigmoid(x) (swish)", "SiLU"
     related = ("swish",)
 
 
 @register
 class Identity(_Activation):
-    name, summary, example, module_name, factory = "identity", "passes its input through", "identity", "identity", "Identity"
+    name, summary, factory = "identity", "passes its input through", "Identity"
