@@ -10,6 +10,7 @@ import torch
 from torch import fx, nn
 
 import archdsl
+from training_loop import training_losses
 
 TINY = {"input": "3x32x32", "classes": 10, "widths": "8,16,32,64", "depths": "1,1,2,1"}
 
@@ -120,12 +121,5 @@ def test_model_trains():
     torch.manual_seed(0)
     model = archdsl.build("resnet50", input="3x16x16", classes=4, widths="16,32,64,128", depths="1,1,1,1")
     x, y = torch.randn(16, 3, 16, 16), torch.randint(0, 4, (16,))
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    losses = []
-    for _ in range(15):
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = training_losses(model, x, y, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), 15)
     assert losses[-1] < 0.5 * losses[0]

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 import archdsl
 from reference_transformers import SwinTransformer
+from training_loop import training_losses
 
 MY_SWIN = """network my_swin extends swin_t
 input 3x384x384
@@ -57,14 +57,7 @@ stages {
     model = archdsl.build(archdsl.loads(text))
     assert attn(model, 0, 1).shift == 2 and attn(model, 0, 1).attn_mask.min() == -100
     x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 4, (16,))
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    losses = []
-    for _ in range(12):
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = training_losses(model, x, y, torch.optim.AdamW(model.parameters(), lr=2e-3), 12)
     assert losses[-1] < 0.5 * losses[0]
     assert model.get_submodule("stages.0.blocks.1.attn").relative_position_bias_table.grad.abs().sum() > 0
 
