@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 
 from ..api import SpecLike, as_network, build, check
 from ..diff.compare import facts_of
-from ..diff.opdiff import OpView, ResidualView, SeqDiff, _pair, _gaps, _same_head, lcs, same_op, units, views
+from ..diff.opdiff import (GateView, OpView, ResidualView, SeqDiff, _branches, _gaps, _pair, _same_head, lcs,
+                           same_op, units, views)
 
 if TYPE_CHECKING:
     import torch
@@ -45,6 +46,9 @@ def align(a_items: list, b_items: list) -> list[tuple[OpView, OpView]]:
 def align_moves(a_items: list, b_items: list, moved_in: bool = False) -> list[tuple[OpView, OpView, bool]]:
     """Pairs (old op, new op, moved) of two op sequences, as the diff aligns them; `moved`
     for the ops of a unit the diff reports as moved."""
+    ba, bb = _branches(a_items), _branches(b_items)
+    if ba and bb and len(ba) != len(bb):  # as the diff does: ops compared across the residual joins
+        return align_moves([o for r in ba for o in r.body], [o for r in bb for o in r.body], moved_in)
     a, b = units(a_items), units(b_items)
     anchors = lcs(a, b, _same_head)
     moved = SeqDiff("")._moves(a, b, anchors, {i for i, _ in anchors}, {j for _, j in anchors})
@@ -62,6 +66,8 @@ def align_moves(a_items: list, b_items: list, moved_in: bool = False) -> list[tu
         if isinstance(u.head, ResidualView) and isinstance(v.head, ResidualView):
             out += align_moves(u.head.body, v.head.body, moved)
             out += align_moves(u.head.shortcut or [], v.head.shortcut or [], moved)
+        elif isinstance(u.head, GateView) and isinstance(v.head, GateView):
+            out += align_moves(u.head.body, v.head.body, moved)
         elif isinstance(u.head, OpView) and isinstance(v.head, OpView):
             out.append((u.head, v.head, moved))
         ta, tb = u.tail, v.tail
@@ -241,7 +247,7 @@ def transfer(src: SpecLike, dst: SpecLike, weights, *, into: nn.Module | None = 
     mapping = op_map(a_net, b_net)
     old_modules, new_modules = dict(old_model.named_modules()), dict(model.named_modules())
     report = TransferReport(a_net.name, b_net.name)
-    new_state = model.state_dict()
+    new_state = model.state_dict()  # shares the model's storage: copying into it sets the weights
     with torch.no_grad():
         for name, tensor in new_state.items():
             owner, _, leaf = name.rpartition(".")
@@ -267,7 +273,6 @@ def transfer(src: SpecLike, dst: SpecLike, weights, *, into: nn.Module | None = 
             else:
                 tensor.copy_(fitted)
                 report.adapted.append(Entry(name, source, how))
-    model.load_state_dict(new_state)
     if not quiet:
         print(report)
     return model, report

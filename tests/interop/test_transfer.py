@@ -103,3 +103,12 @@ def test_gate_added_is_fresh_and_every_source_tensor_kept():
     assert len(report.exact) == len(s)
     for key in s:
         assert torch.equal(d[key], s[key]), key
+
+
+def test_gates_pair_with_gates():
+    src = trained("se_resnet50")
+    model, report = transfer("se_resnet50", "se_resnet50", src, quiet=True, **KW)
+    assert not report.fresh and not report.adapted and len(report.exact) == len(src.state_dict())
+    s, d = src.state_dict(), model.state_dict()
+    for key in s:
+        assert torch.equal(d[key], s[key]), key
