@@ -19,14 +19,6 @@ from .pointwise import Linear
 SHIFT_MASK = -100.0  # what Swin adds to attention between tokens of different regions
 
 
-def window_geometry(h: int, w: int, window: int, shift: bool) -> tuple[int, int]:
-    """(window, shift size) Swin uses on an h x w map: the window shrinks to the map, with no
-    shift, when the map is no larger than it (as the reference implementation does)."""
-    if min(h, w) <= window:
-        return min(h, w), 0
-    return window, (window // 2 if shift else 0)
-
-
 def relative_position_index(window: int) -> torch.Tensor:
     """[N, N] index into the (2W-1)^2 bias table, N = W*W (Swin's construction)."""
     coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)

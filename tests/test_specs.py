@@ -2,6 +2,9 @@
 exact parameter counts and MACs, and torch's FlopCounterMode on the built module."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -118,3 +121,14 @@ def test_small_build_trains(name):
     y.logsumexp(1).sum().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not missing
+
+
+def test_checking_and_counting_every_shipped_spec_never_imports_torch():
+    script = ("import sys, archdsl\n"
+              "from archdsl.lang.specpath import shipped_names\n"
+              "for name in shipped_names():\n"
+              "    archdsl.analyze(name)\n"
+              "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "[]"

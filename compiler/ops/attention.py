@@ -76,9 +76,12 @@ class WindowAttentionOp(_Attention):
     macs_rule = "4*H*W*C*C + 2*H*W*W'*W'*C (W' the window used)"
 
     def window(self, a: Attrs, x: Shape) -> tuple[int, int]:
-        from ..attention_modules import window_geometry
-
-        return window_geometry(x[1], x[2], a.kernel, a.shift)
+        """(window, shift size) Swin uses on the map: the window shrinks to the map, with no
+        shift, when the map is no larger than it (as the reference implementation does)."""
+        h, w = x[1], x[2]
+        if min(h, w) <= a.kernel:
+            return min(h, w), 0
+        return a.kernel, (a.kernel // 2 if a.shift else 0)
 
     def out_shape(self, a: Attrs, x: Shape) -> Shape:
         heads(self.name, a, x[0])
