@@ -40,7 +40,7 @@ def compile(ir: IRGraph, *, device: str | torch.device | None = None, init: tupl
     model becomes an eval build)."""
     import torch
 
-    from .init import initialize
+    from .init import initialize, rebuild_buffers
     from .lower import lower
     from .passes.channels_last import to_channels_last
     from .passes.fuse import fuse_linear_layerscale
@@ -54,9 +54,11 @@ def compile(ir: IRGraph, *, device: str | torch.device | None = None, init: tupl
         gm = lower(ir)
     if str(device) != "meta":
         gm = gm.to_empty(device=device if device is not None else torch.get_default_device())
-        initialize(gm, *init)
-    if state_dict is not None:
+    if state_dict is not None:  # the weights are given: initialising them first would be wasted
         gm.load_state_dict(state_dict)
+        rebuild_buffers(gm)
+    elif str(device) != "meta":
+        initialize(gm, *init)
     if mode == "eval":
         from .passes.eval_build import EVAL_PASSES, build_for_eval, fuse_epilogues
         passes = tuple(p for p in EVAL_PASSES if not (torch_compile and p is fuse_epilogues))

@@ -23,6 +23,14 @@ def initialize(model: nn.Module, scheme: str, arg: str | float | None = None) ->
         _initialize(model, scheme, arg)
 
 
+def rebuild_buffers(model: nn.Module) -> None:
+    """Compute the buffers no state dict holds (Swin's relative-position index and shift
+    mask), for a model whose weights were loaded instead of initialised."""
+    for module in model.modules():
+        if hasattr(module, "rebuild_buffers"):
+            module.rebuild_buffers()
+
+
 def _initialize(model: nn.Module, scheme: str, arg: str | float | None) -> None:
     """Sets every parameter and buffer, so the model may be built on `meta` and moved with
     `to_empty` first: each weight is initialised once."""

@@ -23,6 +23,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from compiler.init import rebuild_buffers
+
 from ..lang.errors import WeightsError
 from ..lang.suggest import did_you_mean
 
@@ -318,9 +320,7 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
     on_meta = any(t.is_meta for t in own.values())
     model.load_state_dict(converted, strict=True, assign=on_meta)
     if on_meta:  # buffers no checkpoint holds (Swin's index and mask) are computed now
-        for module in model.modules():
-            if hasattr(module, "rebuild_buffers"):
-                module.rebuild_buffers()
+        rebuild_buffers(model)
     return model
 
 
