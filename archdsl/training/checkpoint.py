@@ -158,7 +158,10 @@ def save(out: Path, step: int, model_sd: dict, state: dict, ema_sd: dict | None 
         files = {MODEL: _write_bytes(tmp / MODEL, st_save(tensors_for_file(model_sd), metadata=tags))}
         if ema_sd is not None:
             files[EMA] = _write_bytes(tmp / EMA, st_save(tensors_for_file(ema_sd), metadata=tags))
-        if best_sd is not None:
+        if best_sd is model_sd:  # the weights just written are the best: the same file again
+            _link_or_copy(tmp / MODEL, tmp / BEST)
+            files[BEST] = files[MODEL]
+        elif best_sd is not None:
             files[BEST] = _write_bytes(tmp / BEST, st_save(tensors_for_file(best_sd), metadata=tags))
         else:
             prev = best_from or latest(out)
@@ -332,7 +335,8 @@ def publish_best(out: Path, ckpt: Path) -> Path | None:
             target.unlink(missing_ok=True)
             return None
         src, entry = found
-        if target.is_file() and target.stat().st_size == entry["bytes"] and sha256_file(target) == entry["sha256"]:
+        if target.is_file() and (os.path.samefile(target, src) or  # already that file (hard-linked)
+                                 target.stat().st_size == entry["bytes"] and sha256_file(target) == entry["sha256"]):
             return target
         tmp = out / f".{BEST}.tmp-{os.getpid()}"
         tmp.unlink(missing_ok=True)
