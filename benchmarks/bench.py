@@ -377,11 +377,18 @@ def profile(name: str, fn: Callable[[], None], rows: int = 15) -> None:
     print("```")
 
 
+MODELS = ("convnext_t", "resnet50", "swin_t")
+CASES = ("eager", "eval", "compile", "bf16", "kernels")
+OPS = ("forward", "train")
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    title, _, method = __doc__.partition("\n")
+    parser = argparse.ArgumentParser(description=title, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=method.strip())
     parser.add_argument("--models", default="convnext_t,resnet50,swin_t")
-    parser.add_argument("--cases", default="eager,eval,compile,bf16")
+    parser.add_argument("--cases", default="eager,eval,compile,bf16",
+                        help=f"comma-separated: {', '.join(CASES)}")
     parser.add_argument("--ops", default="forward,train")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=224)
@@ -401,6 +408,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="let torch.compile reuse its on-disk cache (default: a fresh one, so the "
                              "first call times a real compilation)")
     args = parser.parse_args(argv)
+    for option, allowed in (("models", MODELS), ("cases", CASES), ("ops", OPS)):
+        unknown = set(getattr(args, option).split(",")) - set(allowed)
+        if unknown:
+            parser.error(f"--{option}: unknown {', '.join(sorted(unknown))} (choose from {', '.join(allowed)})")
+    for option in ("batch", "size", "rounds", "threads"):
+        if getattr(args, option) is not None and getattr(args, option) < 1:
+            parser.error(f"--{option} must be at least 1")
     kept_memory = args.allocator == "keep" and keep_freed_memory()
     if not args.warm_cache:  # read by inductor when it compiles, not at import
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="archdsl-bench-inductor-")
