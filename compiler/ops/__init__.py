@@ -110,6 +110,17 @@ def fmt_shape(s: Shape) -> str:
     return "x".join(str(d) for d in s)
 
 
+def has_bias(a: Attrs) -> bool:
+    """A conv's or an attention's bias: on unless the spec (or a pass) turned it off."""
+    return True if a.bias is None else a.bias
+
+
+def nearest_divisor(near: int, *widths: int) -> int:
+    """The common divisor of `widths` closest to `near`: the value an error's hint offers."""
+    divisors = [d for d in range(1, max(widths) + 1) if all(w % d == 0 for w in widths)]
+    return min(divisors, key=lambda d: abs(d - near))
+
+
 def padding(kernel: int, stride: int) -> int:
     """`K // 2`, or none when the kernel equals the stride (patchify)."""
     return 0 if kernel == stride else kernel // 2

@@ -14,29 +14,23 @@ from ..ir import Attrs, Shape
 
 if TYPE_CHECKING:
     from torch import nn
-from . import NHWC, OpDef, register
-
-
-def _bias(a: Attrs) -> bool:
-    return True if a.bias is None else a.bias
+from . import NHWC, OpDef, has_bias, nearest_divisor, register
 
 
 def heads(op: str, a: Attrs, c: int) -> int:
     """Heads for a width of c: `hN` as given, `dN` as c / N, one head by default."""
     if a.head_dim is not None:
         if c % a.head_dim:
-            near = [d for d in range(1, c + 1) if c % d == 0]
             raise CompileError("E401", f"{c} channels do not divide into heads of {a.head_dim} channels "
                                f"(`{op}` with `d{a.head_dim}`)",
                                hint=f"pick a head dim that divides {c}, e.g. "
-                               f"`d{min(near, key=lambda d: abs(d - a.head_dim))}`, or a width that is a "
+                               f"`d{nearest_divisor(a.head_dim, c)}`, or a width that is a "
                                f"multiple of {a.head_dim}")
         return c // a.head_dim
     h = a.heads or 1
     if c % h:
-        near = [d for d in range(1, c + 1) if c % d == 0]
         raise CompileError("E401", f"{c} channels do not divide into {h} heads (`{op}` with `h{h}`)",
-                           hint=f"pick heads that divide {c}, e.g. `h{min(near, key=lambda d: abs(d - h))}`, "
+                           hint=f"pick heads that divide {c}, e.g. `h{nearest_divisor(h, c)}`, "
                            "or give a head dim (`d32`) so the heads follow the width")
     return h
 
@@ -58,7 +52,7 @@ class _Attention(OpDef):
 
     def params(self, a: Attrs, x: Shape) -> int:
         c = x[0]
-        return 4 * c * c + (3 * c if _bias(a) else 0) + c
+        return 4 * c * c + (3 * c if has_bias(a) else 0) + c
 
 
 @register
@@ -114,7 +108,7 @@ class WindowAttentionOp(_Attention):
         from ..attention_modules import WindowAttention
 
         win, shift = self.window(a, x)
-        return WindowAttention(x[0], heads(self.name, a, x[0]), win, shift, (x[1], x[2]), _bias(a))
+        return WindowAttention(x[0], heads(self.name, a, x[0]), win, shift, (x[1], x[2]), has_bias(a))
 
 
 @register
@@ -142,7 +136,7 @@ class SelfAttentionOp(_Attention):
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
         from ..attention_modules import SelfAttention
 
-        return SelfAttention(x[0], heads(self.name, a, x[0]), _bias(a))
+        return SelfAttention(x[0], heads(self.name, a, x[0]), has_bias(a))
 
 
 @register

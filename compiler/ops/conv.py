@@ -9,11 +9,7 @@ from ..ir import Attrs, Shape
 
 if TYPE_CHECKING:
     from torch import nn
-from . import NCHW, NHWC, OpDef, padding, register, spatial
-
-
-def _bias(a: Attrs) -> bool:
-    return True if a.bias is None else a.bias
+from . import NCHW, NHWC, OpDef, has_bias, nearest_divisor, padding, register, spatial
 
 
 class _Conv(OpDef):
@@ -28,7 +24,7 @@ class _Conv(OpDef):
             if x[0] % a.group_width:
                 raise CompileError("E401", f"{x[0]} channels do not split into groups of {a.group_width}",
                                    hint=f"pick a group width that divides {x[0]}, e.g. "
-                                   f"gw{_common_divisor(x[0], x[0], a.group_width)}")
+                                   f"gw{nearest_divisor(a.group_width, x[0])}")
             return x[0] // a.group_width
         return a.groups or 1
 
@@ -48,12 +44,12 @@ class _Conv(OpDef):
                                f"or `{self.name}{k + 1}`? (an even kernel fits only a patchify op: `{word} s{k}`)")
         if x[0] % g or out % g:
             raise CompileError("E401", f"{x[0]} input and {out} output channels do not divide into {g} groups",
-                               hint=f"pick groups that divide both, e.g. g{_common_divisor(x[0], out, g)}")
+                               hint=f"pick groups that divide both, e.g. g{nearest_divisor(g, x[0], out)}")
         return (out,) + spatial(x, k, a.stride)
 
     def params(self, a: Attrs, x: Shape) -> int:
         out, k = a.out or x[0], self._k(a)
-        return out * (x[0] // self._groups(a, x)) * k * k + (out if _bias(a) else 0)
+        return out * (x[0] // self._groups(a, x)) * k * k + (out if has_bias(a) else 0)
 
     def macs(self, a: Attrs, x: Shape, y: Shape) -> int:
         k = self._k(a)
@@ -64,12 +60,7 @@ class _Conv(OpDef):
 
         k = self._k(a)
         return nn.Conv2d(x[0], a.out or x[0], k, a.stride, padding(k, a.stride),
-                         groups=self._groups(a, x), bias=_bias(a))
-
-
-def _common_divisor(c_in: int, c_out: int, near: int) -> int:
-    divisors = [d for d in range(1, max(c_in, c_out) + 1) if c_in % d == 0 and c_out % d == 0]
-    return min(divisors, key=lambda d: abs(d - near))
+                         groups=self._groups(a, x), bias=has_bias(a))
 
 
 @register
@@ -135,5 +126,5 @@ class PointwiseConv(_Conv):
         if layout == NHWC:
             from ..pointwise import Linear
 
-            return Linear(x[0], a.out or x[0], bias=_bias(a))
+            return Linear(x[0], a.out or x[0], bias=has_bias(a))
         return super().module(a, x, layout)
