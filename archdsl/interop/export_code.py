@@ -27,13 +27,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-import compiler
 from compiler import ops
 from compiler.ops import NCHW, NHWC
 from compiler.passes import LOWERING_PASSES
+from compiler.passes.channels_last import applies as runs_channels_last
 
-from ..api import SpecLike, _run, as_network
-from ..lang.to_ir import network_to_ir
+from ..api import SpecLike, check
 
 # Structural nodes (no module) and how they read in Python: name -> format of its inputs.
 JOINS = {"add": "{0} + {1}", "mul": "{0} * {1}"}
@@ -135,9 +134,7 @@ def lowered(spec: SpecLike, **overrides) -> tuple[Lowered, object]:
     constructor call recorded."""
     import torch
 
-    net = as_network(spec, **overrides)
-    ir = network_to_ir(net)
-    _run(compiler.check, ir)
+    net, ir = check(spec, **overrides)
     for run_pass in LOWERING_PASSES:
         run_pass(ir)
     nodes: dict[int, Node] = {}
@@ -336,9 +333,9 @@ def _block_class(name: str, kind: str, uses: list[BlockUse]) -> BlockClass:
             per_use.append(match.call.args if match else None)
         present = [(u, a) for u, a in zip(uses, per_use) if a is not None]
         exprs[rel] = {}
+        sub = {p: [getattr(u, p) for u, _ in present] for p in params}
         for arg in n.call.args:
             vals = [a[arg] for _, a in present]
-            sub = {p: [getattr(u, p) for u, _ in present] for p in params}
             expr = _expression(vals, sub)
             if expr is None:  # differs between uses in a way no parameter explains: its own
                 pname = _ident(f"{rel}_{arg}")
@@ -346,8 +343,7 @@ def _block_class(name: str, kind: str, uses: list[BlockUse]) -> BlockClass:
                 expr = pname
                 for u, a in present:
                     values[(u.stage, u.index)][pname] = a[arg]
-            if expr is not None:
-                exprs[rel][arg] = expr
+            exprs[rel][arg] = expr
     if optional:
         own.append("shortcut")
         for u in uses:
@@ -573,7 +569,7 @@ def _block_text(bc: BlockClass) -> tuple[str, set[type]]:
             rel = _relpath(t, n)
             tree.put(rel.split("."), _call_text(n.call, bc.exprs.get(rel, {})))
             classes.add(n.call.cls)
-    sig = ", ".join(["self"] + [p if p == "dim" else f"{p}" for p in bc.params])
+    sig = ", ".join(["self", *bc.params])
     stages = sorted({u.stage + 1 for u in bc.uses})
     where = f"stage{'s' if len(stages) > 1 else ''} {', '.join(map(str, stages))}"
     layout = "channels-last (B, H, W, C)" if t.in_layout == NHWC else "(B, C, H, W)"
@@ -676,10 +672,8 @@ def code(spec: SpecLike, **overrides) -> str:
     init_lines += stage_lines
     init_lines.append("        ])")
     # the order of `named_children` only matters for printing; state dict keys are paths
-    from torch import nn
-
-    # as archdsl.build does on CPU (compiler/passes/channels_last.py), so the values are its own
-    channels_last = len(low.input_shape) == 3 and any(issubclass(c, nn.Conv2d) for c in classes)
+    # as archdsl.build does on CPU, so the values are its own
+    channels_last = runs_channels_last(len(low.input_shape) == 3, classes)
     shape = "x".join(map(str, low.input_shape))
     imports, sources = _sources(sorted((c for c in classes if not c.__module__.startswith("torch")),
                                        key=lambda c: c.__name__))
@@ -738,10 +732,3 @@ def _loops(lines: list[str], net) -> list[str]:
 
 def _class_name(name: str) -> str:
     return "".join(part.capitalize() for part in re.split(r"[_\-]", name) if part) or "Network"
-
-
-def export_code(spec: SpecLike, path, **overrides) -> str:
-    text = code(spec, **overrides)
-    with open(path, "w") as f:
-        f.write(text)
-    return text

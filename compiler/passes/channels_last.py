@@ -12,21 +12,27 @@ batch 8, 224x224), NCHW / channels-last: ResNet-50 forward 215 / 175 ms, train s
 LayerNorm. Parameters keep their names and shapes; checkpoints store them contiguous."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import fx, nn
 
 from .fxutil import finish
 
 
+def applies(image_input: bool, module_types: Iterable[type]) -> bool:
+    """The rule, shared with `archdsl export`: an image input and at least one conv."""
+    return image_input and any(issubclass(t, nn.Conv2d) for t in module_types)
+
+
 def to_channels_last(gm: fx.GraphModule, image_input: bool | None = None) -> fx.GraphModule:
     """`image_input`: whether the model takes a (B, C, H, W) batch; when None, read from the
     shapes the eval build annotated on the input node."""
-    convs = [m for m in gm.modules() if isinstance(m, nn.Conv2d)]
     inputs = [n for n in gm.graph.nodes if n.op == "placeholder"]
     if image_input is None:
         meta = inputs[0].meta.get("tensor_meta") if len(inputs) == 1 else None
         image_input = meta is not None and len(meta.shape) == 4
-    if not convs or not image_input or len(inputs) != 1 or _converted(inputs[0]):
+    if not applies(image_input, {type(m) for m in gm.modules()}) or len(inputs) != 1 or _converted(inputs[0]):
         return gm
     gm.to(memory_format=torch.channels_last)  # every 4-D parameter (conv weights), in canonical strides
     x = inputs[0]
