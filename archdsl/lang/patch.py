@@ -41,7 +41,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from . import ast
+from . import ast, printer
 from .errors import ArchError, ErrorCollector, Span
 from .network import InitSpec, Network, StageSpec
 
@@ -143,7 +143,7 @@ def op_text(o) -> str:
         return "gate { " + ", ".join(op_text(x) for x in o.body) + " }"
     if isinstance(o, ast.Guard):
         return f"if {o.name.text} {o.cmp.text} {o.value.text} {{ " + ", ".join(op_text(x) for x in o.body) + " }"
-    return " ".join([o.name.text, *(a.text for a in o.args)])
+    return printer.op(o)
 
 
 def role(text: str) -> str:
@@ -254,11 +254,7 @@ def _item(s) -> bool:
 
 def shortcut_text(regions: Regions) -> str | None:
     """The residual's shortcut as a `shortcut` edit states it: its ops, `none`, or None (identity)."""
-    return "none" if regions.shortcut_none else op_list_text(regions.shortcut) if regions.shortcut else None
-
-
-def op_list_text(ops) -> str:
-    return ", ".join(op_text(o) for o in ops)
+    return "none" if regions.shortcut_none else printer.op_list(regions.shortcut) if regions.shortcut else None
 
 
 # ---- applying one body edit --------------------------------------------------------------------
@@ -381,9 +377,9 @@ def _set(net: Network, e: Edit, base: str) -> Network:
     m = re.fullmatch(r"(\w+)\.(\w+?)\.kernel", key)
     if m and m.group(1) not in ("stem", "downsample", "head"):
         key = f"{target_block(net, m.group(1), base)}.{m.group(2)}.kernel"
-    if key.startswith("train."):
-        return net.model_copy(update={"train": build_recipe(net.train.model_dump() | train_values({key: e.text}))})
     try:
+        if key.startswith("train."):
+            return net.model_copy(update={"train": build_recipe(net.train.model_dump() | train_values({key: e.text}))})
         return apply_overrides(net, {key: e.text})
     except ArchError as err:
         raise Conflict(f"`set {key} {e.text}` does not fit {base}: {err.message}", hint=err.hint) from None

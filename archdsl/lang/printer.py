@@ -40,10 +40,6 @@ class Line:
 
 # ---- one function per node kind ---------------------------------------------------------
 
-def word(w: ast.Word) -> str:
-    return w.text
-
-
 def op(o: ast.Op) -> str:
     return " ".join([o.name.text, *(a.text for a in o.args)])
 

@@ -17,7 +17,6 @@ from .limits import EPS_RANGE, INT_RANGES, MAX_BLOCKS, MAX_OPS, MAX_STAGE_DEPTH,
 from .network import Network
 from .suggest import suggest_op
 
-MAX_DEPTH = MAX_STAGE_DEPTH  # blocks in one stage
 _KERNEL_OP = re.compile(r"([a-z]+)(\d+)")
 
 
@@ -33,14 +32,6 @@ class Context:
     block_in: int | None = None   # the block's input node, for `in`; None outside blocks
     in_gate: bool = False         # inside `gate { }`: `gap` keeps a 1x1 map
     index: int | None = None     # the block's index in its stage (`shift` acts on odd ones); None outside
-
-
-def op_words() -> list[str]:
-    """Every op word a user may write, for suggestions (kernel ops with common kernels)."""
-    words = []
-    for name, op in registry.REGISTRY.items():
-        words.extend(f"{name}{k}" for k in (1, 2, 3, 4, 5, 7, 9, 11)) if op.kernel else words.append(name)
-    return words
 
 
 def lookup_op(word: ast.Word) -> tuple[registry.OpDef, int | None]:
@@ -394,9 +385,9 @@ class _Builder:
         first = net.stages[0].width
         x = self.stmts(net.stem, x, "stem", "stem", Context(first, net.classes, None), None)
         total = sum(s.depth for s in net.stages)
-        too_deep = [st for st in net.stages if st.depth > MAX_DEPTH]  # a typo like `x99999999` must not hang
+        too_deep = [st for st in net.stages if st.depth > MAX_STAGE_DEPTH]  # a typo like `x99999999` must not hang
         for st in too_deep:
-            self.errors.add(OpError(f"a stage of {st.depth:,} blocks is too deep (the most is {MAX_DEPTH:,})",
+            self.errors.add(OpError(f"a stage of {st.depth:,} blocks is too deep (the most is {MAX_STAGE_DEPTH:,})",
                                     st.span, hint="check the stage's `xDEPTH`", code="E207"))
         if too_deep:
             self.errors.raise_if_any()

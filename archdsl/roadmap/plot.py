@@ -58,7 +58,7 @@ def plot_roadmap(rows, path: str | Path) -> Path:
             ax_macs.plot([-0.12, -0.12, 0], [py, yi, yi], color="#555555", lw=0.8, clip_on=False)
 
     ax_macs.set_yticks(y)
-    ax_macs.set_yticklabels([("    " * getattr(r, "level", int(r.branch))) + r.step for r in rows], fontsize=9)
+    ax_macs.set_yticklabels([("    " * r.level) + r.step for r in rows], fontsize=9)
     for label, r in zip(ax_macs.get_yticklabels(), rows):
         label.set_color("#666666" if r.branch else "black")
     ax_macs.invert_xaxis()

@@ -120,3 +120,12 @@ def test_conflict_golden(name):
     if UPDATE:
         expected.write_text(r.stderr)
     assert r.stderr == expected.read_text()
+
+
+def test_a_train_value_that_does_not_fit_is_a_conflict_not_a_crash():
+    from archdsl.lang.patch import Edit, apply_patch
+
+    bad = archdsl.change("step09").model_copy(update={"edits": (Edit(kind="set", key="train.lr", text="-5"),)})
+    net, conflicts = apply_patch(bad, archdsl.load("step00_resnet50"), strict=False)
+    assert net == archdsl.load("step00_resnet50")
+    assert len(conflicts) == 1 and "`set train.lr -5` does not fit" in conflicts[0].message
