@@ -178,7 +178,7 @@ def ablation_table(ab: Ablation):
     from rich.table import Table
     from rich.text import Text
 
-    from .render import _signed
+    from .render import delta
 
     table = Table(header_style="bold", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     first = "without" if ab.mode == "leave-one-out" else "only"
@@ -188,10 +188,6 @@ def ablation_table(ab: Ablation):
                          max_width=48 if col in ("its change", "notes") else None)
     table.add_row(Text(ab.reference, style="bold"), "(the reference)", f"{ab.reference_params / 1e6:.2f}M", "",
                   f"{ab.reference_macs / 1e9:.2f}", "", "")
-
-    def delta(d, scale, unit):
-        return Text(_signed(d / scale, ".2f") + unit if d else "0",
-                    style="red" if d > 0 else "green" if d < 0 else "dim")
 
     for r in ab.rows:
         notes = [f"does not check ({r.error})"] if r.error else []

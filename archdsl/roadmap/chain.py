@@ -160,7 +160,7 @@ def roadmap_rows(directory: str | Path | None = None, **overrides) -> list[Roadm
             paper_top1=p.top1 if p else None, paper_top1_std=p.top1_std if p else None,
             paper_note=p.note if p else None))
     if shipped:
-        last = [n for n, branch in order(parents) if not branch][-1]
+        last = next(r.step for r in reversed(rows) if not r.branch)
         rows.append(reference_row(specs[last], overrides))
     return rows
 

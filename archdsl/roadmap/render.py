@@ -11,6 +11,14 @@ def _signed(n: float, fmt: str) -> str:
     return ("+" if n > 0 else "") + format(n, fmt)
 
 
+def delta(d: int | None, scale: float, unit: str) -> Text:
+    """A signed change in params or MACs: red up, green down, `0` dim, empty where none."""
+    if d is None:
+        return Text("")
+    return Text(_signed(d / scale, ".2f") + unit if d else "0",
+                style="red" if d > 0 else "green" if d < 0 else "dim")
+
+
 def roadmap_table(rows) -> Table:
     """One table of the chain; the rows may carry extra `metrics` columns."""
     metrics = list(dict.fromkeys(k for r in rows for k in r.metrics))
@@ -19,12 +27,6 @@ def roadmap_table(rows) -> Table:
     table.add_column("change (from the diff)", min_width=24, max_width=64)
     for col in ("params", "Δ params", "GMACs", "Δ GMACs", "paper\nGFLOPs", "paper\ntop-1", "±", *metrics):
         table.add_column(col, justify="right", no_wrap=True)
-
-    def delta(d: int | None, scale: float, unit: str) -> Text:
-        if d is None:
-            return Text("")
-        return Text(_signed(d / scale, ".2f") + unit if d else "0",
-                    style="red" if d > 0 else "green" if d < 0 else "dim")
 
     for r in rows:
         gflops = "" if r.paper_gflops is None else f"{r.paper_gflops:.2f}" + ("*" if r.flops_differ else "")
