@@ -62,6 +62,12 @@ def usage(message: str) -> None:
     raise typer.Exit(2)
 
 
+def failed(message: str) -> None:
+    """An error that is not a diagnostic (a file that cannot be written): `error: ...`, exit 1."""
+    shout(f"error: {message}")
+    raise typer.Exit(1)
+
+
 def fail(e: ArchError) -> None:
     # Plain write, not rich: a diagnostic must never be re-wrapped at the terminal width.
     sys.stderr.write(e.render() + "\n")

@@ -9,20 +9,10 @@ from typing import Annotated
 import typer
 
 from ..lang.errors import ArchError
-from .common import SetOpt, err, fail, out, overrides
+from .common import SetOpt, fail, failed, out, overrides, usage
 
 ToOpt = Annotated[str, typer.Option("--to", help="The file to write; its suffix says what to write.",
                                     show_default=False)]
-
-
-def usage(message: str) -> None:
-    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
-def failed(message: str) -> None:
-    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
 
 
 def target(to: str, suffixes: tuple[str, ...]) -> Path:

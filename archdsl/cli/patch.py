@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..lang.errors import ArchError, display_path
-from .common import SetOpt, SpecArg, err, fail, overrides
+from .common import SetOpt, SpecArg, err, fail, failed, overrides, usage
 
 OutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the spec to this file instead of "
                                                 "printing it.", dir_okay=False)]
@@ -22,8 +22,7 @@ def _write(text: str, path: Optional[Path]) -> None:
     try:
         path.write_text(text)
     except OSError as e:
-        err.print(f"error: cannot write `{path}`: {e.strerror or e}", markup=False)
-        raise typer.Exit(1) from None
+        failed(f"cannot write `{path}`: {e.strerror or e}")
     err.print(f"wrote {path}", markup=False)
 
 
@@ -43,8 +42,7 @@ def register(app: typer.Typer) -> None:
         from ..lang.specpath import find_spec
 
         if check and write:
-            err.print("error: --check and --write exclude each other")
-            raise typer.Exit(2)
+            usage("--check and --write exclude each other")
         unformatted = []
         for name in specs:
             try:
@@ -130,8 +128,7 @@ def register(app: typer.Typer) -> None:
         short = lambda n: n.split("_")[0] if n.startswith("step") else n  # noqa: E731
         new_name = name or (output.stem if output else f"{short(patch.step)}_on_{short(base.name)}")
         if not new_name.isidentifier():
-            err.print(f"error: `{new_name}` is not a network name (letters, digits, `_`); pass --name", markup=False)
-            raise typer.Exit(2)
+            usage(f"`{new_name}` is not a network name (letters, digits, `_`); pass --name")
         note = (f"{patch.step}'s change applied to {base.name} (`archdsl apply`):",
                 *(f"  {e.describe()}" for e in patch.edits))
         _write(format_spec(child_spec(result, base, new_name, note), layout=False), output)
@@ -160,26 +157,22 @@ def register(app: typer.Typer) -> None:
         from ..roadmap.ablate import MODES, ablate, ablation_table
 
         if mode not in MODES:
-            err.print(f"error: --mode takes {' or '.join(MODES)}, not `{mode}`", markup=False)
-            raise typer.Exit(2)
+            usage(f"--mode takes {' or '.join(MODES)}, not `{mode}`")
         if plot is not None and plot.suffix.lower() != ".png":
-            err.print(f"error: --plot writes a PNG; name the file `{plot.with_suffix('.png')}`", markup=False)
-            raise typer.Exit(2)
+            usage(f"--plot writes a PNG; name the file `{plot.with_suffix('.png')}`")
         try:
             ab = ablate(directory, mode=mode, out=out_dir)  # type: ignore[arg-type]
         except ArchError as e:
             fail(e)
         except OSError as e:
-            err.print(f"error: cannot write into `{out_dir}`: {e.strerror or e}", markup=False)
-            raise typer.Exit(1) from None
+            failed(f"cannot write into `{out_dir}`: {e.strerror or e}")
         if plot is not None:
             from ..roadmap.plot import plot_ablation
 
             try:
                 plot_ablation(ab, plot)
             except OSError as e:
-                err.print(f"error: cannot write `{plot}`: {e.strerror or e}", markup=False)
-                raise typer.Exit(1) from None
+                failed(f"cannot write `{plot}`: {e.strerror or e}")
             err.print(f"wrote {plot}", markup=False)
         if json_:
             print(ab.model_dump_json(indent=2))

@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..training.allocator import keep_freed_memory
-from .common import err, plain_console, shout, usage, visible
+from .common import fail, plain_console, shout, usage, visible
 
 
 def _overrides(set_: list[str] | None, precision: str | None, channels_last: bool) -> dict[str, object]:
@@ -123,8 +123,7 @@ def register(app: typer.Typer) -> None:
             shout(f"{e.message}\nhelp: {e.hint}")
             raise typer.Exit(e.exit_code)
         except ArchError as e:
-            err.print(e.render(), soft_wrap=True)
-            raise typer.Exit(1)
+            fail(e)
 
     @app.command("train-roadmap")
     def train_roadmap_command(
@@ -172,11 +171,10 @@ def register(app: typer.Typer) -> None:
             rows = train_roadmap(directory, data=data, epochs=epochs, out=out, seed=seed, resume=resume,
                                  on_step=progress, **overrides)
         except Interrupted as e:  # its hint says: the same command with --resume
-            err.print(f"{e.message}\nhelp: {e.hint}", markup=False, highlight=False, soft_wrap=True)
+            shout(f"{e.message}\nhelp: {e.hint}")
             raise typer.Exit(e.exit_code)
         except ArchError as e:
-            err.print(e.render(), soft_wrap=True)
-            raise typer.Exit(1)
+            fail(e)
         buf = io.StringIO()
         console = plain_console(file=buf, width=220, color_system=None)
         console.print(roadmap_table(rows))
