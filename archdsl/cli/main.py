@@ -24,3 +24,11 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except BrokenPipeError:  # the reader went away (`| head`): nothing more to say
+        sys.exit(1)
+    except OSError as e:  # standard output itself failed (a full disk behind `> file`)
+        try:
+            sys.stderr.write(f"error: cannot write the output: {e.strerror or e}\n")
+        except OSError:
+            pass
+        sys.exit(1)

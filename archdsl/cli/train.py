@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Callable, Optional
 
 import typer
 
@@ -22,11 +22,20 @@ from ..training.allocator import keep_freed_memory
 from .common import fail, plain_console, shout, usage, visible
 
 
-def _overrides(set_: list[str] | None, precision: str | None, channels_last: bool) -> dict[str, object]:
-    """`--set` items plus the options that are recipe values in disguise."""
+def _overrides(set_: list[str] | None, precision: str | None, channels_last: bool,
+               run: Callable) -> dict[str, object]:
+    """`--set` items plus the options that are recipe values in disguise. A key that names one
+    of `run`'s own arguments (`epochs`, `seed`, ...) is a usage error: it has its option."""
+    import inspect
+
     from ..lang.overrides import parse_set
 
     overrides: dict[str, object] = dict(parse_set(set_ or []))
+    own = {n for n, p in inspect.signature(run).parameters.items() if p.kind is not p.VAR_KEYWORD}
+    for key in overrides.keys() & own:
+        option = f"--{key.replace('_', '-')}"
+        usage(f"`--set {key}=...` is not a spec value; use {option} (or `--set train.{key}=...` for the recipe)"
+              if key == "epochs" else f"`--set {key}=...` is not a spec value; use {option}")
     if precision is not None:
         overrides["train.precision"] = precision
     if channels_last:
@@ -74,7 +83,8 @@ def register(app: typer.Typer) -> None:
         epochs: Annotated[Optional[int], typer.Option(help="Epochs (overrides the recipe's).")] = None,
         out: Annotated[Optional[Path], typer.Option(help="Run directory: checkpoints, metrics.jsonl, "
                                                         "curves.png. Default runs/<network>.")] = None,
-        seed: Annotated[int, typer.Option(help="Seed for weights, data order and augmentation.")] = 0,
+        seed: Annotated[int, typer.Option(help="Seed for weights, data order and augmentation.",
+                                          min=0, max=2 ** 63 - 1)] = 0,
         resume: Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint "
                                                              "in --out.")] = False,
         set_: Annotated[Optional[list[str]], typer.Option(
@@ -107,12 +117,12 @@ def register(app: typer.Typer) -> None:
 
         if precision not in (None, "fp32", "bf16"):
             usage(f"--precision takes fp32 or bf16, not `{precision}`")
+        from ..training import train
+        from ..training.engine import Interrupted
+
         keep_freed_memory()
         try:
-            overrides = _overrides(set_, precision, channels_last)
-            from ..training import train
-            from ..training.engine import Interrupted
-
+            overrides = _overrides(set_, precision, channels_last, train)
             init = _init_from(init_from, init_spec or spec, quiet) if init_from is not None else None
             train(spec, data=data, epochs=epochs, out=out, seed=seed, resume=resume,
                   skip_bad_images=skip_bad_images, quiet=quiet, device=device, force=force,
@@ -134,7 +144,7 @@ def register(app: typer.Typer) -> None:
         epochs: Annotated[int, typer.Option(help="Epochs per step.")] = 4,
         out: Annotated[Path, typer.Option(help="Runs go to OUT/<step>; finished ones are reused.")]
             = Path("runs/roadmap"),
-        seed: Annotated[int, typer.Option(help="Seed for every step.")] = 0,
+        seed: Annotated[int, typer.Option(help="Seed for every step.", min=0, max=2 ** 63 - 1)] = 0,
         set_: Annotated[Optional[list[str]], typer.Option(
             "--set", help="Override for every step: KEY=VALUE (repeatable).")] = None,
         precision: Annotated[Optional[str], typer.Option(help="fp32 or bf16 (autocast).")] = None,
@@ -167,7 +177,7 @@ def register(app: typer.Typer) -> None:
 
         started = time.perf_counter()
         try:
-            overrides = _overrides(set_, precision, channels_last)
+            overrides = _overrides(set_, precision, channels_last, train_roadmap)
             rows = train_roadmap(directory, data=data, epochs=epochs, out=out, seed=seed, resume=resume,
                                  on_step=progress, **overrides)
         except Interrupted as e:  # its hint says: the same command with --resume

@@ -199,6 +199,11 @@ def test_bad_set_values_exit_1(command, item):
     ["check", "convnext_t", "--set"],           # option without its value
     ["compile", "convnext_t", "--emit", "pdf"],  # a value the option does not take
     ["check", "a.arch", "b.arch"],              # too many arguments
+    ["train", "resnet18", "--set", "epochs=3"],  # a run option, not a spec value
+    ["train", "resnet18", "--set", "seed=3"],
+    ["train-roadmap", "--set", "epochs=3"],
+    ["train", "resnet18", "--seed", "99999999999999999999"],
+    ["train", "resnet18", "--seed", "-1"],
 ])
 def test_usage_errors_exit_2(args):
     assert_clean_failure(cli(*args), code=2)
@@ -217,6 +222,12 @@ def test_the_installed_command_never_prints_a_traceback(tmp_path):
         assert "error[E" in proc.stderr
     # not re-wrapped at a narrow terminal: one diagnostic line stays one line
     assert "did you mean `dwconv7` or `dwconv9`?" in proc.stderr
+    if Path("/dev/full").exists():  # standard output that cannot be written: an error, not a traceback
+        with open("/dev/full", "w") as full:
+            proc = subprocess.run([sys.executable, "-m", "archdsl", "check", "resnet18"], cwd=REPO, stdout=full,
+                                  stderr=subprocess.PIPE, text=True, timeout=60)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert "error: cannot write the output: No space left on device" in proc.stderr
 
 
 # ---- fuzz: random edits of a real spec must give a Network or an ArchError, nothing else ----
