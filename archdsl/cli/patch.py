@@ -119,6 +119,9 @@ def register(app: typer.Typer) -> None:
                     patch = Patch.from_json(Path(step).read_text())
                 except OSError as e:
                     raise PatchError(f"cannot read `{step}`: {e.strerror or e}", code="E905") from None
+                except UnicodeDecodeError:
+                    raise PatchError(f"`{step}` is not text (a change is the JSON `archdsl change --json` "
+                                     "writes)", code="E905") from None
             else:
                 patch = change(step)
             base = as_network(onto)

@@ -14,9 +14,11 @@ runner = CliRunner()
 def odd(tmp_path):
     garbage = tmp_path / "[b]ad name.arch"
     garbage.write_bytes(b"\x00\xff\xfe garbage")
+    binary = tmp_path / "[b]inary.json"
+    binary.write_bytes(bytes(range(128, 256)))
     broken = tmp_path / "[broken].arch"
     broken.write_text("network x extends convnext_t\nblock convnext {\n")
-    return {"garbage": str(garbage), "broken": str(broken), "dir": str(tmp_path / "[no dir]")}
+    return {"garbage": str(garbage), "broken": str(broken), "binary": str(binary), "dir": str(tmp_path / "[no dir]")}
 
 
 CASES = [
@@ -33,6 +35,7 @@ CASES = [
     (["apply", "step09", "--onto", "step00", "--name", "9 bad"], 2, "not a network name"),
     (["apply", "step09", "--onto", "step00", "-o", "{dir}/x.arch"], 1, "cannot write"),
     (["apply", "step09"], 2, "--onto"),
+    (["apply", "{binary}", "--onto", "step00"], 1, "E905"),
     (["ablate", "{dir}"], 1, "E201"),
     (["ablate", "{garbage}"], 1, "E201"),
     (["ablate", "--mode", "all"], 2, "leave-one-out"),
