@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast as pyast
 import builtins
 import inspect
+import keyword
 import re
 import sys
 import types
@@ -677,7 +678,8 @@ def code(spec: SpecLike, **overrides) -> str:
     shape = "x".join(map(str, low.input_shape))
     imports, sources = _sources(sorted((c for c in classes if not c.__module__.startswith("torch")),
                                        key=lambda c: c.__name__))
-    out = [f'"""{net.name}: written by `archdsl export` from {net.path}.',
+    source = str(net.path).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')  # safe inside the docstring
+    out = [f'"""{net.name}: written by `archdsl export` from {source}.',
            "",
            f"Input {shape}, {net.classes} classes. Module paths are those of `archdsl.build`, so its",
            "state dict loads here as it is. Layers start with PyTorch's default initialisation; the",
@@ -730,5 +732,11 @@ def _loops(lines: list[str], net) -> list[str]:
     return out
 
 
+TAKEN = {"F", "nn", "torch", "Stage"}  # names the file itself defines or imports
+
+
 def _class_name(name: str) -> str:
-    return "".join(part.capitalize() for part in re.split(r"[_\-]", name) if part) or "Network"
+    """The network's class: `convnext_t` -> ConvnextT; a keyword (`none` -> None) or a name the
+    file already uses (`f` -> F, torch.nn.functional) gains `Net`."""
+    cls = "".join(part.capitalize() for part in re.split(r"[_\-]", name) if part) or "Network"
+    return cls + "Net" if keyword.iskeyword(cls) or cls in TAKEN else cls

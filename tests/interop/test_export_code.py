@@ -5,6 +5,7 @@ import sys
 import sysconfig
 import textwrap
 
+import pytest
 import torch
 
 import archdsl
@@ -97,3 +98,23 @@ def test_export_after_torch_compile_has_run():
     torch.compile(torch.nn.Linear(2, 2), backend="eager")(torch.randn(1, 2))
     text = code("deit_s", **small("deit_s"))
     assert "class " in text and "Tokens" in text
+
+
+def test_awkward_network_names_and_paths_still_make_a_runnable_file(tmp_path):
+    atto = open(archdsl.load("convnext_atto").path).read()
+    for name, cls in (("none", "NoneNet"), ("f", "FNet"), ("stage", "StageNet")):
+        folder = tmp_path / f'a\\N """{name}'  # a backslash escape and a triple quote in the path
+        folder.mkdir()
+        spec = folder / f"{name}.arch"
+        spec.write_text(atto.replace("network convnext_atto", f"network {name}", 1))
+        text = code(str(spec), input="3x32x32", classes=10)
+        namespace: dict = {}
+        exec(compile(text, "model.py", "exec"), namespace)
+        assert f"class {cls}(nn.Module):" in text
+        assert namespace["build"]()(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_a_name_override_must_be_a_network_name():
+    for bad in ("a b", "é", "1x", 'x"""'):
+        with pytest.raises(archdsl.ArchError, match="E502|network name"):
+            archdsl.load("resnet18", name=bad)
