@@ -75,12 +75,12 @@ def register(app: typer.Typer) -> None:
     def flatten_cmd(spec: SpecArg, set_: SetOpt = None, output: OutOpt = None) -> None:
         """Print the fully resolved network as one self-contained spec: no `extends`, every
         block, the `set` lines and `--set` overrides applied, the recipe written out."""
-        from ..api import as_network
+        from ..api import check
         from ..lang.flatten import flatten
         from ..lang.printer import format_spec
 
         try:
-            net = as_network(spec, **overrides(set_))
+            net, _ = check(spec, **overrides(set_))  # a spec that does not check is not written
         except ArchError as e:
             fail(e)
         _write(format_spec(flatten(net), layout=False), output)

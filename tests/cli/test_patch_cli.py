@@ -27,6 +27,7 @@ CASES = [
     (["fmt", "--check", "--write", "convnext_t"], 2, "exclude"),
     (["flatten", "{broken}"], 1, "E102"),
     (["flatten", "convnext_t", "--set", "depths=1,2"], 1, "E502"),
+    (["flatten", "convnext_t", "--set", "input=3x1x1"], 1, "E402"),  # resolves, but does not check
     (["change", "nope_nope"], 1, "E201"),
     (["apply", "step09", "--onto", "{garbage}"], 1, "E201"),
     (["apply", "{broken}", "--onto", "step00"], 1, "E102"),
