@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..lang.errors import DataError
+from ..lang.errors import DataError, RecipeError
 from ..lang.network import Network
 from ..lang.overrides import from_keywords
 from ..lang.recipe import TrainRecipe
@@ -95,6 +95,13 @@ def user_keys(overrides: dict[str, Any]) -> tuple[set[str], set[str]]:
     return {k for k in keys if not k.startswith("train.")}, train
 
 
+def _has_batchnorm(net: Network) -> bool:
+    from ..api import check
+
+    _, ir = check(net)
+    return any(d["op"] == "bn" for _, d in ir.op_nodes())
+
+
 def plan(spec: Any, data: Any, epochs: int | None = None, skip_bad: bool = False,
          **overrides: Any) -> Plan:
     from ..api import as_network
@@ -131,6 +138,13 @@ def plan(spec: Any, data: Any, epochs: int | None = None, skip_bad: bool = False
     update = {**data_recipe, **update}
     merged = {**implied, **{f"train.{k}": v for k, v in update.items()}, **user}
     net = as_network(spec_net, **merged)
+    if net.train.batch < 2 and _has_batchnorm(net):
+        raise RecipeError(f"a batch of {net.train.batch} cannot train {net.name}: BatchNorm needs at least 2 "
+                          "samples per batch" + (f" ({info.name} has only {info.n_train} training images)"
+                                                 if "batch" not in train_keys else ""),
+                          hint="set `--set train.batch=2` or more" + (", or use more training images"
+                                                                      if "batch" not in train_keys else ""),
+                          code="E605")
     bundle = materialize(info, net.input, skip_bad=skip_bad)
     if info.skipped:
         notes.append(f"skipped {len(info.skipped)} unreadable image(s), e.g. {info.skipped[0]}")

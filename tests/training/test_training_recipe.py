@@ -71,3 +71,9 @@ def test_milestones_of_a_very_short_run_merge_instead_of_failing():
         update, _ = adapt_recipe(spec, spec.model_copy(update={"epochs": epochs}), n_train=1437, user=set())
         assert update["milestones"] == expected
         archdsl.TrainRecipe(**(spec.model_dump() | update))  # valid for the recipe's own checks
+
+
+def test_a_batch_of_one_is_refused_for_batchnorm_networks_only():
+    with pytest.raises(archdsl.ArchError, match="E605"):
+        plan("resnet18", "digits", **{"train.batch": 1})
+    assert plan("convnext_atto", "digits", **{"train.batch": 1}).recipe.batch == 1  # LayerNorm: fine
