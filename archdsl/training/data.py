@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
 from ..lang.errors import DataError
+from ..report import require_memory
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                     ".pgm", ".pbm"}
@@ -148,6 +149,9 @@ def _digits(shape: tuple[int, int, int]) -> tuple[Dataset, Dataset]:
     tr, va = train_test_split(np.arange(len(y)), test_size=DIGITS_VAL_FRACTION,
                               random_state=DIGITS_SPLIT_SEED, stratify=digits.target)
     c, h, w = shape
+    # the whole set is resized at once: a float copy and the uint8 images at the network's input
+    require_memory(len(y) * h * w * (4 + c), "cpu", f"digits at {c}x{h}x{w}",
+                   hint="digits are 8x8 images: train at a smaller input (`--set input=1x32x32`)", code="E902")
     x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
     x = x.clamp(0, 1).mul(255).round().to(torch.uint8).expand(-1, c, -1, -1).contiguous()
     tr, va = torch.from_numpy(tr), torch.from_numpy(va)

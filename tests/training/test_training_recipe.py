@@ -77,3 +77,8 @@ def test_a_batch_of_one_is_refused_for_batchnorm_networks_only():
     with pytest.raises(archdsl.ArchError, match="E605"):
         plan("resnet18", "digits", **{"train.batch": 1})
     assert plan("convnext_atto", "digits", **{"train.batch": 1}).recipe.batch == 1  # LayerNorm: fine
+
+
+def test_digits_too_large_for_memory_is_refused_before_resizing():
+    with pytest.raises(archdsl.ArchError, match="E902"):  # 1,797 images of 16k x 16k: ~2 TiB
+        plan("convnext_atto", "digits", input="1x16384x16384")
