@@ -242,7 +242,7 @@ def convnext_case(droppath: float) -> Case:
         return models | ({"hf": hf} if hf is not None else {})
 
     def weights(refs: dict[str, nn.Module]) -> dict:
-        model = load_weights(archdsl.build("convnext_t"), refs["ref-official"].state_dict(), layout="official")
+        model = load_weights(archdsl.build("convnext_t", device="meta"), refs["ref-official"].state_dict(), layout="official")
         return model.state_dict()
 
     return Case("ConvNeXt-T", "convnext_t", references, weights)
@@ -259,7 +259,7 @@ def resnet_case() -> Case:
 
     def weights(refs: dict[str, nn.Module]) -> dict:
         state = refs["ref-competent"].model.state_dict()
-        return load_weights(archdsl.build("resnet50"), state, layout="torchvision").state_dict()
+        return load_weights(archdsl.build("resnet50", device="meta"), state, layout="torchvision").state_dict()
 
     return Case("ResNet-50", "resnet50", references, weights)
 
@@ -308,11 +308,7 @@ def train_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bf16: bool = Fa
 def contenders_for(case: Case, kind: str, op: str, refs: dict[str, nn.Module], state: dict | None,
                    x: torch.Tensor, y: torch.Tensor) -> list[Contender]:
     def ours(**kw) -> nn.Module:
-        model = archdsl.build(case.spec, state_dict=state, **kw) if kw.get("mode") == "eval" else \
-            archdsl.build(case.spec, **kw)
-        if state is not None and kw.get("mode") != "eval":
-            model.load_state_dict(state)
-        return model
+        return archdsl.build(case.spec, state_dict=state, **kw)
 
     def prepare(model: nn.Module) -> nn.Module:
         return model.train() if op == "train" else model.eval()
@@ -355,9 +351,7 @@ def check_same_function(case: Case, refs: dict[str, nn.Module], state: dict | No
     if state is None:
         return
     x = torch.randn(2, 3, size, size)
-    ours = archdsl.build(case.spec)
-    ours.load_state_dict(state)
-    ours.eval()
+    ours = archdsl.build(case.spec, state_dict=state).eval()
     evaluated = archdsl.build(case.spec, mode="eval", state_dict=state)
     with torch.no_grad():
         expected = ours(x)
