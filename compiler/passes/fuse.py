@@ -6,29 +6,23 @@ from __future__ import annotations
 from torch import fx, nn
 
 from ..modules import LayerScale, scaled_linear
+from .fxutil import called_module, finish, sole_user
 
 
 def fuse_linear_layerscale(gm: fx.GraphModule) -> fx.GraphModule:
-    modules = dict(gm.named_modules())
     graph = gm.graph
     for node in list(graph.nodes):
-        if node.op != "call_module" or not isinstance(modules.get(node.target), nn.Linear):
+        linear = called_module(gm, node, nn.Linear)
+        user = sole_user(node)
+        scale = called_module(gm, user, LayerScale) if linear is not None and user is not None else None
+        if scale is None or not scale.channels_last:
             continue
-        users = list(node.users)
-        if len(users) != 1 or users[0].op != "call_module":
-            continue
-        scale = users[0]
-        if not isinstance(modules[scale.target], LayerScale) or not modules[scale.target].channels_last:
-            continue
-        linear = modules[node.target]
-        with graph.inserting_before(scale):
+        with graph.inserting_before(user):
             weight = graph.get_attr(f"{node.target}.weight")
             bias = graph.get_attr(f"{node.target}.bias") if linear.bias is not None else None
-            gamma = graph.get_attr(f"{scale.target}.gamma")
+            gamma = graph.get_attr(f"{user.target}.gamma")
             fused = graph.call_function(scaled_linear, (node.args[0], weight, bias, gamma))
-        scale.replace_all_uses_with(fused)
-        graph.erase_node(scale)
+        user.replace_all_uses_with(fused)
+        graph.erase_node(user)
         graph.erase_node(node)
-    graph.lint()
-    gm.recompile()
-    return gm
+    return finish(gm)
