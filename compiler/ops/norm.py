@@ -65,14 +65,14 @@ class GroupNorm(_Norm):
 
     def _groups(self, a: Attrs, x: Shape) -> int:
         if a.group_width:  # `gwN`: N channels per group
-            return max(1, x[0] // a.group_width) if x[0] % a.group_width == 0 else 0
+            if x[0] % a.group_width:
+                raise CompileError("E401", f"{x[0]} channels do not split into groups of {a.group_width}",
+                                   hint="pick a group width that divides the channels")
+            return x[0] // a.group_width
         return a.groups or 32
 
     def out_shape(self, a: Attrs, x: Shape) -> Shape:
         g = self._groups(a, x)
-        if not g:
-            raise CompileError("E401", f"{x[0]} channels do not split into groups of {a.group_width}",
-                               hint="pick a group width that divides the channels")
         if x[0] % g:
             raise CompileError("E401", f"{x[0]} channels do not divide into {g} groups",
                                hint="pick a number of groups that divides the channels")
