@@ -81,9 +81,10 @@ def register(app: typer.Typer) -> None:
 
         try:
             net, _ = check(spec, **overrides(set_))  # a spec that does not check is not written
+            text = format_spec(flatten(net), layout=False)
         except ArchError as e:
             fail(e)
-        _write(format_spec(flatten(net), layout=False), output)
+        _write(text, output)
 
     @app.command("change")
     def change_cmd(step: SpecArg, json_: Annotated[bool, typer.Option("--json", help="Print the change as "

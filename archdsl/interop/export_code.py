@@ -678,8 +678,8 @@ def code(spec: SpecLike, **overrides) -> str:
     shape = "x".join(map(str, low.input_shape))
     imports, sources = _sources(sorted((c for c in classes if not c.__module__.startswith("torch")),
                                        key=lambda c: c.__name__))
-    source = str(net.path).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')  # safe inside the docstring
-    out = [f'"""{net.name}: written by `archdsl export` from {source}.',
+    title = _docstring_safe(f"{net.name}: written by `archdsl export` from {net.path}.")
+    out = [f'"""{title}',
            "",
            f"Input {shape}, {net.classes} classes. Module paths are those of `archdsl.build`, so its",
            "state dict loads here as it is. Layers start with PyTorch's default initialisation; the",
@@ -697,7 +697,7 @@ def code(spec: SpecLike, **overrides) -> str:
     for text in block_texts:
         out += [text, "", ""]
     out += [f"class {net_class}(nn.Module):",
-            f'    """`network {net.name}`: input {shape}, {net.classes} classes."""', "",
+            f'    """`network {_docstring_safe(net.name)}`: input {shape}, {net.classes} classes."""', "",
             "    def __init__(self):", "        super().__init__()", *init_lines, "",
             f"    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, {', '.join(map(str, low.input_shape))})",
             *([f"        x = x.contiguous(memory_format=torch.channels_last)  # {CHANNELS_LAST_WHY}"]
@@ -732,11 +732,17 @@ def _loops(lines: list[str], net) -> list[str]:
     return out
 
 
+def _docstring_safe(text: str) -> str:
+    """Text that reads as itself inside a triple-quoted docstring (backslashes, quotes)."""
+    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+
+
 TAKEN = {"F", "nn", "torch", "Stage"}  # names the file itself defines or imports
 
 
 def _class_name(name: str) -> str:
     """The network's class: `convnext_t` -> ConvnextT; a keyword (`none` -> None) or a name the
     file already uses (`f` -> F, torch.nn.functional) gains `Net`."""
-    cls = "".join(part.capitalize() for part in re.split(r"[_\-]", name) if part) or "Network"
+    cls = "".join(part.capitalize() for part in re.split(r"\W|_", name, flags=re.ASCII) if part) or "Network"
+    cls = cls if cls[0].isalpha() else f"Net{cls}"
     return cls + "Net" if keyword.iskeyword(cls) or cls in TAKEN else cls

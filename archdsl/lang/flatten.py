@@ -6,8 +6,10 @@ block, every section, the `set` lines and overrides already applied, the recipe 
 """
 from __future__ import annotations
 
+import re
+
 from . import ast
-from .errors import Span
+from .errors import OverrideError, Span
 from .network import Network
 from .recipe import TrainRecipe
 
@@ -88,8 +90,15 @@ def recipe_settings(recipe: TrainRecipe) -> tuple[ast.Setting, ...]:
     return tuple(out)
 
 
+NETWORK_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # the grammar's NAME
+
+
 def flatten(net: Network, name: str | None = None) -> ast.SpecFile:
-    """`net` as one file that extends nothing."""
+    """`net` as one file that extends nothing. A name the grammar cannot read back (one set
+    with `--set name=`) is refused rather than written into a spec that does not parse."""
+    if not NETWORK_NAME.fullmatch(name or net.name):
+        raise OverrideError(f"{name or net.name!r} cannot be written as a spec's network name "
+                            "(letters, digits and `_`)", hint="for example `--set name=my_net`", code="E502")
     init = None
     if net.init.scheme != "default" or net.init.span is not None:
         init = setting(net.init.scheme, (net.init.arg,) if net.init.arg else ())

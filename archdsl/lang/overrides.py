@@ -122,9 +122,8 @@ def apply_overrides(net: Network, overrides: dict[str, object]) -> Network:
     for key, value in overrides.items():
         try:
             if key == "name":
-                if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
-                    raise OverrideError(f"`name` takes a network name (letters, digits and `_`, as after "
-                                        f"`network` in a spec), got {value!r}",
+                if not isinstance(value, str) or not value.strip():
+                    raise OverrideError(f"`name` takes a non-empty name, got `{value!r}`",
                                         hint="for example `--set name=my_net`", code="E502")
                 update["name"] = value
             elif key == "classes":

@@ -28,6 +28,7 @@ CASES = [
     (["flatten", "{broken}"], 1, "E102"),
     (["flatten", "convnext_t", "--set", "depths=1,2"], 1, "E502"),
     (["flatten", "convnext_t", "--set", "input=3x1x1"], 1, "E402"),  # resolves, but does not check
+    (["flatten", "convnext_t", "--set", "name=a b"], 1, "E502"),       # a name no spec can say
     (["change", "nope_nope"], 1, "E201"),
     (["apply", "step09", "--onto", "{garbage}"], 1, "E201"),
     (["apply", "{broken}", "--onto", "step00"], 1, "E102"),

@@ -114,7 +114,13 @@ def test_awkward_network_names_and_paths_still_make_a_runnable_file(tmp_path):
         assert namespace["build"]()(torch.randn(1, 3, 32, 32)).shape == (1, 10)
 
 
-def test_a_name_override_must_be_a_network_name():
-    for bad in ("a b", "é", "1x", 'x"""'):
-        with pytest.raises(archdsl.ArchError, match="E502|network name"):
-            archdsl.load("resnet18", name=bad)
+def test_any_name_override_exports_and_flatten_refuses_what_it_cannot_write():
+    from archdsl.lang.flatten import flatten
+
+    for bad in ("a b", "é", "1x", 'x"""\\'):
+        text = code("convnext_atto", input="3x32x32", classes=10, name=bad)
+        namespace: dict = {}
+        exec(compile(text, "model.py", "exec"), namespace)
+        assert namespace["build"]()(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+        with pytest.raises(archdsl.ArchError, match="E502"):
+            flatten(archdsl.load("convnext_atto", name=bad))
