@@ -67,6 +67,19 @@ def _init_from(source: Path, source_spec: str, quiet: bool):
                         code="E751")
 
     def init(model, net) -> None:
+        import re
+
+        from ..api import build
+
+        def kinds(keys) -> set[str]:  # tensor names with the stage and block numbers left out
+            return {re.sub(r"\d+", "#", k) for k in keys}
+
+        expected = kinds(build(source_spec, device="meta", classes=net.classes, input=net.input).state_dict())
+        foreign = sorted(kinds(weights) - expected)
+        if len(foreign) > len(kinds(weights)) / 2:  # another network's weights: little would carry over
+            raise ArchError(f"--init-from {source}: these weights are not {source_spec}'s (e.g. `{foreign[0]}` "
+                            f"is no tensor of it)", hint="name the spec they were trained with: --init-spec SPEC",
+                            code="E751")
         transfer(source_spec, net, weights, into=model, quiet=quiet, classes=net.classes, input=net.input)
 
     return init

@@ -27,3 +27,12 @@ def test_train_init_from_a_run(tmp_path):
 def test_init_from_nothing_is_an_error(tmp_path):
     r = CliRunner().invoke(app, ["train", "convnext_atto", "--init-from", str(tmp_path / "none"), "--epochs", "1"])
     assert r.exit_code == 1 and "no run directory or .safetensors file" in r.output and "Traceback" not in r.output
+
+
+def test_init_from_another_networks_run_asks_for_its_spec(tmp_path):
+    runner = CliRunner()
+    src = tmp_path / "resnet"
+    r = runner.invoke(app, ["train", "resnet18", "--out", str(src), "--set", "depths=1,1,1,1", *SMALL])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["train", "convnext_atto", "--out", str(tmp_path / "dst"), "--init-from", str(src), *SMALL])
+    assert r.exit_code == 1 and "E751" in r.output and "--init-spec" in r.output and "Traceback" not in r.output
