@@ -68,7 +68,7 @@ def _ints(value: object, key: str, kinds: tuple[str, ...] | str | None = None) -
             low, high = INT_RANGES[kind]
             if n > high:
                 raise OverrideError(f"`{key}`: {n:,} is more than the most a {kind} may be ({high:,})",
-                                    hint="the limits are listed in README.md (What is guaranteed)", code="E502")
+                                    hint="the limits are listed in docs/guarantees.md", code="E502")
     return numbers
 
 

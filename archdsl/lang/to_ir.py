@@ -128,7 +128,7 @@ def _bounded(kind: str, value: int, what: str, word: ast.Word) -> None:
     low, high = INT_RANGES[kind]
     if value > high:
         raise OpError(f"{what} is {value:,}; the most is {high:,}", word.span,
-                      hint="the limits are listed in README.md (What is guaranteed)", code="E310")
+                      hint="the limits are listed in docs/guarantees.md", code="E310")
 
 
 def _check_value(kind: str, value: object, word_text: str, op: str, word: ast.Word) -> None:
