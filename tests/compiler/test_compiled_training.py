@@ -4,6 +4,8 @@ the `aot_eager` backend (dynamo + AOT autograd, no inductor codegen) to stay fas
 timings live in benchmarks/."""
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -64,3 +66,23 @@ def test_cli_train_has_compile():
 
     result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "--compile" in result.output
+
+
+def test_compiled_depthwise_op_runs_under_bf16_autocast():
+    """The custom depthwise op is opaque to autocast; compiled, its bf16 input met the fp32 bias
+    inside F.conv2d (`train --compile --precision bf16` failed). It casts as autocast casts a conv."""
+
+    torch.manual_seed(0)
+    eager = ChannelsLastDepthwiseConv2d(8, 8, 3, padding=1, groups=8)
+    compiled = torch.compile(copy.deepcopy(eager))
+    x = torch.randn(2, 8, 12, 12)
+    outs, grads = [], []
+    for m in (eager, compiled):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = m(x.to(torch.bfloat16))
+        y.float().square().sum().backward()
+        outs.append(y)
+        grads.append((m.weight.grad, m.bias.grad))
+    assert outs[1].dtype == torch.bfloat16 and grads[1][1].dtype == torch.float32
+    torch.testing.assert_close(outs[1], outs[0])
+    torch.testing.assert_close(grads[1], grads[0], rtol=2e-2, atol=2e-2)
