@@ -94,6 +94,8 @@ def attrs_for(op: ast.Op, opdef: registry.OpDef, kernel: int | None, ctx: Contex
                           hint=f"write `{op.name.text}` alone; it is {opdef.summary}", code="E304")
         if kind == "group_width":
             kind, a["group_width"], value = "groups", value, None
+        if kind == "width" and "width" not in opdef.accepts and "value" in opdef.accepts:
+            kind, value = "value", float(value)  # `dropout 1` is a probability of 1, not a width
         if kind not in opdef.accepts:
             takes = ", ".join(opdef.accepts) if opdef.accepts else "no arguments"
             raise OpError(f"`{op.name.text}` takes no {kind} (`{word.text}`)", word.span,
