@@ -31,3 +31,17 @@ def test_dropout_with_a_whole_number_is_a_probability_out_of_range(word):
 def test_dropout_zero_as_a_whole_number_is_accepted():
     spec = "network d\ninput 3x16x16\nclasses 5\nblock b {\n    conv3\n    dropout 0\n}\nstages {\n    8 b x1\n}\nhead gap, linear\n"
     assert archdsl.analyze(archdsl.loads(spec)).params > 0
+
+
+@pytest.mark.parametrize("step", ["evil\nnetwork x", "red\x1b[31m", "", "x" * 201])
+def test_a_change_whose_step_name_is_not_one_printable_line_is_E905(step):
+    import json
+
+    from archdsl.lang.patch import Patch
+
+    data = json.loads(archdsl.change("step09").to_json())
+    data["step"] = step
+    with pytest.raises(ArchError) as e:
+        Patch.from_json(json.dumps(data))
+    assert e.value.code == "E905" and "one line of printable text" in e.value.message
+    assert "\n" not in e.value.message and "\x1b" not in e.value.message
