@@ -36,6 +36,8 @@ class Attrs:
     heads: int | None = None    # attention: the number of heads (`h6`) ...
     head_dim: int | None = None  # ... or the channels of one head (`d32`), heads = width / head_dim
     shift: bool = False         # window attention: shift the windows (on odd blocks of a stage)
+    momentum: float | None = None  # BatchNorm's running-statistics momentum (`momentum=0.01`); None: 0.1
+    padding: int | None = None  # `pN`: explicit padding of a conv or pool; None: K//2, or 0 when K == s
 
     def with_(self, **changes) -> "Attrs":
         return replace(self, **changes)

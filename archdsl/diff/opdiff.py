@@ -139,9 +139,9 @@ def op_view(op: ast.Op, facts: Facts, contexts: tuple[int, ...] | None, values: 
     opdef, kernel = _lookup(op)
     if isinstance(kernel, str):
         kernel += _by_stage(kernel, values, contexts)
-    forms: dict = {"width": _DEFAULT_WIDTH.get(opdef.width_default, ("keep",)), "stride": 1,
-                   "groups": "channels" if opdef.name == "dwconv" else 1, "bias": None, "value": None,
-                   "eps": None, "heads": None, "headdim": None, "shift": None}
+    forms: dict = {kind: None for kind in registry.ARG_KINDS}
+    forms.update({"width": _DEFAULT_WIDTH.get(opdef.width_default, ("keep",)), "stride": 1,
+                  "groups": "channels" if opdef.name == "dwconv" else 1})
     factor, taken = in_width(op)
     args = [w for i, w in enumerate(op.args) if i not in taken]
     if taken:  # `6x in`, `tx in`, `in`: of the block's input

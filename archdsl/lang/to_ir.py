@@ -13,7 +13,7 @@ from compiler import ops as registry
 
 from . import ast
 from .errors import ErrorCollector, OpError
-from .limits import EPS_RANGE, INT_RANGES, MAX_BLOCKS, MAX_OPS, MAX_STAGE_DEPTH, VALUE_RANGES, describe, in_range, too_big
+from .limits import EPS_RANGE, INT_RANGES, MOMENTUM_RANGE, MAX_BLOCKS, MAX_OPS, MAX_STAGE_DEPTH, VALUE_RANGES, describe, in_range, too_big
 from .network import Network
 from .suggest import suggest_op
 
@@ -140,6 +140,12 @@ def _check_value(kind: str, value: object, word_text: str, op: str, word: ast.Wo
     elif kind == "eps" and not in_range(value, EPS_RANGE):  # type: ignore[arg-type]
         raise OpError(f"`{word.text}`: eps must be in {describe(EPS_RANGE)}", word.span,
                       hint="for example `ln eps=1e-6`", code="E310")
+    elif kind == "momentum" and not in_range(value, MOMENTUM_RANGE):  # type: ignore[arg-type]
+        raise OpError(f"`{word.text}`: momentum must be in {describe(MOMENTUM_RANGE)}", word.span,
+                      hint="the share of each batch in the running statistics, e.g. `bn momentum=0.01`",
+                      code="E310")
+    elif kind == "padding" and isinstance(value, int):
+        _bounded("kernel", value, f"the padding of `{word_text}`", word)
     elif kind == "value":
         bounds = VALUE_RANGES.get(op)
         if not math.isfinite(value):  # type: ignore[arg-type]
@@ -184,12 +190,19 @@ def read_arg(word: ast.Word, ctx: Context) -> tuple[str, object]:
             return "eps", float(t[4:])
         except ValueError:
             pass
+    if t.startswith("momentum="):
+        try:
+            return "momentum", float(t[9:])
+        except ValueError:
+            pass
+    if re.fullmatch(r"p\d+", t):
+        return "padding", int(t[1:])
     try:
         return "value", float(t)
     except ValueError:
         raise OpError(f"unknown argument `{t}`", word.span,
                       hint="arguments: a width (`4x`, `64`), `sN`, `stride`, `gG`, `bias`/`nobias`, "
-                      "`eps=E`, `hN` heads, `dN` head dim, `shift` or a number", code="E303") from None
+                      "`eps=E`, `momentum=M`, `pN` padding, `hN` heads, `dN` head dim, `shift` or a number", code="E303") from None
 
 
 def _width(value: float | int, word: ast.Word, ctx: Context) -> int:

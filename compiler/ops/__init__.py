@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 #   bias: `bias`, `nobias`       value: a number          eps: `eps=1e-5`
 #   groups also as a group width: `gwN` (channels / N groups)
 #   heads: `h6`                  headdim: `d32`           shift: `shift`
-ARG_KINDS = ("width", "stride", "groups", "bias", "value", "eps", "heads", "headdim", "shift")
+#   momentum: `momentum=0.01`    padding: `pN`
+ARG_KINDS = ("width", "stride", "groups", "bias", "value", "eps", "heads", "headdim", "shift", "momentum",
+             "padding")
 
 # Layouts a tensor can be in between ops. A sequence of tokens (C, N) is always (B, N, C),
 # channels-last, so it runs in NHWC.
@@ -121,13 +123,18 @@ def nearest_divisor(near: int, *widths: int) -> int:
     return min(divisors, key=lambda d: abs(d - near))
 
 
-def padding(kernel: int, stride: int) -> int:
-    """`K // 2`, or none when the kernel equals the stride (patchify)."""
+def padding(kernel: int, stride: int, given: int | None = None) -> int:
+    """`pN` where the spec gives it; else `K // 2`, or none when the kernel equals the stride (patchify)."""
+    if given is not None:
+        return given
     return 0 if kernel == stride else kernel // 2
 
 
-def spatial(x: Shape, kernel: int, stride: int) -> tuple[int, int]:
-    p = padding(kernel, stride)
+def spatial(x: Shape, kernel: int, stride: int, given: int | None = None) -> tuple[int, int]:
+    p = padding(kernel, stride, given)
+    if given is not None and p > kernel // 2:
+        raise CompileError("E402", f"padding {p} is more than half the {kernel}x{kernel} window",
+                           hint=f"padding is at most {kernel // 2} for kernel {kernel} (PyTorch's limit)")
     h, w = ((d + 2 * p - kernel) // stride + 1 for d in x[1:])
     if h <= 0 or w <= 0:
         raise CompileError("E402", f"a {kernel}x{kernel} window with stride {stride} shrinks the "

@@ -13,12 +13,12 @@ from . import NCHW, NHWC, OpDef, padding, register, spatial
 class _Pool(OpDef):
     kernel = True
     family = "pool"
-    accepts = ("stride",)
-    shape_rule = "(C,H,W) -> (C, floor((H+2p-K)/s)+1, ...), p = K//2, or 0 when K == s"
+    accepts = ("stride", "padding")
+    shape_rule = "(C,H,W) -> (C, floor((H+2p-K)/s)+1, ...), p = `pN`, else K//2, or 0 when K == s"
     macs_rule = "0 (comparisons and additions, no multiply-accumulates)"
 
     def out_shape(self, a: Attrs, x: Shape) -> Shape:
-        return (x[0],) + spatial(x, a.kernel, a.stride)
+        return (x[0],) + spatial(x, a.kernel, a.stride, a.padding)
 
 
 @register
@@ -28,17 +28,19 @@ class MaxPool(_Pool):
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
         from torch import nn
 
-        return nn.MaxPool2d(a.kernel, a.stride, padding(a.kernel, a.stride))
+        return nn.MaxPool2d(a.kernel, a.stride, padding(a.kernel, a.stride, a.padding))
 
 
 @register
 class AvgPool(_Pool):
-    name, summary, example, module_name = "avgpool", "mean over K x K windows", "avgpool2 s2", "avgpool"
+    name, example, module_name = "avgpool", "avgpool2 s2", "avgpool"
+    summary = ("mean over K x K windows; padding is not counted (count_include_pad=False: a border "
+               "window is the mean of the values it covers, as PoolFormer's and DenseNet's pools)")
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
         from torch import nn
 
-        return nn.AvgPool2d(a.kernel, a.stride, padding(a.kernel, a.stride), count_include_pad=False)
+        return nn.AvgPool2d(a.kernel, a.stride, padding(a.kernel, a.stride, a.padding), count_include_pad=False)
 
 
 @register
