@@ -47,6 +47,8 @@ PAPER = {
     "swin_b": (87_768_224, 15.4),
     "deit_s": (22_050_664, 4.6),
     "vit_b16": (86_567_656, 17.6),
+    # The networks whose joins and token mixing issue 20 added (tests/interop/test_joins_parity.py)
+    "densenet121": (7_978_856, 2.83),   # torchvision: 7,978,856 params, 2.83 GFLOPS
 }
 
 # Published only rounded (ConvNeXt paper, Table 3): params in millions, GFLOPs.

@@ -139,7 +139,23 @@ TIMM: tuple[Rule, ...] = (
     *_SE_RESNET,
 )
 
+# DenseNet (torchvision `densenet121`) as `specs/densenet121.arch` writes it: `features.conv0/norm0`
+# the stem, `denseblock{i+1}.denselayer{j+1}` a stage's `concat { bn, relu, conv1, bn, relu, conv3 }`,
+# `transition{i}` the downsample in front of stage i (bn, relu, conv1, avgpool), `norm5` the head's bn.
+_DENSENET: tuple[Rule, ...] = (
+    Rule("densenet", "features.conv0.{p}", "stem.0.{p}"),
+    Rule("densenet", "features.norm0.{p}", "stem.1.{p}"),
+    *(Rule("densenet", f"features.denseblock{{i+1}}.denselayer{{j+1}}.{src}.{{p}}",
+           f"stages.{{i}}.blocks.{{j}}.{dst}.{{p}}")
+      for src, dst in {"norm1": "bn1", "conv1": "conv1", "norm2": "bn2", "conv2": "conv2"}.items()),
+    Rule("densenet", "features.transition{i}.norm.{p}", "downsample.{i}.0.{p}"),
+    Rule("densenet", "features.transition{i}.conv.{p}", "downsample.{i}.2.{p}"),
+    Rule("densenet", "features.norm5.{p}", "head.bn.{p}"),
+    Rule("densenet", "classifier.{p}", "head.fc.{p}"),
+)
+
 TORCHVISION: tuple[Rule, ...] = (
+    *_DENSENET,
     *_mobilenet_v2_rules(),  # before ConvNeXt's `features.{2i}`, which would take features.18
     # ConvNeXt: features alternate stem, stage 0, downsample 1, stage 1, ...
     Rule("convnext|mobilenet", "features.0.{k}.{p}", "stem.{k}.{p}"),  # both: conv, norm

@@ -65,6 +65,11 @@ def _gate(g: ast.Gate, indent: int, layout: bool) -> list[Line]:
     return _braced("gate", g.body, "}", (end, end), g.span, indent, layout)
 
 
+def _join(j: ast.Join, indent: int, layout: bool) -> list[Line]:
+    end = j.span.end_line if j.span else None
+    return _braced(j.kind, j.body, "}", (end, end), j.span, indent, layout)
+
+
 def _guard(g: ast.Guard, indent: int, layout: bool) -> list[Line]:
     end = g.span.end_line if g.span else None
     head = f"if {g.name.text} {g.cmp.text} {g.value.text}"
@@ -98,7 +103,7 @@ def _op_run(ops: list[ast.Op], indent: int, layout: bool) -> list[Line]:
 
 
 # Statement kinds a body may hold. A construct added to the language adds its printer here.
-_STMT = {ast.Residual: _residual, ast.Gate: _gate, ast.Guard: _guard}
+_STMT = {ast.Residual: _residual, ast.Gate: _gate, ast.Guard: _guard, ast.Join: _join}
 
 
 def body(stmts: tuple, indent: int, layout: bool) -> list[Line]:

@@ -8,7 +8,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from compiler import Attrs, Gate, IRGraph, Residual
+from compiler import Attrs, Gate, IRGraph, Join, Residual
 from compiler import ops as registry
 
 from . import ast
@@ -226,7 +226,7 @@ def _names(stmts: tuple) -> dict[int, str]:
 
     def walk(items):
         for s in items:
-            if isinstance(s, (ast.Residual, ast.Guard)):
+            if isinstance(s, (ast.Residual, ast.Guard, ast.Join)):
                 walk(s.body)
             elif isinstance(s, ast.Gate):
                 gates.append(s)
@@ -331,6 +331,8 @@ class _Builder:
             elif isinstance(s, ast.Guard):
                 if self.holds(s, ctx):
                     x = self.stmts(s.body, x, prefix, group, ctx, names)
+            elif isinstance(s, ast.Join):
+                x = self.join(s, x, prefix, group, ctx, names)
             else:
                 name = names[id(s)] if names is not None else str(i)
                 x = self.op(s, x, f"{prefix}.{name}", group, ctx)
@@ -362,6 +364,22 @@ class _Builder:
         mul = self.ir.add("mul", [x, branch], group=group, span=g.span)
         self.ir.gates.append(Gate(x, branch, mul, g.span))
         return mul
+
+    def join(self, j: ast.Join, x: int, prefix: str, group: str, ctx: Context, names: dict | None) -> int:
+        """`concat { }`: cat(x, body(x)); `subtract { }`: body(x) - x. Its ops are named with
+        the block's own, as a residual's are."""
+        if not j.body:
+            what = "join its input to itself" if j.kind == "concat" else "subtract its input from itself"
+            self.errors.add(OpError(f"`{j.kind} {{ }}` is empty: it would {what}", j.span,
+                                    hint=f"put the branch's ops inside the braces, e.g. "
+                                    f"`{'concat { bn, relu, conv3 32 }' if j.kind == 'concat' else 'subtract { avgpool3 }'}`",
+                                    code="E309"))
+            return x
+        branch = self.stmts(j.body, x, prefix, group, ctx, names)
+        kind = "cat" if j.kind == "concat" else "sub"
+        node = self.ir.add(kind, [x, branch] if kind == "cat" else [branch, x], group=group, span=j.span)
+        self.ir.joins.append(Join(kind, x, branch, node, j.span))
+        return node
 
     def holds(self, guard: ast.Guard, ctx: Context) -> bool:
         values = ctx.values or {}

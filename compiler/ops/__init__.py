@@ -28,6 +28,12 @@ ARG_KINDS = ("width", "stride", "groups", "bias", "value", "eps", "heads", "head
 NCHW, NHWC, VEC = "nchw", "nhwc", "vec"
 
 
+def cat_dim(layout: str) -> int:
+    """The channel axis a `concat { }` joins along: 1 on NCHW data, the last on channels-last
+    maps and tokens (B, N, C); a vector's 1 is its last."""
+    return 1 if layout == NCHW else -1
+
+
 class OpDef:
     name: str = ""
     summary: str = ""
