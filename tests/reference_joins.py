@@ -72,3 +72,84 @@ class DenseNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.features(x))
         return self.classifier(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+# --------------------------------------------------------------------------- PoolFormer v1 (timm metaformer.py)
+
+
+class Pooling(nn.Module):
+    def __init__(self, pool_size: int = 3):
+        super().__init__()
+        self.pool = nn.AvgPool2d(pool_size, stride=1, padding=pool_size // 2, count_include_pad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(x) - x
+
+
+class Scale(nn.Module):
+    def __init__(self, dim: int, init_value: float):
+        super().__init__()
+        self.scale = nn.Parameter(init_value * torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale.view(-1, 1, 1)
+
+
+class ConvMlp(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Conv2d(dim, hidden, 1), nn.GELU(), nn.Conv2d(hidden, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class PoolFormerBlock(nn.Module):
+    def __init__(self, dim: int, layer_scale: float = 1e-5):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(1, dim)  # timm's GroupNorm1: eps 1e-5
+        self.token_mixer = Pooling()
+        self.layer_scale1 = Scale(dim, layer_scale)
+        self.norm2 = nn.GroupNorm(1, dim)
+        self.mlp = ConvMlp(dim, 4 * dim)
+        self.layer_scale2 = Scale(dim, layer_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.layer_scale1(self.token_mixer(self.norm1(x)))
+        return x + self.layer_scale2(self.mlp(self.norm2(x)))
+
+
+class PoolFormerStage(nn.Module):
+    def __init__(self, cin: int, cout: int, depth: int):
+        super().__init__()
+        self.downsample = nn.Identity() if cin == cout else nn.Sequential(OrderedDict(
+            conv=nn.Conv2d(cin, cout, 3, 2, 1)))
+        self.blocks = nn.Sequential(*[PoolFormerBlock(cout) for _ in range(depth)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.downsample(x))
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """timm's LayerNorm2d (eps 1e-6): LayerNorm over the channels of an NCHW map."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias,
+                            self.eps).permute(0, 3, 1, 2)
+
+
+class PoolFormer(nn.Module):
+    def __init__(self, depths=(2, 2, 6, 2), dims=(64, 128, 320, 512), num_classes: int = 1000):
+        super().__init__()
+        self.stem = nn.Sequential(OrderedDict(conv=nn.Conv2d(3, dims[0], 7, 4, 2)))
+        prev, stages = dims[0], []
+        for depth, dim in zip(depths, dims):
+            stages.append(PoolFormerStage(prev, dim, depth))
+            prev = dim
+        self.stages = nn.Sequential(*stages)
+        self.head = nn.Sequential(OrderedDict(norm=LayerNorm2d(dims[-1], eps=1e-6), fc=nn.Linear(dims[-1], num_classes)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stages(self.stem(x))
+        x = self.head.norm(x.mean((2, 3), keepdim=True)).flatten(1)  # timm: pool, norm, flatten, fc
+        return self.head.fc(x)

@@ -126,6 +126,17 @@ OFFICIAL: tuple[Rule, ...] = (
     Rule("convnext", "head.{p}", "head.fc.{p}"),
 )
 
+# PoolFormer v1 (timm `poolformer_s12`, metaformer.py) as `specs/poolformer_s12.arch` writes it: each
+# block is two residuals, `gn g1, subtract { avgpool3 }, layerscale` and `gn g1, pwconv 4x, gelu, pwconv,
+# layerscale` (its `mlp.fc1/fc2` are ConvNeXt's rules); the downsample is one conv.
+_POOLFORMER: tuple[Rule, ...] = (
+    Rule("poolformer", "stem.conv.{p}", "stem.0.{p}"),
+    Rule("poolformer", "stages.{i}.downsample.conv.{p}", "downsample.{i}.0.{p}"),
+    *_block_rules("poolformer", "stages.{i}.blocks.{j}", {"norm1": "gn1", "norm2": "gn2"}),
+    Rule("poolformer", "stages.{i}.blocks.{j}.layer_scale1.scale", "stages.{i}.blocks.{j}.layerscale1.gamma"),
+    Rule("poolformer", "stages.{i}.blocks.{j}.layer_scale2.scale", "stages.{i}.blocks.{j}.layerscale2.gamma"),
+)
+
 TIMM: tuple[Rule, ...] = (
     Rule("convnext", "stem.{k}.{p}", "stem.{k}.{p}"),
     Rule("convnext", "stages.{i}.downsample.{k}.{p}", "downsample.{i}.{k}.{p}"),
@@ -137,6 +148,7 @@ TIMM: tuple[Rule, ...] = (
     Rule("convnext", "head.norm.{p}", "head.norm.{p}"),
     Rule("convnext", "head.fc.{p}", "head.fc.{p}"),
     *_SE_RESNET,
+    *_POOLFORMER,  # its MLP and head (`head.norm`, `head.fc`) are ConvNeXt's
 )
 
 # DenseNet (torchvision `densenet121`) as `specs/densenet121.arch` writes it: `features.conv0/norm0`

@@ -4,11 +4,13 @@ published counts, and the same eval logits (1e-5 relative, fp32) from the same n
 weights loaded through `load_weights`."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 import archdsl
 from archdsl.interop.weights import load_weights
-from reference_joins import DenseNet
+from reference_joins import DenseNet, PoolFormer, Scale
 from reference_models import randomize_
 
 SMALL = (2, 3, 64, 64)
@@ -41,3 +43,32 @@ def test_densenet121_matches_torchvision_layout():
     torch.testing.assert_close(native["stages.2.blocks.23.bn2.running_var"],
                                sd["features.denseblock3.denselayer24.norm2.running_var"])
     torch.testing.assert_close(native["downsample.3.2.weight"], sd["features.transition3.conv.weight"])
+
+
+def test_poolformer_s12_counts_are_the_references():
+    with torch.device("meta"):
+        assert sum(p.numel() for p in PoolFormer().parameters()) == archdsl.analyze("poolformer_s12").params \
+            == 11_915_176
+
+
+def test_poolformer_s12_matches_timm_layout():
+    reference = randomize_(PoolFormer(), seed=12)
+    with torch.no_grad():  # layer scale far from its 1e-5 init, so the token mixer and MLP count
+        for m in reference.modules():
+            if isinstance(m, Scale):
+                m.scale.uniform_(0.5, 1.5)
+            if isinstance(m, torch.nn.GroupNorm):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.1)
+    sd = reference.state_dict()
+    assert "stages.2.blocks.5.layer_scale1.scale" in sd and "stages.3.downsample.conv.weight" in sd
+    model = load_weights(archdsl.build("poolformer_s12", input="3x64x64"), sd, layout="timm")
+    same_logits(reference, model)
+    # the token mixer is pool(x) - x: with the pool alone (the function the spec had before
+    # `subtract { }`, the parameters the same) the logits differ
+    text = (Path(archdsl.__file__).parent / "specs" / "poolformer_s12.arch").read_text()
+    pooled = archdsl.loads(text.replace("subtract { avgpool3 }", "avgpool3"))
+    other = load_weights(archdsl.build(pooled, input="3x64x64"), sd, layout="timm").eval()
+    x = torch.randn(SMALL, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert not torch.allclose(other(x), model(x), rtol=1e-3)
