@@ -153,3 +153,46 @@ class PoolFormer(nn.Module):
         x = self.stages(self.stem(x))
         x = self.head.norm(x.mean((2, 3), keepdim=True)).flatten(1)  # timm: pool, norm, flatten, fc
         return self.head.fc(x)
+
+
+# --------------------------------------------------------------------------- MLP-Mixer (timm mlp_mixer.py)
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class MixerBlock(nn.Module):
+    def __init__(self, dim: int, seq_len: int, mlp_ratio=(0.5, 4.0)):
+        super().__init__()
+        tokens_dim, channels_dim = int(mlp_ratio[0] * dim), int(mlp_ratio[1] * dim)
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp_tokens = Mlp(seq_len, tokens_dim)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp_channels = Mlp(dim, channels_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, N, C)
+        x = x + self.mlp_tokens(self.norm1(x).transpose(1, 2)).transpose(1, 2)
+        return x + self.mlp_channels(self.norm2(x))
+
+
+class Mixer(nn.Module):
+    def __init__(self, img_size: int = 224, patch: int = 16, dim: int = 512, blocks: int = 8,
+                 num_classes: int = 1000):
+        super().__init__()
+        self.stem = nn.Module()
+        self.stem.proj = nn.Conv2d(3, dim, patch, patch)
+        seq_len = (img_size // patch) ** 2
+        self.blocks = nn.Sequential(*[MixerBlock(dim, seq_len) for _ in range(blocks)])
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem.proj(x).flatten(2).transpose(1, 2)  # timm's PatchEmbed: (B, N, C)
+        x = self.norm(self.blocks(x))
+        return self.head(x.mean(dim=1))  # global_pool "avg": the mean over the tokens

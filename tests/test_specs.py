@@ -50,6 +50,7 @@ PAPER = {
     # The networks whose joins and token mixing issue 20 added (tests/interop/test_joins_parity.py)
     "densenet121": (7_978_856, 2.83),   # torchvision: 7,978,856 params, 2.83 GFLOPS
     "poolformer_s12": (11_915_176, 1.8),  # timm; the paper's Table 2: 12M params, 1.8G MACs
+    "mixer_s16": (18_528_264, None),      # timm mixer_s16_224
 }
 
 # Published only rounded (ConvNeXt paper, Table 3): params in millions, GFLOPs.

@@ -140,13 +140,13 @@ _POOLFORMER: tuple[Rule, ...] = (
 TIMM: tuple[Rule, ...] = (
     Rule("convnext", "stem.{k}.{p}", "stem.{k}.{p}"),
     Rule("convnext", "stages.{i}.downsample.{k}.{p}", "downsample.{i}.{k}.{p}"),
-    *_block_rules("convnext", "stages.{i}.blocks.{j}", {
-        "conv_dw": "dwconv", "norm": "norm", "mlp.fc1": "pwconv1", "mlp.fc2": "pwconv2"}),
+    *_block_rules("convnext", "stages.{i}.blocks.{j}", {"conv_dw": "dwconv", "norm": "norm"}),
+    *_block_rules("convnext|poolformer", "stages.{i}.blocks.{j}", {"mlp.fc1": "pwconv1", "mlp.fc2": "pwconv2"}),
     Rule("convnext", "stages.{i}.blocks.{j}.gamma", _GAMMA),
     Rule("convnext", "stages.{i}.blocks.{j}.mlp.grn.weight", "stages.{i}.blocks.{j}.grn.gamma"),  # V2
     Rule("convnext", "stages.{i}.blocks.{j}.mlp.grn.bias", "stages.{i}.blocks.{j}.grn.beta"),
-    Rule("convnext", "head.norm.{p}", "head.norm.{p}"),
-    Rule("convnext", "head.fc.{p}", "head.fc.{p}"),
+    Rule("convnext|poolformer", "head.norm.{p}", "head.norm.{p}"),
+    Rule("convnext|poolformer", "head.fc.{p}", "head.fc.{p}"),
     *_SE_RESNET,
     *_POOLFORMER,  # its MLP and head (`head.norm`, `head.fc`) are ConvNeXt's
 )
@@ -210,17 +210,28 @@ VIT_TIMM: tuple[Rule, ...] = (
     Rule("vit", "cls_token", "stem.2.cls_token"),
     Rule("vit", "pos_embed", "stem.3.pos_embed"),
     *(Rule("vit", f"blocks.{{j}}.{src}.{{p}}", f"stages.0.blocks.{{j}}.{dst}.{{p}}") for src, dst in {
-        "norm1": "norm1", "attn.qkv": "attn.qkv", "attn.proj": "attn.proj", "norm2": "norm2",
-        "mlp.fc1": "pwconv1", "mlp.fc2": "pwconv2"}.items()),
-    Rule("vit", "norm.{p}", "head.norm.{p}"),
-    Rule("vit", "head.{p}", "head.fc.{p}"),
+        "attn.qkv": "attn.qkv", "attn.proj": "attn.proj", "mlp.fc1": "pwconv1", "mlp.fc2": "pwconv2"}.items()),
+    # MLP-Mixer (below) names its norms and head as ViT does
+    *(Rule("vit|mixer", f"blocks.{{j}}.{n}.{{p}}", f"stages.0.blocks.{{j}}.{n}.{{p}}") for n in ("norm1", "norm2")),
+    Rule("vit|mixer", "norm.{p}", "head.norm.{p}"),
+    Rule("vit|mixer", "head.{p}", "head.fc.{p}"),
+)
+
+# MLP-Mixer (timm `mixer_s16_224`, mlp_mixer.py) as `specs/mixer_s16.arch` writes it: the stem is
+# `conv16 s16, tokens`, a block `ln, tokenmlp` and `ln, pwconv 4x, gelu, pwconv`; its norms and head
+# are named as ViT's (`blocks.{j}.norm1`, `norm`, `head`).
+MIXER_TIMM: tuple[Rule, ...] = (
+    Rule("mixer", "stem.proj.{p}", "stem.0.{p}"),
+    *(Rule("mixer", f"blocks.{{j}}.{src}.{{p}}", f"stages.0.blocks.{{j}}.{dst}.{{p}}") for src, dst in {
+        "mlp_tokens.fc1": "tokenmlp.fc1", "mlp_tokens.fc2": "tokenmlp.fc2",
+        "mlp_channels.fc1": "pwconv1", "mlp_channels.fc2": "pwconv2"}.items()),
 )
 
 # "native" takes keys as they are; the others rename through their rules.
 LAYOUTS: dict[str, tuple[Rule, ...]] = {
     "native": (),
     "official": OFFICIAL + SWIN_OFFICIAL,
-    "timm": TIMM + VIT_TIMM,
+    "timm": TIMM + VIT_TIMM + MIXER_TIMM,
     "torchvision": TORCHVISION,
 }
 

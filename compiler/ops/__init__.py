@@ -149,4 +149,4 @@ def spatial(x: Shape, kernel: int, stride: int, given: int | None = None) -> tup
     return h, w
 
 
-from . import activation, attention, conv, linear, norm, pool, regularize  # noqa: E402,F401  (registers ops)
+from . import activation, attention, conv, linear, norm, pool, regularize, tokenmix  # noqa: E402,F401  (registers ops)

@@ -10,7 +10,7 @@ import torch
 
 import archdsl
 from archdsl.interop.weights import load_weights
-from reference_joins import DenseNet, PoolFormer, Scale
+from reference_joins import DenseNet, Mixer, PoolFormer, Scale
 from reference_models import randomize_
 
 SMALL = (2, 3, 64, 64)
@@ -72,3 +72,17 @@ def test_poolformer_s12_matches_timm_layout():
     x = torch.randn(SMALL, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         assert not torch.allclose(other(x), model(x), rtol=1e-3)
+
+
+def test_mixer_s16_counts_are_the_references():
+    with torch.device("meta"):
+        assert sum(p.numel() for p in Mixer().parameters()) == archdsl.analyze("mixer_s16").params == 18_528_264
+
+
+def test_mixer_s16_matches_timm_layout():
+    """At 64x64 there are 16 tokens, so the token MLP is 16 -> 256 -> 16 (timm's at that size)."""
+    reference = randomize_(Mixer(img_size=64), seed=13)
+    sd = reference.state_dict()
+    assert "blocks.7.mlp_tokens.fc2.weight" in sd and sd["blocks.0.mlp_tokens.fc1.weight"].shape == (256, 16)
+    model = load_weights(archdsl.build("mixer_s16", input="3x64x64"), sd, layout="timm")
+    same_logits(reference, model)
