@@ -51,6 +51,7 @@ PAPER = {
     "densenet121": (7_978_856, 2.83),   # torchvision: 7,978,856 params, 2.83 GFLOPS
     "poolformer_s12": (11_915_176, 1.8),  # timm; the paper's Table 2: 12M params, 1.8G MACs
     "mixer_s16": (18_528_264, None),      # timm mixer_s16_224
+    "coatnet_0": (25_036_820, None),      # timm coatnet_0_224
     # The isotropic ConvNeXt-L as released, with layer scale (facebookresearch/ConvNeXt issues 51, 77)
     "convnext_iso_l": (305_942_504, None),
 }

@@ -9,7 +9,9 @@ In a source pattern `{i}`, `{j}`, `{k}` match a non-negative index, `{2i+1}` or 
 affine one (solved for the index), and `{p}` one parameter name (`weight`, `running_mean`);
 a target may shift an index (`downsample.{i+1}`), and an empty target marks a tensor the
 model derives and does not load (Swin's `relative_position_index` and `attn_mask`).
-The first rule that matches a key wins. A tensor whose shape differs from the model's only
+The first rule that matches a key and names a tensor the model has wins (so one foreign name,
+`norm1` or `head.fc`, can mean another native module in another family); with no such rule,
+the first that matches. A tensor whose shape differs from the model's only
 by size-1 axes is reshaped (Linear [out, in] <-> 1x1 conv [out, in, 1, 1]; layer scale
 [C] <-> [C, 1, 1]); any other difference is an error. Every missing, unexpected and
 mis-shaped key is reported together in one `WeightsError`.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Container, Mapping
 
 import torch
 from torch import nn
@@ -137,18 +139,40 @@ _POOLFORMER: tuple[Rule, ...] = (
     Rule("poolformer", "stages.{i}.blocks.{j}.layer_scale2.scale", "stages.{i}.blocks.{j}.layerscale2.gamma"),
 )
 
+# CoAtNet (timm `coatnet_0_224`, maxxvit.py) as `specs/coatnet_0.arch` writes it: the stem is
+# `conv3 s2, bn, gelu, conv3`; an MBConv block `bn, conv1, bn, gelu, dwconv3, bn, gelu, gate, conv1`
+# with the shortcut `avgpool2, conv1` (`shortcut.expand`); a Transformer block's `norm1` is
+# `norm1.norm` where it downsamples; the head is `gap, ln, linear, tanh, linear`.
+_COATNET: tuple[Rule, ...] = (
+    Rule("coatnet", "stem.conv1.{p}", "stem.0.{p}"),
+    Rule("coatnet", "stem.norm1.{p}", "stem.1.{p}"),
+    Rule("coatnet", "stem.conv2.{p}", "stem.3.{p}"),
+    *_block_rules("coatnet", "stages.{i}.blocks.{j}", {
+        "shortcut.expand": "shortcut.1", "pre_norm": "bn1", "conv1_1x1": "conv1", "norm1": "bn2",
+        "conv2_kxk": "dwconv", "norm2": "bn3", "se.fc1": "gate.conv1", "se.fc2": "gate.conv2",
+        "conv3_1x1": "conv2"}),
+    *_block_rules("coatnet", "stages.{i}.blocks.{j}", {
+        "norm1.norm": "norm1", "norm1": "norm1", "attn.qkv": "attn.qkv", "attn.proj": "attn.proj",
+        "norm2": "norm2"}),  # its `mlp.fc1/fc2` are ConvNeXt's rules
+    Rule("coatnet", "stages.{i}.blocks.{j}.attn.rel_pos.relative_position_bias_table",
+         "stages.{i}.blocks.{j}.attn.relative_position_bias_table"),
+    Rule("coatnet", "head.pre_logits.fc.{p}", "head.fc1.{p}"),
+    Rule("coatnet", "head.fc.{p}", "head.fc2.{p}"),
+)
+
 TIMM: tuple[Rule, ...] = (
     Rule("convnext", "stem.{k}.{p}", "stem.{k}.{p}"),
     Rule("convnext", "stages.{i}.downsample.{k}.{p}", "downsample.{i}.{k}.{p}"),
     *_block_rules("convnext", "stages.{i}.blocks.{j}", {"conv_dw": "dwconv", "norm": "norm"}),
-    *_block_rules("convnext|poolformer", "stages.{i}.blocks.{j}", {"mlp.fc1": "pwconv1", "mlp.fc2": "pwconv2"}),
+    *_block_rules("convnext|poolformer|coatnet", "stages.{i}.blocks.{j}", {"mlp.fc1": "pwconv1", "mlp.fc2": "pwconv2"}),
     Rule("convnext", "stages.{i}.blocks.{j}.gamma", _GAMMA),
     Rule("convnext", "stages.{i}.blocks.{j}.mlp.grn.weight", "stages.{i}.blocks.{j}.grn.gamma"),  # V2
     Rule("convnext", "stages.{i}.blocks.{j}.mlp.grn.bias", "stages.{i}.blocks.{j}.grn.beta"),
-    Rule("convnext|poolformer", "head.norm.{p}", "head.norm.{p}"),
+    Rule("convnext|poolformer|coatnet", "head.norm.{p}", "head.norm.{p}"),
     Rule("convnext|poolformer", "head.fc.{p}", "head.fc.{p}"),
     *_SE_RESNET,
     *_POOLFORMER,  # its MLP and head (`head.norm`, `head.fc`) are ConvNeXt's
+    *_COATNET,
 )
 
 # DenseNet (torchvision `densenet121`) as `specs/densenet121.arch` writes it: `features.conv0/norm0`
@@ -236,15 +260,20 @@ LAYOUTS: dict[str, tuple[Rule, ...]] = {
 }
 
 
-def native_name(key: str, layout: str) -> str | None:
-    """The native name a foreign `key` maps to under `layout`, or None if no rule takes it."""
+def native_name(key: str, layout: str, target: Container[str] | None = None) -> str | None:
+    """The native name a foreign `key` maps to under `layout`, or None if no rule takes it.
+    With `target` (the model's names), a rule whose name the model has wins over an earlier one."""
     if layout == "native":
         return key
+    first = None
     for rule in LAYOUTS[layout]:
         name = rule.apply(key)
-        if name is not None:
+        if name is None:
+            continue
+        if target is None or name == "" or name in target:
             return name
-    return None
+        first = name if first is None else first
+    return first
 
 
 def _squeezed(shape: torch.Size) -> tuple[int, ...]:
@@ -274,7 +303,7 @@ def convert(state_dict: Mapping[str, torch.Tensor], layout: str,
     source_of: dict[str, str] = {}  # native key -> the checkpoint key that claimed it
     problems = _Problems([], [], [])
     for key, value in state_dict.items():
-        name = native_name(key, layout)
+        name = native_name(key, layout, target)
         if name == "":
             continue  # derived by the model, not loaded
         if name is None:
@@ -312,7 +341,7 @@ def _unwrap(state_dict: Mapping) -> Mapping:
 
 
 def _fits(state_dict: Mapping, layout: str, target: Mapping) -> int:
-    return sum(native_name(k, layout) in target for k in state_dict)
+    return sum(native_name(k, layout, target) in target for k in state_dict)
 
 
 def _weights_error(layout: str, problems: _Problems, state_dict: Mapping,

@@ -1,4 +1,4 @@
-"""archdsl's DenseNet-121, PoolFormer-S12 and MLP-Mixer-S/16 against independent plain-PyTorch
+"""archdsl's DenseNet-121, PoolFormer-S12, MLP-Mixer-S/16 and CoAtNet-0 against independent plain-PyTorch
 models (tests/reference_joins.py) with the official state-dict names: parameters equal to the
 published counts, and the same eval logits (1e-5 relative, fp32) from the same non-trivial
 weights loaded through `load_weights`."""
@@ -10,7 +10,7 @@ import torch
 
 import archdsl
 from archdsl.interop.weights import load_weights
-from reference_joins import DenseNet, Mixer, PoolFormer, Scale
+from reference_joins import CoAtNet, DenseNet, Mixer, PoolFormer, RelPosBias, Scale
 from reference_models import randomize_
 
 SMALL = (2, 3, 64, 64)
@@ -86,3 +86,23 @@ def test_mixer_s16_matches_timm_layout():
     assert "blocks.7.mlp_tokens.fc2.weight" in sd and sd["blocks.0.mlp_tokens.fc1.weight"].shape == (256, 16)
     model = load_weights(archdsl.build("mixer_s16", input="3x64x64"), sd, layout="timm")
     same_logits(reference, model)
+
+
+def test_coatnet_0_counts_are_the_references():
+    with torch.device("meta"):
+        assert sum(p.numel() for p in CoAtNet().parameters()) == archdsl.analyze("coatnet_0").params == 25_036_820
+
+
+def test_coatnet_0_matches_timm_layout():
+    """At 64x64 the Transformer stages run on 4x4 and 2x2 maps, their bias tables 7x7 and 3x3."""
+    reference = randomize_(CoAtNet(img_size=64), seed=14, sample=torch.randn(4, *SMALL[1:]))
+    with torch.no_grad():  # the relative-position bias far from its zero init
+        for m in reference.modules():
+            if isinstance(m, RelPosBias):
+                m.relative_position_bias_table.normal_(0, 1.0)
+    sd = reference.state_dict()
+    assert "stages.2.blocks.0.norm1.norm.weight" in sd and "stages.3.blocks.1.attn.rel_pos.relative_position_bias_table" in sd
+    model = load_weights(archdsl.build("coatnet_0", input="3x64x64"), sd, layout="timm")
+    same_logits(reference, model)
+    # the downsampling block: the attention widens 192 -> 384 with no extra layer
+    assert model.state_dict()["stages.2.blocks.0.attn.qkv.weight"].shape == (3 * 384, 192, 1, 1)
