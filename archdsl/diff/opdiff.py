@@ -157,6 +157,9 @@ def op_view(op: ast.Op, facts: Facts, contexts: tuple[int, ...] | None, values: 
             continue
         if w.text == "in":
             continue
+        if values and any(w.text in v for v in values.values()):  # `conv3 k`: a per-stage width
+            forms["width"] = ("abs", w.text + _by_stage(w.text, values, contexts))
+            continue
         kind, value = read_arg(w, _FORM_CTX)
         if kind == "width":
             value = ("x", float(value)) if isinstance(value, float) else ("abs", value)
