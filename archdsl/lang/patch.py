@@ -65,7 +65,8 @@ class Edit(BaseModel):
     target: str = ""               # `block NAME`, `stem`, `downsample`, `head`; "" for the rest
     region: Region = ""
     key: str = ""                  # set: the key; train: the line's key; rename/block: the new name
-    before: str | None = None      # replace: the op as written before; remove/insert: the op
+    before: str | None = None      # replace: the op as written before; remove/insert: the op;
+                                   # set depths/widths, stages: the step's base's (what `carry` reads)
     after: str | None = None       # replace: the new op; insert: the op it follows; move: the unit it precedes
     unit: str | None = None        # remove/insert/move: the head of the unit
     every: bool = False
