@@ -143,11 +143,16 @@ def register(app: typer.Typer) -> None:
         output: OutOpt = None,
         name: Annotated[Optional[str], typer.Option("--name", help="The new network's name (default: the "
                                                     "output file's name, else STEP_on_BASE).")] = None,
+        carry: Annotated[bool, typer.Option("--carry", help="Carry the step's depths and widths as relative "
+                                            "intent: a stage it left follows BASE, one it changed scales by "
+                                            "the step's ratio.")] = False,
     ) -> None:
         """Apply a step's change to another network and print the result as a spec:
-        `extends BASE` plus the change. `archdsl apply step09 --onto step00` is ResNet-50 with GELU."""
+        `extends BASE` plus the change. `archdsl apply step09 --onto step00` is ResNet-50 with GELU.
+        A warning says where the step's absolute depths or widths overwrite different ones of BASE."""
         from ..api import as_network
-        from ..diff.change import apply, change
+        from ..diff.change import apply, carry_notes, change
+        from ..lang.errors import render_warning
         from ..lang.patch import Patch, PatchError, child_spec
         from ..lang.printer import format_spec
 
@@ -163,9 +168,14 @@ def register(app: typer.Typer) -> None:
             else:
                 patch = change(step)
             base = as_network(onto)
-            result = apply(patch, base)
+            result = apply(patch, base, carry=carry)
         except ArchError as e:
             fail(e)
+        for e, note in carry_notes(patch, base):
+            hint = ("`--carry` applies it as the same change per stage" if not carry else
+                    f"applied as the same change per stage (--carry): {', '.join(map(str, result.depths))} deep, "
+                    f"{', '.join(map(str, result.widths))} wide")
+            sys.stderr.write(render_warning(note, e.span, hint) + "\n")  # plain: never re-wrapped
         short = lambda n: n.split("_")[0] if n.startswith("step") else n  # noqa: E731
         new_name = name or (output.stem if output else f"{short(patch.step)}_on_{short(base.name)}")
         if not new_name.isidentifier():

@@ -29,14 +29,14 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from compiler import ops
-from compiler.ops import NCHW, NHWC
+from compiler.ops import NCHW, NHWC, cat_dim
 from compiler.passes import LOWERING_PASSES
 from compiler.passes.channels_last import applies as runs_channels_last
 
 from ..api import SpecLike, check
 
 # Structural nodes (no module) and how they read in Python: name -> format of its inputs.
-JOINS = {"add": "{0} + {1}", "mul": "{0} * {1}"}
+JOINS = {"add": "{0} + {1}", "mul": "{0} * {1}", "sub": "{0} - {1}", "cat": "torch.cat([{0}, {1}], {dim})"}
 _PERMUTE = {NHWC: "x.permute(0, 2, 3, 1)", NCHW: "x.permute(0, 3, 1, 2)"}
 _BLOCK = re.compile(r"stages\.(\d+)\.blocks\.(\d+)$")
 _IDENT = re.compile(r"[A-Za-z_]\w*$")
@@ -493,7 +493,7 @@ def forward_lines(nodes: list[Node], call_of, symbolic: bool, optional: frozense
     for n in nodes:
         args = [reads.pop((s, n.nid)) for s in n.inputs]
         if n.op in JOINS:
-            expr, out = JOINS[n.op].format(*args), "x" if "x" in args else args[0]
+            expr, out = JOINS[n.op].format(*args, dim=cat_dim(n.layout)), "x" if "x" in args else args[0]
         elif n.op == "permute":
             expr, out = f"{args[0]}{_PERMUTE[n.layout][1:]}", args[0]
         else:

@@ -36,6 +36,7 @@ VALUE_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "layerscale": (0.0, 1e3, False, True),     # the initial scale: positive
 }
 EPS_RANGE = (0.0, 1.0, False, True)            # `eps=E` of a norm
+MOMENTUM_RANGE = (0.0, 1.0, True, True)        # `momentum=M` of a BatchNorm
 
 
 def check_int(kind: str, value: int, what: str, span: Span | None = None, code: str = "E208") -> int:

@@ -74,6 +74,16 @@ class _ToAst(Transformer):
         return ast.Gate(body=tuple(body), span=_span(self.path, meta))
 
     @v_args(meta=True)
+    def concat(self, meta, items):
+        (body, _), = items
+        return ast.Join(kind="concat", body=tuple(body), span=_span(self.path, meta))
+
+    @v_args(meta=True)
+    def subtract(self, meta, items):
+        (body, _), = items
+        return ast.Join(kind="subtract", body=tuple(body), span=_span(self.path, meta))
+
+    @v_args(meta=True)
     def guard(self, meta, items):
         name, cmp, value, (body, _) = items
         return ast.Guard(name=self._word(name), cmp=self._word(cmp), value=self._word(value),
