@@ -34,6 +34,7 @@ class StageRow:
 class Report:
     network: Network
     layers: list[LayerRow] = field(default_factory=list)
+    taps: list[dict] = field(default_factory=list)  # a features build's maps (compiler/passes/taps.py)
 
     @property
     def params(self) -> int:
@@ -71,6 +72,7 @@ class Report:
             "peak_activation": self.peak_activation,
             "stages": [vars(s) | {"shape": list(s.shape)} for s in self.stages],
             "layers": [vars(r) | {"in_shape": list(r.in_shape), "shape": list(r.shape)} for r in self.layers],
+            **({"taps": self.taps} if self.taps else {}),
         }
 
 

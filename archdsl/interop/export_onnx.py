@@ -11,7 +11,7 @@ against the PyTorch logits of the same model (`max_abs_diff` in the result).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 OPSET = 17
@@ -39,6 +39,7 @@ class OnnxResult:
     max_abs_diff: float     # onnxruntime vs PyTorch, on a random batch
     batch: int
     size_bytes: int
+    outputs: list[str] = field(default_factory=lambda: ["logits"])
 
 
 def export_onnx(model, input_shape: tuple, path: str | Path, *, dynamic_batch: bool = False,
@@ -52,20 +53,39 @@ def export_onnx(model, input_shape: tuple, path: str | Path, *, dynamic_batch: b
     model = model.eval()
     batch = 2
     x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(0))
-    axes = {"x": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
+    with torch.no_grad():
+        names = output_names(model(x))
+    axes = {name: {0: "batch"} for name in ("x", *names)} if dynamic_batch else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=OPSET, input_names=["x"],
-                          output_names=["logits"], dynamic_axes=axes)
+                          output_names=names, dynamic_axes=axes)
     onnx.checker.check_model(str(path), full_check=True)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     if dynamic_batch:  # another batch size must run too
         batch = 3
         x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(1))
-    (got,) = session.run(None, {"x": x.numpy()})
+    got = session.run(None, {"x": x.numpy()})
     with torch.no_grad():
-        want = model(x)
-    diff = float((torch.from_numpy(got) - want).abs().max())
+        want = _flat(model(x))
+    diff = max(float((torch.from_numpy(g) - w).abs().max()) for g, w in zip(got, want))
     if not diff <= tolerance:
-        raise ValueError(f"onnxruntime's logits differ from PyTorch's by {diff:.3g} (tolerance {tolerance:g})")
-    return OnnxResult(path, OPSET, dynamic_batch, diff, batch, path.stat().st_size)
+        what = "logits" if len(want) == 1 else "outputs"
+        raise ValueError(f"onnxruntime's {what} differ from PyTorch's by {diff:.3g} (tolerance {tolerance:g})")
+    return OnnxResult(path, OPSET, dynamic_batch, diff, batch, path.stat().st_size, names)
+
+
+def _flat(out) -> list:
+    """A model's output as a flat list of tensors: logits, a features build's maps, or both."""
+    if isinstance(out, (list, tuple)):
+        return [t for o in out for t in _flat(o)]
+    return [out]
+
+
+def output_names(out) -> list[str]:
+    """`logits`; a features build's `feature0`, `feature1`, ...; or `logits` and the features."""
+    if not isinstance(out, (list, tuple)):
+        return ["logits"]
+    if isinstance(out, tuple):  # (logits, [taps])
+        return ["logits", *(f"feature{i}" for i in range(len(out[1])))]
+    return [f"feature{i}" for i in range(len(out))]

@@ -1,0 +1,163 @@
+"""Feature maps (archdsl.build(features=True)): for every shipped family the maps' shapes are
+the spec's stage outputs, and their values are the full model's activations at those places
+with the same weights. The full model's activations are read independently of the taps
+pass: with forward pre-hooks on the leaf module that reads each stage's output (the next
+stage's first op, or the head's), put back into NCHW maps by this test (tokens: the class
+token dropped, the rest row by row onto the patch grid, as timm's ViT features do)."""
+import re
+
+import pytest
+import torch
+
+import archdsl
+from archdsl.lang.errors import ArchError
+
+SMALL = {"input": (3, 64, 64)}
+FAMILIES = {
+    "resnet18": dict(depths=(1, 1, 1, 1)),
+    "resnet50": dict(depths=(1, 1, 1, 1)),
+    "convnext_t": dict(depths=(1, 1, 2, 1)),
+    "convnextv2_atto": dict(depths=(1, 1, 1, 1)),
+    "convnext_iso_s": dict(depths=(3,)),
+    "mobilenet_v2": {},
+    "efficientnet_b0": {},
+    "regnet_y_400mf": dict(depths=(1, 1, 1, 1)),
+    "swin_t": {"depths": (2, 1, 2, 1), "swin.wattn.kernel": 2},
+    "deit_s": dict(depths=(3,)),
+}
+
+
+def _readers(model, net) -> dict[str, str]:
+    """Stage (or, with one stage, block) end -> the leaf module whose input it is: the first
+    module of the next section in the order the model calls its modules."""
+    sections = []
+    for name in [n.target for n in model.graph.nodes if n.op == "call_module"]:
+        m = re.match(r"(stem|head|downsample\.\d+|stages\.\d+\.blocks\.\d+)", name)
+        if m and (not sections or sections[-1][0] != m.group(1)):
+            sections.append((m.group(1), name))
+    out = {}
+    for (sec, _), (_, nxt) in zip(sections, sections[1:]):
+        stage = re.match(r"stages\.(\d+)\.blocks\.(\d+)", sec)
+        if stage and len(net.stages) > 1:
+            out[f"stages.{stage.group(1)}"] = nxt  # the last block's reader wins
+        elif stage:
+            out[sec] = nxt
+    return out
+
+
+def _as_map(t: torch.Tensor, chw: tuple) -> torch.Tensor:
+    c, h, w = chw
+    if t.dim() == 3:  # tokens (B, N, C): the class token in front, then the grid row by row
+        return t[:, t.shape[1] - h * w:].reshape(t.shape[0], h, w, c).permute(0, 3, 1, 2)
+    if tuple(t.shape[1:]) == (c, h, w):
+        return t
+    assert tuple(t.shape[1:]) == (h, w, c), t.shape
+    return t.permute(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("spec", FAMILIES)
+def test_features_are_the_full_models_activations(spec):
+    kw = SMALL | FAMILIES[spec]
+    torch.manual_seed(0)
+    full = archdsl.build(spec, **kw).eval()
+    feats = archdsl.build(spec, features=True, state_dict=full.state_dict(), **kw).eval()
+    net = archdsl.as_network(spec, **kw)
+    report = archdsl.analyze(spec, **kw)
+    readers = _readers(full, net)
+    names = feats.feature_info.module_name()
+    assert names == list(readers), names
+    seen = {}
+    hooks = [full.get_submodule(path).register_forward_pre_hook(
+        lambda m, args, name=name: seen.__setitem__(name, args[0])) for name, path in readers.items()]
+    x = torch.randn(2, *kw["input"])
+    with torch.no_grad():
+        full(x)
+        maps = feats(x)
+    for h in hooks:
+        h.remove()
+    assert len(maps) == len(names)
+    stage_shapes = {f"stages.{i}": s.shape for i, s in enumerate(report.stages[1:])}  # [0] is the stem
+    for name, got, info in zip(names, maps, feats.feature_info):
+        chw = stage_shapes.get(name) or (info["num_chs"], *info["shape"][1:])
+        if len(chw) == 2:  # a stage of tokens: the map is on the patch grid
+            chw = tuple(info["shape"])
+        assert tuple(got.shape) == (2, *chw) == (2, *info["shape"]), (name, got.shape, chw)
+        assert info["reduction"] == kw["input"][1] // chw[1]
+        torch.testing.assert_close(got, _as_map(seen[name], chw), rtol=1e-4, atol=1e-5)
+    # counts stay exact: the head is gone from both the report and the module
+    assert archdsl.analyze(spec, features=True, **kw).params == sum(p.numel() for p in feats.parameters())
+    head = sum(r.params for r in report.layers if r.group == "head")
+    assert sum(p.numel() for p in feats.parameters()) == report.params - head
+
+
+def test_out_indices_pick_and_negative_count_from_the_end():
+    m = archdsl.build("convnext_t", features=True, out_indices=(1, -1), device="meta")
+    assert m.feature_info.module_name() == ["stages.1", "stages.3"]
+    assert m.feature_info.channels() == [192, 768] and m.feature_info.reduction() == [8, 32]
+
+
+def test_taps_name_any_place_and_a_full_build_returns_them_beside_the_logits():
+    torch.manual_seed(0)
+    kw = SMALL | FAMILIES["resnet18"]
+    full = archdsl.build("resnet18", **kw).eval()
+    both = archdsl.build("resnet18", taps=["stem", "stages.1.blocks.0.conv1", "head.fc"],
+                         state_dict=full.state_dict(), **kw).eval()
+    x = torch.randn(2, *kw["input"])
+    seen = {}
+    full.get_submodule("stages.1.blocks.0.conv1").register_forward_hook(lambda m, a, y: seen.setdefault("c", y))
+    with torch.no_grad():
+        logits, (stem, conv1, fc) = both(x)
+        want = full(x)
+    torch.testing.assert_close(logits, want)
+    torch.testing.assert_close(fc, want)
+    torch.testing.assert_close(conv1, seen["c"])
+    assert stem.shape == (2, 64, 16, 16)
+    assert both.feature_info.module_name() == ["stem", "stages.1.blocks.0.conv1", "head.fc"]
+
+
+@pytest.mark.parametrize("kw, code, words", [
+    (dict(features=True, out_indices=(4,)), "E411", "4 is out of range"),
+    (dict(out_indices=(1,)), "E411", "features build"),
+    (dict(features=True, taps=["stages.9"]), "E410", "names nothing"),
+    (dict(features=True, taps=["head.norm"]), "E412", "not a spatial map"),
+    (dict(features="yes"), "E010", "True or False"),
+])
+def test_bad_taps_are_errors_with_a_place_and_a_hint(kw, code, words):
+    with pytest.raises(ArchError) as e:
+        archdsl.build("convnext_t", device="meta", **kw)
+    assert e.value.code == code and words in e.value.message
+    assert e.value.hint and (e.value.span is not None or code == "E010")  # a wrong type is no place in a spec
+
+
+def test_a_network_with_no_spatial_map_has_no_features():
+    mlp = "network mlp\ninput 3x8x8\nclasses 10\nblock fc {\n    linear\n    relu\n}\nstem flatten\nstages {\n    64 fc x2\n}\nhead linear\n"
+    with pytest.raises(ArchError) as e:
+        archdsl.build(archdsl.loads(mlp), features=True, device="meta")
+    assert e.value.code == "E412" and "not a spatial map" in e.value.message
+
+
+def test_onnx_export_of_a_features_build(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from archdsl.interop.export_onnx import export_onnx
+
+    model = archdsl.build("convnextv2_atto", features=True, out_indices=(2, 3), **SMALL,
+                          depths=(1, 1, 1, 1))
+    result = export_onnx(model, SMALL["input"], tmp_path / "f.onnx")
+    assert result.outputs == ["feature0", "feature1"] and result.max_abs_diff < 1e-4
+
+
+def test_python_export_of_a_features_build_computes_the_same_maps():
+    from archdsl.interop.export_code import code
+
+    kw = SMALL | FAMILIES["deit_s"]
+    text = code("deit_s", features=True, out_indices=(0, 2), **kw)
+    ns: dict = {}
+    exec(compile(text, "deit_features.py", "exec"), ns)
+    exported = ns["build"]().eval()
+    model = archdsl.build("deit_s", features=True, out_indices=(0, 2), **kw).eval()
+    exported.load_state_dict(model.state_dict())
+    x = torch.randn(2, *kw["input"])
+    with torch.no_grad():
+        for a, b in zip(model(x), exported(x)):
+            torch.testing.assert_close(a, b)
+    assert "-> list[torch.Tensor]" in text
