@@ -161,3 +161,46 @@ def test_python_export_of_a_features_build_computes_the_same_maps():
         for a, b in zip(model(x), exported(x)):
             torch.testing.assert_close(a, b)
     assert "-> list[torch.Tensor]" in text
+
+
+# ---------------------------------------------------------------- hooks on stages and blocks
+def test_hooks_on_a_stage_and_a_block_fire_with_its_input_and_output():
+    kw = SMALL | FAMILIES["convnext_t"]
+    torch.manual_seed(0)
+    model = archdsl.build("convnext_t", **kw).eval()
+    feats = archdsl.build("convnext_t", taps=["downsample.1", "stages.1", "stages.2.blocks.0"],
+                          state_dict=model.state_dict(), **kw).eval()
+    x = torch.randn(2, *kw["input"])
+    with torch.no_grad():
+        want, (stage_in, stage_out, block_out) = feats(x)
+    seen = {}
+    stage = model.stages[1]
+    assert stage is model.get_submodule("stages.1") and len(model.stages) == 4
+    handles = [stage.register_forward_hook(lambda m, args, y: seen.__setitem__("stage", (args[0], y))),
+               model.stages[2].blocks[0].register_forward_hook(lambda m, args, y: seen.__setitem__("block", y))]
+    with torch.no_grad():
+        got = model(x)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(seen["stage"][0], stage_in)
+    torch.testing.assert_close(seen["stage"][1], stage_out)
+    torch.testing.assert_close(seen["block"], block_out)
+    for h in handles:
+        h.remove()
+    seen.clear()
+    model(x)
+    assert not seen
+    # a hook's returned tensor replaces the output, as in PyTorch
+    model.stages[3].register_forward_hook(lambda m, args, y: torch.zeros_like(y))
+    with torch.no_grad():
+        zeroed = model(x)
+    torch.testing.assert_close(zeroed, model.head.fc.bias.expand_as(zeroed))
+
+
+def test_calling_a_stage_says_what_works_instead():
+    model = archdsl.build("resnet18", device="meta")
+    with pytest.raises(TypeError, match=r"(?s)`stages.0` cannot be called.*taps=\[\"stages.0\"\]"):
+        model.stages[0](torch.empty(1, 64, 56, 56, device="meta"))
+    with pytest.raises(TypeError, match="takes no pre-hooks"):
+        model.get_submodule("stages.0").register_forward_pre_hook(lambda m, a: None)
+    with pytest.raises(IndexError, match="`stages` has no `4`"):
+        model.stages[4]
