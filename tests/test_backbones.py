@@ -236,3 +236,40 @@ def test_the_fpn_example_in_the_docs_trains(capsys):
     assert torch.isfinite(ns["loss"])
     grads = [p.grad for p in ns["backbone"].parameters()]
     assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("spec", ["resnet18", "deit_s"])
+def test_an_eval_build_of_a_backbone_gives_the_same_maps(spec):
+    """mode="eval" folds norms and fuses epilogues; the taps stay outputs of the graph."""
+    kw = SMALL | FAMILIES[spec]
+    torch.manual_seed(0)
+    full = archdsl.build(spec, **kw).eval()
+    train = archdsl.build(spec, features=True, state_dict=full.state_dict(), **kw).eval()
+    fused = archdsl.build(spec, features=True, mode="eval", state_dict=full.state_dict(), **kw)
+    x = torch.randn(2, *kw["input"])
+    with torch.no_grad():
+        for a, b in zip(train(x), fused(x)):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    assert fused.feature_info == train.feature_info
+
+
+def test_compile_reports_a_backbones_taps_and_counts():
+    import json
+
+    from typer.testing import CliRunner
+
+    from archdsl.cli.main import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["compile", "resnet18", "--features", "--out-indices", "2,3", "--emit", "json"])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)
+    assert report["params"] == 11_689_512 - (512 * 1000 + 1000)  # torchvision's count less the fc
+    assert [(t["module"], t["num_chs"], t["reduction"]) for t in report["taps"]] == [("stages.2", 256, 16),
+                                                                                  ("stages.3", 512, 32)]
+    r = runner.invoke(app, ["compile", "convnext_t", "--features"])
+    assert r.exit_code == 0 and "stages.3 │ 768x7x7" in r.output and "27,818,592 params" in r.output
+    r = runner.invoke(app, ["compile", "resnet18", "--features", "--out-indices", "x"])
+    assert r.exit_code == 2 and "--out-indices takes integers" in r.output
+    r = runner.invoke(app, ["compile", "convnext_t", "--taps", "stages.9"])
+    assert r.exit_code == 1 and "E410" in r.output and "Traceback" not in r.output
