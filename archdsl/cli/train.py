@@ -43,9 +43,12 @@ def _overrides(set_: list[str] | None, precision: str | None, channels_last: boo
     return overrides
 
 
-def _init_from(source: Path, source_spec: str, quiet: bool):
+def _init_from(source: Path, source_spec: str | None, quiet: bool):
     """`--init-from`: the weights, read now (a bad path fails before training starts), and the
-    function that carries them into the built model (`archdsl.transfer`)."""
+    function that carries them into the built model (`archdsl.transfer`). Without --init-spec
+    the source is the network being trained itself (its --set values included), so a run
+    carried to another input size, window or class count pairs every op with itself and the
+    tensors are fitted to their new shapes (interop/resize.py)."""
     from ..interop.transfer import transfer
     from ..lang.errors import ArchError
 
@@ -74,13 +77,14 @@ def _init_from(source: Path, source_spec: str, quiet: bool):
         def kinds(keys) -> set[str]:  # tensor names with the stage and block numbers left out
             return {re.sub(r"\d+", "#", k) for k in keys}
 
-        expected = kinds(build(source_spec, device="meta", classes=net.classes, input=net.input).state_dict())
+        spec = source_spec or net
+        expected = kinds(build(spec, device="meta").state_dict())
         foreign = sorted(kinds(weights) - expected)
         if len(foreign) > len(kinds(weights)) / 2:  # another network's weights: little would carry over
-            raise ArchError(f"--init-from {source}: these weights are not {source_spec}'s (e.g. `{foreign[0]}` "
-                            f"is no tensor of it)", hint="name the spec they were trained with: --init-spec SPEC",
-                            code="E751")
-        transfer(source_spec, net, weights, into=model, quiet=quiet, classes=net.classes, input=net.input)
+            raise ArchError(f"--init-from {source}: these weights are not {source_spec or net.name}'s (e.g. "
+                            f"`{foreign[0]}` is no tensor of it)",
+                            hint="name the spec they were trained with: --init-spec SPEC", code="E751")
+        transfer(spec, net, weights, into=model, quiet=quiet)
 
     return init
 
@@ -136,7 +140,7 @@ def register(app: typer.Typer) -> None:
         keep_freed_memory()
         try:
             overrides = _overrides(set_, precision, channels_last, train)
-            init = _init_from(init_from, init_spec or spec, quiet) if init_from is not None else None
+            init = _init_from(init_from, init_spec, quiet) if init_from is not None else None
             train(spec, data=data, epochs=epochs, out=out, seed=seed, resume=resume,
                   skip_bad_images=skip_bad_images, quiet=quiet, device=device, force=force,
                   check_memory=not no_memory_check, init_from=init,

@@ -13,7 +13,11 @@ gamma) takes the old op's tensor of the same name:
   grown conv computes the same function);
 - changed channels: the overlapping slice is copied (`[:min(old, new)]` on each channel
   axis), the rest keeps the spec's init. This is not Net2Net's function-preserving widening;
-- a 1x1 conv that became an `nn.Linear` (a layout change) or back: reshaped.
+- a 1x1 conv that became an `nn.Linear` (a layout change) or back: reshaped;
+- made at another input size, channel count or class count (resize.py, as timm): a position
+  embedding resampled bicubically to the new grid (class token kept), a Swin bias table
+  resized to the new window, the conv reading the image adapted to its channels, and the
+  layer giving the logits fresh for another number of classes (not a slice of the old one).
 Ops of a different kind (bn -> ln), convs whose groups changed (dense -> depthwise), and
 ops or blocks with no partner keep the spec's init. The report lists every tensor.
 """
@@ -29,6 +33,7 @@ from ..api import SpecLike, as_network, build, check
 from ..diff.compare import facts_of
 from ..diff.opdiff import (GateView, OpView, ResidualView, SeqDiff, _branches, _gaps, _pair, _same_head, lcs,
                            same_op, units, views)
+from .resize import FRESH, fit, roles_of
 
 if TYPE_CHECKING:
     import torch
@@ -154,7 +159,7 @@ class TransferReport:
         lines = [self.summary()]
         moved = [e for e in self.exact if e.source != e.path]
         for title, entries, show_source in (("moved or renamed (exact)", moved, True),
-                                            ("adapted (overlap copied: the rest keeps the spec's init)",
+                                            ("adapted (where the overlap is copied, the rest keeps the spec's init)",
                                              self.adapted, True),
                                             ("freshly initialised (the spec's init)", self.fresh, False)):
             if entries:
@@ -249,9 +254,10 @@ def transfer(src: SpecLike, dst: SpecLike, weights, *, into: nn.Module | None = 
     old_modules, new_modules = dict(old_model.named_modules()), dict(model.named_modules())
     report = TransferReport(a_net.name, b_net.name)
     new_state = model.state_dict()  # shares the model's storage: copying into it sets the weights
+    roles = roles_of(model)
     with torch.no_grad():
         for name, tensor in new_state.items():
-            owner, _, leaf = name.rpartition(".")
+            owner, leaf = _op_of(name, mapping)
             source_op = mapping.get(owner)
             if source_op is None:
                 report.fresh.append(Entry(name, None, "no op in the source pairs with it"))
@@ -268,7 +274,11 @@ def transfer(src: SpecLike, dst: SpecLike, weights, *, into: nn.Module | None = 
                 tensor.copy_(old)
                 report.exact.append(Entry(name, source, "exact"))
                 continue
-            fitted, how = _adapt(old, tensor)
+            special = fit(roles, name, source, old, tuple(tensor.shape))
+            if special is not None and isinstance(special[0], str) and special[0] == FRESH:
+                report.fresh.append(Entry(name, source, special[1]))
+                continue
+            fitted, how = special if special is not None else _adapt(old, tensor)
             if fitted is None:
                 report.fresh.append(Entry(name, source, how))
             else:
@@ -277,6 +287,17 @@ def transfer(src: SpecLike, dst: SpecLike, weights, *, into: nn.Module | None = 
     if not quiet:
         print(report)
     return model, report
+
+
+def _op_of(name: str, mapping: dict[str, str]) -> tuple[str, str]:
+    """(the op's module path, the tensor's name inside it): an op's module may hold modules of
+    its own (attention's `qkv`, `proj`), so the op is the longest paired prefix."""
+    parts = name.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        owner = ".".join(parts[:cut])
+        if owner in mapping:
+            return owner, ".".join(parts[cut:])
+    return name.rpartition(".")[0], parts[-1]
 
 
 def _state_dict(weights) -> dict:
