@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import compiler
@@ -9,7 +10,7 @@ from compiler import CompileErrors
 
 import os
 
-from .lang.errors import ArchError, ArchErrors, ShapeError
+from .lang.errors import ArchError, ArchErrors, ShapeError, WeightsError
 from .lang.network import Network
 from .lang.overrides import apply_overrides, from_keywords, split_overrides
 from .lang.parser import parse
@@ -221,6 +222,10 @@ def build(spec: SpecLike, *, device: str | torch.device | None = None, mode: str
     if not isinstance(compile, (bool, dict)):
         raise _type_error("archdsl.build's `compile`", compile, "True, False or torch.compile's arguments as a dict",
                           'archdsl.build("convnext_t", compile=True)')
+    if state_dict is not None:
+        state_dict = _tensors(state_dict)
+    if isinstance(compile, dict):
+        _check_backend(compile)
     dev = as_device(device)
     net = as_network(spec, **overrides)
     ir = network_to_ir(net)
@@ -240,11 +245,45 @@ def build(spec: SpecLike, *, device: str | torch.device | None = None, mode: str
         require_memory(weights, where, f"the weights of {net.name}",
                        'build it with device="meta" to inspect it without allocating, shrink it '
                        "(--set widths=..., depths=...), or pass check_memory=False", span=net.spans.get("stages"))
-    model = _run(compiler.compile, ir, device=dev, init=(net.init.scheme, net.init.arg), mode=mode,
-                 torch_compile=compile, state_dict=state_dict)
+    try:
+        model = _run(compiler.compile, ir, device=dev, init=(net.init.scheme, net.init.arg), mode=mode,
+                     torch_compile=compile, state_dict=state_dict)
+    except RuntimeError as e:
+        if state_dict is None or "state_dict" not in str(e):
+            raise
+        lines = [ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()]
+        raise WeightsError(f"the state dict does not fit {net.name}: " + "; ".join(lines)[:400],
+                           hint="pass the state_dict() of a model built from this spec; weights in another "
+                                "layout load with archdsl.load_weights(model, sd, layout=...)") from None
     if hasattr(ir, "feature_info"):
         model.feature_info = ir.feature_info
     return model
+
+
+def _tensors(state_dict) -> dict:
+    """A state dict: a mapping of names to tensors (a path or anything else is a clear E010)."""
+    import torch
+
+    if isinstance(state_dict, (str, os.PathLike)):
+        raise _type_error("archdsl.build's `state_dict`", state_dict, "a dict of tensors, not a file",
+                          'archdsl.build("convnext_t", state_dict=safetensors.torch.load_file("w.safetensors"))')
+    if not isinstance(state_dict, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()):
+        raise _type_error("archdsl.build's `state_dict`", state_dict, "a dict of names to tensors",
+                          'archdsl.build("convnext_t", state_dict=model.state_dict())')
+    return dict(state_dict)
+
+
+def _check_backend(options: dict) -> None:
+    """torch.compile's backend is looked up when the model first runs; name a bad one now."""
+    backend = options.get("backend", "inductor")
+    if isinstance(backend, str):
+        from torch._dynamo import list_backends
+
+        known = set(list_backends(exclude_tags=())) | {"inductor"}
+        if backend not in known:
+            raise ArchError(f"archdsl.build's `compile`: unknown torch.compile backend `{backend}`",
+                            hint="backends here: " + ", ".join(sorted(known)), code="E010")
 
 
 def _run(fn, *args, **kwargs):

@@ -27,12 +27,14 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..api import SpecLike, as_network, build, check
 from ..diff.compare import facts_of
 from ..diff.opdiff import (GateView, OpView, ResidualView, SeqDiff, _branches, _gaps, _pair, _same_head, lcs,
                            same_op, units, views)
+from ..lang.errors import WeightsError
 from .resize import FRESH, fit, roles_of
 
 if TYPE_CHECKING:
@@ -248,6 +250,11 @@ def transfer(src: SpecLike, dst: SpecLike, weights, *, into: nn.Module | None = 
 
     a_net, b_net = as_network(src, **overrides), as_network(dst, **overrides)
     state = _state_dict(weights)
+    from torch import nn
+
+    if into is not None and not isinstance(into, nn.Module):
+        raise WeightsError(f"`into` takes the model to fill (an nn.Module), not {type(into).__name__}",
+                           hint="leave it out to build a fresh model of `dst`")
     old_model = build(a_net, device="meta")
     model = into if into is not None else build(b_net)
     mapping = op_map(a_net, b_net)
@@ -301,12 +308,36 @@ def _op_of(name: str, mapping: dict[str, str]) -> tuple[str, str]:
 
 
 def _state_dict(weights) -> dict:
+    """Weights as a state dict of real tensors: a model, a .safetensors file or a mapping.
+    Anything else (None, a directory, a missing or foreign file, meta tensors) is a WeightsError."""
+    import torch
     from torch import nn
 
     if isinstance(weights, nn.Module):
-        return weights.state_dict()
-    if isinstance(weights, (str, Path)):
+        state = weights.state_dict()
+    elif isinstance(weights, (str, Path)):
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(weights))
-    return dict(weights)
+        path = Path(weights)
+        if not path.is_file():
+            raise WeightsError(f"no weights file `{path}`" + (" (it is a directory)" if path.is_dir() else ""),
+                               hint="pass a .safetensors file (a run's best.safetensors), a model or a state dict")
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise WeightsError(f"cannot read `{path}` as safetensors: {str(e).splitlines()[0] if str(e) else e}",
+                               hint="pass a .safetensors file, a model or a state dict") from None
+    elif isinstance(weights, Mapping):
+        state = dict(weights)
+    else:
+        raise WeightsError(f"cannot take weights from {type(weights).__name__}",
+                           hint="pass a .safetensors path, an nn.Module or a state dict")
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor) or v.is_meta]
+    if bad:
+        raise WeightsError(f"`{bad[0]}` holds no values (a meta tensor or not a tensor)"
+                           + (f", and {len(bad) - 1} more" if len(bad) > 1 else ""),
+                           hint="weights built with device=\"meta\" have no values to carry")
+    if not state:
+        raise WeightsError("the weights hold no tensors", hint="pass the weights of a trained model")
+    return state
