@@ -94,3 +94,14 @@ def test_transfer_into_something_not_a_model(tiny):
 
     with pytest.raises(ArchError, match="`into` takes the model"):
         transfer(tiny, tiny, archdsl.build(tiny), into=3, quiet=True)
+
+
+@pytest.mark.parametrize("key", ["train_epochs", "train_lr", "train_batch"])
+def test_a_recipe_number_given_true_is_refused_not_taken_as_1(key):
+    with pytest.raises(ArchError) as e:
+        archdsl.load("convnext_atto", **{key: True})
+    assert e.value.code == "E502" and "not an on/off setting" in e.value.message
+
+
+def test_a_recipe_flag_still_takes_true():
+    assert archdsl.load("convnext_atto", train_nesterov=True).train.nesterov is True
