@@ -82,3 +82,44 @@ def test_a_batch_of_one_is_refused_for_batchnorm_networks_only():
 def test_digits_too_large_for_memory_is_refused_before_resizing():
     with pytest.raises(archdsl.ArchError, match="E902"):  # 1,797 images of 16k x 16k: ~2 TiB
         plan("convnext_atto", "digits", input="1x16384x16384")
+
+
+def test_the_recipes_own_run_keeps_its_ema_and_a_shortened_one_adapts():
+    """convnext_t on ImageNet (1,281,167 images, 300 epochs, batch 4096): 93,600 steps, EMA
+    0.9999 as the paper ran it; the same recipe cut to 30 epochs adapts and says so."""
+    spec = archdsl.load("convnext_t").train
+    update, notes = adapt_recipe(spec, spec, n_train=1_281_167, user=set())
+    assert "ema" not in update and not any("EMA" in n for n in notes)
+    short = spec.model_copy(update={"epochs": 30})
+    update, notes = adapt_recipe(spec, short, n_train=1_281_167, user=set())
+    steps = 30 * (1_281_167 // 4096)
+    assert update["ema"] == pytest.approx(1 - 10 / steps) and any("EMA decay 0.9999 ->" in n for n in notes)
+
+
+def test_the_papers_recipe_values_in_the_shipped_specs():
+    assert archdsl.load("convnext_t").train.min_lr == 1e-6  # the official ConvNeXt main.py
+    assert archdsl.load("convnext_s").train.min_lr == 1e-6
+    deit = archdsl.load("deit_s").train
+    assert (deit.repeats, deit.min_lr, deit.erasing_mode) == (3, 1e-5, "pixel")  # DeiT main.py
+    assert archdsl.load("convnext_t").train.normalize == "auto"  # ImageNet's mean/std on RGB
+
+
+def test_new_recipe_fields_parse_print_and_refuse_bad_values(tmp_path):
+    from archdsl.lang.flatten import recipe_settings
+    spec = tmp_path / "r.arch"
+    spec.write_text("network r extends convnext_atto\ntrain {\n"
+                    "    augment randaugment rand-m9-mstd0.5-inc1, erasing 0.25 const\n"
+                    "    normalize mean 0.5 std 0.25\n    workers 2\n    crop_pct 0.9\n"
+                    "    interpolation bilinear\n    repeats 3\n}\n")
+    r = archdsl.load(str(spec), input="1x32x32").train
+    assert (r.randaugment, r.erasing_mode, r.normalize, r.mean, r.std) == (
+        "rand-m9-mstd0.5-inc1", "const", "explicit", (0.5,), (0.25,))
+    assert (r.workers, r.crop_pct, r.interpolation, r.repeats) == (2, 0.9, "bilinear", 3)
+    lines = {s.key.text: " ".join(w.text for g in s.groups for w in g) for s in recipe_settings(r)}
+    assert lines["normalize"] == "mean 0.5 std 0.25" and lines["repeats"] == "3"
+    assert "rand-m9-mstd0.5-inc1" in lines["augment"] and "erasing 0.25 const" in lines["augment"]
+    for bad, match in (({"train.randaugment": "rand-q9"}, "config string"),
+                       ({"train.mean": "0.5"}, "mean` and `std` together"),
+                       ({"train.crop_pct": "1.5"}, "crop_pct"), ({"train.workers": "-1"}, "workers")):
+        with pytest.raises(ArchError, match=match):
+            archdsl.load("convnext_atto", **bad)
