@@ -1,0 +1,60 @@
+"""`archdsl data pack DIR --to OUTDIR`: an ImageFolder written as WebDataset tar shards."""
+# No `from __future__ import annotations`: typer reads the real annotations of the commands.
+
+from typing import Annotated
+
+import typer
+
+from ..lang.errors import ArchError
+from .common import err, fail, failed, say, usage
+
+
+def register(app: typer.Typer) -> None:
+    data_app = typer.Typer(no_args_is_help=True, help="Prepare training data: pack an ImageFolder "
+                                                        "into tar shards.")
+    app.add_typer(data_app, name="data")
+
+    @data_app.command("pack")
+    def pack_command(
+        folder: Annotated[str, typer.Argument(help="An ImageFolder: DIR/train/<class>/... and "
+                                                   "DIR/val/<class>/...")],
+        to: Annotated[str, typer.Option("--to", help="The folder to create (must not exist, or be "
+                                                     "empty).", show_default=False)],
+        shard_size: Annotated[int, typer.Option("--shard-size", help="Images per shard.")] = 1000,
+        seed: Annotated[int, typer.Option(help="Seed of the one shuffle before cutting shards.",
+                                          min=0)] = 0,
+        skip_bad_images: Annotated[bool, typer.Option(
+            "--skip-bad-images", help="Leave out (and list in index.json) files that are no "
+                                      "image Pillow can open, instead of stopping.")] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+    ) -> None:
+        """Write train-NNNNNN.tar and val-NNNNNN.tar (WebDataset format: key.jpg + key.cls) and
+        index.json (classes, counts, sha256 per shard), atomically. Train with
+        `--data OUTDIR` or `--data 'OUTDIR/train-{000000..000012}.tar'`."""
+        from ..data.pack import pack
+
+        if shard_size < 1:
+            usage(f"--shard-size must be at least 1, not {shard_size}")
+
+        def progress(split: str, done: int, total: int) -> None:
+            if not quiet:
+                err.print(f"  {split}: {done:,}/{total:,} images", end="\r", markup=False)
+
+        try:
+            packed = pack(folder, to, shard_size=shard_size, seed=seed,
+                          skip_bad=skip_bad_images, progress=progress)
+        except ArchError as e:
+            fail(e)
+        except OSError as e:
+            failed(f"cannot pack {folder} into {to}: {e.strerror or e}"
+                   + (f" ({e.filename})" if e.filename else ""))
+        if quiet:
+            return
+        err.print(" " * 40, end="\r")
+        for split in ("train", "val"):
+            say(f"{split}: {packed.counts[split]:,} images in {packed.shards[split]} shard(s)")
+        say(f"classes: {len(packed.classes)}; {packed.bytes / 2 ** 20:,.1f} MiB; index: "
+            f"{packed.to}/index.json")
+        if packed.skipped:
+            say(f"skipped {len(packed.skipped)} unreadable file(s), listed in index.json; first: "
+                f"{packed.skipped[0][0]}: {packed.skipped[0][1]}")

@@ -1,0 +1,212 @@
+"""List an ImageFolder by names, never by pixels: `list_folder(root) -> Folder`.
+
+Layout: root/train/<class>/**/<image> and root/val/<class>/**/<image> (files may sit in
+sub-folders of a class folder). Class indices are the sorted train class names; val may use a
+subset of them. Names starting with "." are skipped (files and folders); only files ending in
+IMAGE_EXTENSIONS (any case) count. Everything is sorted by name, so a listing is reproducible.
+
+Nothing is opened: `os.scandir` gives names and file types, and only symbolic links are
+stat-ed (to follow them). Memory is a few dozen bytes per file name, held in `Paths`, a packed
+byte buffer rather than a list of str, so DataLoader workers forked from the process touch no
+per-file Python object (no copy-on-read growth of the listing in every worker).
+
+Refused with a DataError (codes as training/data.py has them):
+- E701: no root, no train/ or val/, files outside class folders, val classes unknown to train,
+  a folder reached twice (a symbolic-link loop, or two links to one folder), train and val
+  sharing files (the same inode, e.g. a train class folder that links into val/).
+- E703: no class folders, a class folder without images.
+- E702: a name that looks like an image but is no regular file (a FIFO, a device, a socket, a
+  dangling link): it would block or fail in a DataLoader worker. With `skip_bad` it is left out
+  and reported in `Split.skipped` instead.
+File names that are not UTF-8 are kept byte-exact (Python's surrogateescape); messages show
+them escaped (lang.errors.visible), never raw.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..lang.errors import DataError
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
+                    ".pgm", ".pbm", ".avif"}
+LAYOUT_HINT = "expected DIR/train/<class>/<image> and DIR/val/<class>/<image>"
+SKIP_HINT = ("pass --skip-bad-images (API: skip_bad_images=True) to leave unreadable images out "
+             "and count them")
+
+
+class Paths:
+    """A read-only sequence of file paths packed in one byte buffer (os.fsencode'd)."""
+
+    def __init__(self, paths: list[str]):
+        encoded = [os.fsencode(p) for p in paths]
+        self._offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(b) for b in encoded], out=self._offsets[1:])
+        self._blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, i: int) -> str:
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        i %= len(self)
+        return os.fsdecode(self._blob[self._offsets[i]:self._offsets[i + 1]].tobytes())
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    @property
+    def nbytes(self) -> int:
+        return self._blob.nbytes + self._offsets.nbytes
+
+
+@dataclass
+class Split:
+    """One split: its files (sorted), their labels (indices into the train classes)."""
+
+    root: str
+    files: Paths
+    labels: np.ndarray  # int64, one per file
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why) with skip_bad
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+
+@dataclass
+class Folder:
+    root: str
+    classes: list[str]
+    train: Split
+    val: Split
+
+
+def list_folder(root: str | os.PathLike, skip_bad: bool = False) -> Folder:
+    """The ImageFolder at `root`: class names and the two splits, names only (see module doc)."""
+    root = os.fspath(root)
+    if not os.path.exists(root):
+        raise DataError(f"data directory {root} does not exist",
+                        hint="use --data digits for the bundled digits, or " + LAYOUT_HINT,
+                        code="E701")
+    if not os.path.isdir(root):
+        raise DataError(f"{root} is not a directory", hint=LAYOUT_HINT, code="E701")
+    classes, train = _split(root, "train", skip_bad)
+    val_classes, val = _split(root, "val", skip_bad)
+    unknown = sorted(set(val_classes) - set(classes))
+    if unknown:
+        raise DataError(f"{os.path.join(root, 'val')}: classes not in train/: {', '.join(unknown)}",
+                        hint="val/ must use the class folders of train/", code="E701")
+    _no_shared_files(root, train, val)
+    index = {c: i for i, c in enumerate(classes)}
+    return Folder(root, classes,
+                  _make_split(os.path.join(root, "train"), train, index),
+                  _make_split(os.path.join(root, "val"), val, index))
+
+
+@dataclass
+class _Listed:
+    files: list[tuple[str, str, tuple[int, int]]]  # (path, class, (dev, inode))
+    skipped: list[tuple[str, str]]
+
+
+def _split(root: str, split: str, skip_bad: bool) -> tuple[list[str], _Listed]:
+    d = os.path.join(root, split)
+    if not os.path.isdir(d):
+        found = sorted(os.listdir(root))
+        raise DataError(f"{root}: no `{split}/` folder (found: {', '.join(found) or 'nothing'})",
+                        hint=LAYOUT_HINT, code="E701")
+    with os.scandir(d) as it:
+        entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+    stray = [e.name for e in entries if not _is_dir(e)]
+    if stray:
+        raise DataError(f"{d}: files outside class folders: {', '.join(stray[:3])}"
+                        + (f" and {len(stray) - 3} more" if len(stray) > 3 else ""),
+                        hint=LAYOUT_HINT, code="E701")
+    classes = [e.name for e in entries]
+    if not classes:
+        raise DataError(f"{d}: no class folders", hint=LAYOUT_HINT, code="E703")
+    listed = _Listed([], [])
+    seen: dict[tuple[int, int], str] = {}
+    for c in classes:
+        before = len(listed.files)
+        _walk(os.path.join(d, c), c, listed, seen, skip_bad)
+        if len(listed.files) == before:
+            raise DataError(f"{os.path.join(d, c)}: class folder has no images",
+                            hint="image files end in " + ", ".join(sorted(IMAGE_EXTENSIONS)),
+                            code="E703")
+    return classes, listed
+
+
+def _is_dir(e: os.DirEntry) -> bool:
+    try:
+        return e.is_dir()  # follows symbolic links
+    except OSError:
+        return False
+
+
+def _walk(d: str, c: str, out: _Listed, seen: dict[tuple[int, int], str], skip_bad: bool) -> None:
+    """Depth-first, sorted; every folder entered once (by device and inode)."""
+    st = os.stat(d)
+    key = (st.st_dev, st.st_ino)
+    if key in seen:
+        raise DataError(f"{d} is the folder {seen[key]} again (a symbolic-link loop, or two links "
+                        "to one folder)",
+                        hint="each image must be reachable once; remove the extra link", code="E701")
+    seen[key] = d
+    with os.scandir(d) as it:
+        entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+    for e in entries:
+        if _is_dir(e):
+            _walk(e.path, c, out, seen, skip_bad)
+            continue
+        if os.path.splitext(e.name)[1].lower() not in IMAGE_EXTENSIONS:
+            continue
+        why = None
+        try:
+            if e.is_symlink():  # follow it: the target decides (ELOOP and ENOENT land below)
+                target = os.stat(e.path)
+                mode, ident = target.st_mode, (target.st_dev, target.st_ino)
+            else:  # d_type says what it is; a plain entry lives on its folder's device
+                mode = (stat.S_IFREG if e.is_file(follow_symlinks=False)
+                        else e.stat(follow_symlinks=False).st_mode)
+                ident = (key[0], e.inode())
+            if not stat.S_ISREG(mode):
+                why = f"not a regular file ({_kind(mode)})"
+        except FileNotFoundError:
+            why = "a symbolic link to nothing"
+        except OSError as err:
+            why = f"cannot stat: {err.strerror or err}"
+        if why is None:
+            out.files.append((e.path, c, ident))
+        elif skip_bad:
+            out.skipped.append((e.path, why))
+        else:
+            raise DataError(f"{e.path}: {why}", hint=SKIP_HINT, code="E702")
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "not a file"
+
+
+def _no_shared_files(root: str, train: _Listed, val: _Listed) -> None:
+    inodes = {ident: path for path, _, ident in train.files}
+    for path, _, ident in val.files:
+        if ident in inodes:
+            raise DataError(f"{root}: train and val share files: {inodes[ident]} is {path}",
+                            hint="train and val must hold different images (a class folder in "
+                                 "train/ may not link into val/, nor the other way)", code="E701")
+
+
+def _make_split(d: str, listed: _Listed, index: dict[str, int]) -> Split:
+    return Split(d, Paths([p for p, _, _ in listed.files]),
+                 np.array([index[c] for _, c, _ in listed.files], dtype=np.int64),
+                 listed.skipped)

@@ -1,0 +1,305 @@
+"""WebDataset tar shards, read map-style: `find_shards`, `index_shards`, `ShardDataset`.
+
+Format (what `webdataset.TarWriter` and `archdsl data pack` write): plain, uncompressed POSIX
+tar files; consecutive members sharing a key form one sample, the key being the member name
+up to the first "." of its base name (`n01440764_10026.jpg` + `n01440764_10026.cls`). A sample
+has one image member (jpg, jpeg, png, webp, ...) and a `cls` member holding the class index
+as decimal text.
+
+Where shards come from (`find_shards(spec)`):
+- a directory holding train-*.tar and val-*.tar (and the `index.json` that `data pack` writes,
+  if present: class names, and per shard its member count and byte size, checked on open);
+- a brace pattern for the train shards, `shards/train-{000000..000127}.tar` (numeric ranges
+  keep their zero padding; `{a,b}` lists too); its val shards are the same pattern with
+  `train` replaced by `val` in the file name, expanded against the files that exist.
+A shard the pattern names that does not exist, a truncated shard (a member's data running
+past the end of the file, or no end-of-archive marker: a cut exactly between two members), or
+one whose size or count differs from index.json is a DataError (E705) naming the shard; a
+shard is never read short.
+
+How reading is split (the rule, and why): opening a split scans the tar headers once (main
+process; a 512-byte header per member, the data skipped by seeking) into an index of
+(shard, offset, size, label) per sample. The shards then behave as one map-style dataset of
+N samples, so the same `EpochSampler` as for folders deals one global permutation of 0..N-1
+to the ranks, and the DataLoader hands each index to exactly one worker: no sample is read
+twice or lost in an epoch, whatever the number of ranks and workers or the shard sizes (an
+IterableDataset dealing whole shards round-robin to (rank, worker) pairs cannot promise that:
+ranks would get different sample counts when shards differ in size, and a mid-epoch resume
+would have to replay a shuffle buffer). Resume is `set_position(p)`, exact to the sample, on
+any world size. Each worker keeps its own open file per shard and reads a sample with one
+seek and one read; shards on local disks or in the page cache serve that well. On storage
+without cheap seeks (network object stores), copy the shards to a local disk first.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tarfile
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..lang.errors import DataError
+from . import decode
+from .datasets import ImageDataset, Transform
+from .listing import Paths
+
+INDEX_NAME = "index.json"
+INDEX_FORMAT = "archdsl-shards/1"
+IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "ppm", "pgm", "pbm",
+                  "avif")
+_KEY = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")  # WebDataset's base_plus_ext rule
+_BRACE = re.compile(r"\{([^{}]*)\}")
+_OPEN_FILES = 64  # per worker: the most shard files kept open at once
+
+
+def expand_braces(pattern: str) -> list[str]:
+    """`a-{000..002}.tar` -> a-000.tar, a-001.tar, a-002.tar; `{x,y}` -> x, y (nested left to right)."""
+    m = _BRACE.search(pattern)
+    if not m:
+        return [pattern]
+    body, head, tail = m.group(1), pattern[:m.start()], pattern[m.end():]
+    r = re.fullmatch(r"(\d+)\.\.(\d+)", body)
+    if r:
+        lo, hi = int(r.group(1)), int(r.group(2))
+        if hi < lo:
+            raise DataError(f"{pattern}: the range {{{body}}} runs backwards", code="E701")
+        width = len(r.group(1)) if r.group(1).startswith("0") else 0
+        items = [str(i).zfill(width) for i in range(lo, hi + 1)]
+    else:
+        items = body.split(",")
+    return [x for item in items for x in expand_braces(head + item + tail)]
+
+
+@dataclass
+class ShardSource:
+    """Where a set of shards is: train and val shard paths, and index.json if there is one."""
+
+    name: str
+    train: list[str]
+    val: list[str]
+    index: dict | None = None
+
+    @property
+    def classes(self) -> list[str] | None:
+        return list(self.index["classes"]) if self.index else None
+
+
+def is_shards(spec: str | os.PathLike) -> bool:
+    """Whether `spec` names shards (a .tar pattern, or a directory of train-*.tar files)."""
+    s = os.fspath(spec)
+    if s.endswith(".tar") or "{" in s:
+        return True
+    return os.path.isdir(s) and any(n.startswith("train-") and n.endswith(".tar")
+                                    for n in os.listdir(s))
+
+
+def find_shards(spec: str | os.PathLike) -> ShardSource:
+    """Resolve `spec` (module docstring) to shard paths; missing shards are a DataError."""
+    s = os.fspath(spec)
+    if os.path.isdir(s):
+        names = sorted(os.listdir(s))
+        train = [os.path.join(s, n) for n in names if n.startswith("train-") and n.endswith(".tar")]
+        val = [os.path.join(s, n) for n in names if n.startswith("val-") and n.endswith(".tar")]
+        folder = s
+    else:
+        train = expand_braces(s)
+        folder = os.path.dirname(s) or "."
+        if not os.path.isdir(folder):
+            raise DataError(f"{s}: the folder {folder} does not exist", code="E705")
+        present = set(os.listdir(folder))
+        vals = [os.path.join(os.path.dirname(p), _val_name(os.path.basename(p))) for p in train]
+        val = [p for p in vals if os.path.basename(p) in present]
+    index = _read_index(folder)
+    if index:  # index.json lists every shard: none may be missing
+        listed = {sp: [os.path.join(folder, e["name"]) for e in index["splits"][sp]["shards"]]
+                  for sp in ("train", "val")}
+        if os.path.isdir(s):
+            train = listed["train"]
+        val = listed["val"]
+    for split, paths in (("train", train), ("val", val)):
+        if not paths:
+            raise DataError(f"{s}: no {split} shards", hint="expected train-*.tar and val-*.tar "
+                            "(as `archdsl data pack` writes them), or a pattern such as "
+                            "'shards/train-{000000..000127}.tar'", code="E705")
+        missing = [p for p in paths if not os.path.isfile(p)]
+        if missing:
+            raise DataError(f"{len(missing)} {split} shard(s) missing: {', '.join(missing[:3])}"
+                            + (f" and {len(missing) - 3} more" if len(missing) > 3 else ""),
+                            hint="every shard the pattern or index.json names must exist; a "
+                                 "smaller set would be read silently short", code="E705")
+    return ShardSource(s, train, val, index)
+
+
+def _val_name(name: str) -> str:
+    return name.replace("train", "val", 1)
+
+
+def _read_index(folder: str) -> dict | None:
+    path = os.path.join(folder, INDEX_NAME)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            index = json.load(f)
+        assert index.get("format") == INDEX_FORMAT
+        return index
+    except (OSError, ValueError, AssertionError, AttributeError):
+        raise DataError(f"{path}: not an index written by `archdsl data pack` ({INDEX_FORMAT})",
+                        hint="remove it, or pack the data again", code="E705") from None
+
+
+@dataclass
+class ShardIndex:
+    """Every sample of one split: which shard, where its image bytes are, its label."""
+
+    shards: list[str]
+    shard: np.ndarray  # int32, per sample
+    offset: np.ndarray  # int64, per sample: start of the image member's data
+    size: np.ndarray  # int64
+    label: np.ndarray  # int64
+    keys: Paths  # "key.ext" per sample, for messages
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+
+def index_shards(paths: Sequence[str], expected: list[dict] | None = None) -> ShardIndex:
+    """Scan the tar headers of `paths` (module docstring). `expected`: index.json's entries for
+    these shards (count and bytes), checked. Truncated or malformed shards are E705."""
+    shard, offset, size, label, keys = [], [], [], [], []
+    for k, path in enumerate(paths):
+        n0 = len(label)
+        if expected is not None:
+            want = expected[k]["bytes"]
+            have = os.path.getsize(path)
+            if have != want:
+                raise _bad_shard(path, f"{have:,} bytes, index.json says {want:,} (truncated or "
+                                       "rewritten since it was packed)")
+        for key, ext, off, sz, lab in _scan(path):
+            shard.append(k), offset.append(off), size.append(sz), label.append(lab)
+            keys.append(f"{key}.{ext}")
+        if expected is not None and len(label) - n0 != expected[k]["count"]:
+            raise _bad_shard(path, f"{len(label) - n0} samples, index.json says "
+                                   f"{expected[k]['count']}")
+    return ShardIndex(list(paths), np.array(shard, np.int32), np.array(offset, np.int64),
+                      np.array(size, np.int64), np.array(label, np.int64), Paths(keys))
+
+
+def _bad_shard(path: str, why: str) -> DataError:
+    return DataError(f"shard {path}: {why}", hint="copy or pack the shard again; a shard is never "
+                     "read short", code="E705")
+
+
+def _scan(path: str):
+    """(key, image ext, data offset, data size, label) per sample of one tar file."""
+    file_size = os.path.getsize(path)
+    try:
+        tf = tarfile.open(path, mode="r:")  # uncompressed only: compressed tars cannot seek
+    except tarfile.ReadError as e:
+        raise _bad_shard(path, f"not an uncompressed tar file ({e})") from None
+    current: dict | None = None
+    with tf:
+        try:
+            for m in tf:
+                if m.offset_data + m.size > file_size:
+                    raise _bad_shard(path, f"truncated: member {m.name} needs "
+                                           f"{m.offset_data + m.size:,} bytes, the file has "
+                                           f"{file_size:,}")
+                if not m.isfile():
+                    continue
+                match = _KEY.match(m.name)
+                if not match:
+                    continue
+                key, ext = match.group(1), match.group(2).lower()
+                if current is None or current["key"] != key:
+                    if current is not None:
+                        yield _sample(path, current)
+                    current = {"key": key}
+                if ext == "cls":
+                    f = tf.extractfile(m)
+                    current["cls"] = f.read() if f else b""
+                elif ext in IMAGE_SUFFIXES:
+                    if "image" in current:
+                        raise _bad_shard(path, f"sample {key} has two images")
+                    current["image"] = (ext, m.offset_data, m.size)
+            end = tf.offset
+        except tarfile.ReadError as e:
+            raise _bad_shard(path, f"truncated or corrupt tar ({e})") from None
+    if current is not None:
+        yield _sample(path, current)
+    with open(path, "rb") as f:  # the end-of-archive marker (a zero block) must be there
+        f.seek(end)
+        tail = f.read(tarfile.BLOCKSIZE)
+    if len(tail) < tarfile.BLOCKSIZE or tail.count(0) != tarfile.BLOCKSIZE:
+        raise _bad_shard(path, f"truncated: no end-of-archive marker after {end:,} bytes")
+
+
+def _sample(path: str, s: dict) -> tuple[str, str, int, int, int]:
+    if "image" not in s:
+        raise _bad_shard(path, f"sample {s['key']} has no image member "
+                               f"(one of {', '.join(IMAGE_SUFFIXES)})")
+    if "cls" not in s:
+        raise _bad_shard(path, f"sample {s['key']} has no .cls member (its class index)")
+    try:
+        label = int(s["cls"].decode("ascii").strip())
+        assert label >= 0
+    except (ValueError, UnicodeDecodeError, AssertionError):
+        raise _bad_shard(path, f"sample {s['key']}: .cls holds {s['cls'][:20]!r}, not a class "
+                               "index") from None
+    ext, off, size = s["image"]
+    return s["key"], ext, off, size, label
+
+
+def open_split(source: ShardSource, split: str) -> ShardIndex:
+    """Index the `split` ("train" or "val") shards of `source`, checked against index.json."""
+    paths = source.train if split == "train" else source.val
+    expected = None
+    if source.index:
+        by_name = {e["name"]: e for e in source.index["splits"][split]["shards"]}
+        if all(os.path.basename(p) in by_name for p in paths):
+            expected = [by_name[os.path.basename(p)] for p in paths]
+    return index_shards(paths, expected)
+
+
+class ShardDataset(ImageDataset):
+    """The samples of a ShardIndex, with the folder datasets' contract (datasets.py)."""
+
+    def __init__(self, index: ShardIndex, transform: Transform | None, *, channels: int = 3,
+                 seed: int = 0, convert: Callable = decode.convert):
+        super().__init__(index.label, transform, channels=channels, seed=seed, convert=convert)
+        self.index = index
+        self._files: dict[int, object] = {}
+        self._pid = os.getpid()
+
+    def __getstate__(self):  # open files stay in the process that opened them
+        state = dict(self.__dict__)
+        state["_files"] = {}
+        return state
+
+    def name(self, i: int) -> str:
+        return f"{self.index.shards[self.index.shard[i]]}:{self.index.keys[i]}"
+
+    def open(self, i: int):
+        data = self._read(i)
+        return decode.open_image(self.name(i), fp=io.BytesIO(data))
+
+    def _read(self, i: int) -> bytes:
+        if self._pid != os.getpid():  # forked into a worker: never share file offsets
+            self._files, self._pid = {}, os.getpid()
+        k = int(self.index.shard[i])
+        f = self._files.pop(k, None)
+        if f is None:
+            if len(self._files) >= _OPEN_FILES:
+                self._files.pop(next(iter(self._files))).close()
+            f = open(self.index.shards[k], "rb")
+        self._files[k] = f  # most recently used last
+        f.seek(int(self.index.offset[i]))
+        size = int(self.index.size[i])
+        data = f.read(size)
+        if len(data) != size:
+            raise decode.BadImage(self.name(i), "shard truncated or rewritten since it was indexed")
+        return data
