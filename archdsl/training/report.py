@@ -13,9 +13,9 @@
   duplicated or missing epochs.
 - Trackers (`tracking`): TensorBoard event files in OUT for every run, W&B and MLflow when the
   recipe asks. Every `log_every` steps: `train/loss` (mean over the batches since the last
-  point), `train/lr`, `perf/images_per_s`, `perf/data_wait_pct`, `perf/data_wait_s` and
-  `perf/compute_s` (over the same batches); every epoch, each number of its metrics.jsonl row
-  as `epoch/<name>`; once, the spec as written (`spec/text`), resolved into one file
+  point), `train/lr`, `perf/images_per_s` (the epoch's so far), and `perf/data_wait_pct`,
+  `perf/data_wait_s` and `perf/compute_s` (over the same batches); every epoch, each number of
+  its metrics.jsonl row as `epoch/<name>`; once, the spec as written (`spec/text`), resolved into one file
   (`spec/resolved`), and, when it `extends` a parent, the parent's name (`spec/parent`) and a
   unified diff of the two resolved texts (`spec/diff_vs_parent`). The diff is textual,
   from `lang`'s printer: training may not import `archdsl.diff`, whose semantic diff
@@ -26,12 +26,13 @@ Only the main process reports. Calls the engine makes:
     r = Reporter(out, enabled, quiet, log_every=50, track=("mlflow",))
     r.begin(network, recipe, step)        # opens the trackers (step > 0: a resumed run)
     r.start_epoch(epoch, epochs, batches, done)
-    r.step(done, loss, lr, ips, wait_s=..., seconds=..., step=...)   # after each optimizer step
+    r.step(done, loss, lr, ips, wait_s=..., step=...)   # after each optimizer step
     r.end_epoch(); r.epoch(row, epochs, has_ema); r.write_files(history)
     r.close()
 
-`step`'s `loss`, `ips`, `wait_s` and `seconds` are the epoch's so far (cumulative), as the
-engine keeps them; the reporter takes differences between calls for per-interval figures.
+`step`'s `loss` and `ips` are the epoch's so far, `wait_s` the seconds that step spent blocked
+on the loader; the reporter sums the waits over the epoch and takes differences between
+logged points for per-interval figures.
 """
 from __future__ import annotations
 
@@ -63,8 +64,7 @@ class _Mark:
 
     done: int
     loss_sum: float
-    images: float
-    seconds: float
+    seconds: float  # since start_epoch
     wait_s: float
 
 
@@ -80,7 +80,7 @@ class Reporter:
         self.epochs = self.batches = self.epoch_index = 0
         self.calls = 0  # step calls when the engine gives no global step
         self.mark: _Mark | None = None  # the last logged point of this epoch
-        self._started = time.perf_counter()
+        self.epoch_started, self.waited = time.perf_counter(), 0.0  # the epoch's clock and waits
 
     def line(self, text: str) -> None:
         if self.enabled and not self.quiet:
@@ -122,6 +122,7 @@ class Reporter:
     # ---- the per-epoch bar (terminal) or progress lines (anything else)
     def start_epoch(self, epoch: int, epochs: int, batches: int, done: int = 0) -> None:
         self.epoch_index, self.epochs, self.batches, self.mark = epoch, epochs, batches, None
+        self.epoch_started, self.waited = time.perf_counter(), 0.0
         if not (self.enabled and not self.quiet and self.console.is_terminal):
             return
         self.progress = Progress(
@@ -134,28 +135,30 @@ class Reporter:
                                            loss="-", lr="-", ips="-", wait="-")
 
     def step(self, done: int, loss: float, lr: float, ips: float, wait_s: float = 0.0, *,
-             seconds: float | None = None, step: int | None = None) -> None:
+             step: int | None = None) -> None:
         """After an optimizer step: `done` batches of the epoch, the epoch's mean `loss`, its
-        images/s, its seconds blocked on the loader (`wait_s`) and elapsed (`seconds`), and the
-        run's optimizer `step` (counted here when not given)."""
+        images/s (end to end), the seconds this step spent blocked on the loader (`wait_s`,
+        summed over accumulated batches) and the run's optimizer `step` (counted here when not
+        given). The data-wait share is the epoch's waits over its wall time since `start_epoch`."""
         if not self.enabled:
             return
         self.calls += 1
         step = self.calls if step is None else step
-        seconds = seconds if seconds is not None else time.perf_counter() - self._started
-        wait_share = wait_s / seconds if seconds > 0 else 0.0
+        self.waited += max(0.0, float(wait_s))
+        seconds = time.perf_counter() - self.epoch_started
+        share = min(1.0, self.waited / seconds) if seconds > 0 else 0.0
         if self.progress is not None:
             self.progress.update(self.task, completed=done, loss=f"{loss:.4f}", lr=f"{lr:.2e}",
-                                 ips=f"{ips:.0f}", wait=f"{100 * wait_share:.0f}%")
+                                 ips=f"{ips:.0f}", wait=f"{100 * share:.0f}%")
         if step % self.log_every:
             return
-        now = _Mark(done, loss * done, ips * seconds, seconds, wait_s)
-        values = _interval(self.mark, now, lr)
+        now = _Mark(done, loss * done, seconds, self.waited)
+        values = {**_interval(self.mark, now), "train/lr": lr, "perf/images_per_s": ips}
         self.mark = now
         if self.progress is None and not self.quiet:
             self.line(f"epoch {self.epoch_index + 1}/{self.epochs}  batch {done}/{self.batches}  "
                       f"step {step}  loss {loss:.4f}  lr {lr:.2e}  {ips:.0f} img/s  "
-                      f"data-wait {100 * wait_share:.1f}%")
+                      f"data-wait {100 * share:.1f}%")
         self._each(lambda t: t.scalars(values, step))
 
     def end_epoch(self) -> None:
@@ -214,16 +217,13 @@ class Reporter:
         plt.close(fig)
 
 
-def _interval(before: _Mark | None, now: _Mark, lr: float) -> dict[str, float]:
-    """Figures over the batches since the last point (since the epoch's start for its first)."""
-    b = before or _Mark(0, 0.0, 0.0, 0.0, 0.0)
+def _interval(before: _Mark | None, now: _Mark) -> dict[str, float]:
+    """Loss and time split over the batches since the last point (the epoch's start for its first)."""
+    b = before or _Mark(0, 0.0, 0.0, 0.0)
     batches, seconds = now.done - b.done, now.seconds - b.seconds
-    if batches <= 0 or seconds <= 0:  # the first point after a resume: the epoch so far
-        b, batches, seconds = _Mark(0, 0.0, 0.0, 0.0, 0.0), now.done, now.seconds
     wait = max(0.0, now.wait_s - b.wait_s)
-    return {"train/loss": (now.loss_sum - b.loss_sum) / max(batches, 1), "train/lr": lr,
-            "perf/images_per_s": (now.images - b.images) / seconds if seconds > 0 else 0.0,
-            "perf/data_wait_pct": 100 * wait / seconds if seconds > 0 else 0.0,
+    return {"train/loss": (now.loss_sum - b.loss_sum) / max(batches, 1),
+            "perf/data_wait_pct": min(100.0, 100 * wait / seconds) if seconds > 0 else 0.0,
             "perf/data_wait_s": wait, "perf/compute_s": max(0.0, seconds - wait)}
 
 
