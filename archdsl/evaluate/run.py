@@ -174,12 +174,7 @@ def _folder(root: Path, split: str, net, w: Weights, transform, channels: int):
     from ..data import listing
     from ..data.datasets import FolderDataset
 
-    list_split = getattr(listing, "list_split", None)
-    if list_split is not None:
-        classes, part = list_split(root, split, skip_bad=True)
-    else:  # until the data room lists one split on its own: the whole folder
-        folder = listing.list_folder(root, skip_bad=True)
-        classes, part = folder.classes, getattr(folder, split)
+    classes, part = listing.list_split(root, split, skip_bad=True)  # the split's own sorted folders
     labels, names = _labels(np.asarray(part.labels), classes, net, w, f"{root / split}")
     return (FolderDataset(part.files, labels, transform, channels=channels), names, str(root / split),
             list(part.skipped))
