@@ -193,7 +193,13 @@ def _solarize_add(img, add, thresh=128):
 
 
 def _posterize_op(img, bits):
-    return img if bits >= 8 else ImageOps.posterize(img, bits)
+    """Keep the `bits` high bits. bits = 0 (PosterizeIncreasing at magnitude 10) gives black, as
+    PIL's posterize did when timm 0.3.2 was written; recent Pillow refuses bits < 1, so the
+    mask ~(2**(8 - bits) - 1) is applied here as a lookup table."""
+    if bits >= 8:
+        return img
+    mask = ~(2 ** (8 - bits) - 1)
+    return img.point([i & mask for i in range(256)] * len(img.getbands()))
 
 
 OPS: dict[str, Callable] = {
