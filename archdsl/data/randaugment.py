@@ -82,7 +82,8 @@ class RandAugmentConfig:
                               code="E610", hint="timm's magnitudes run from 0 to 10; the recipe uses 9")
         if self.num_ops < 1 or self.magnitude_std < 0:
             raise RecipeError(f"RandAugment needs at least one op and a noise std >= 0, got "
-                              f"n={self.num_ops}, mstd={self.magnitude_std:g}", code="E610")
+                              f"n={self.num_ops}, mstd={self.magnitude_std:g}", code="E610",
+                              hint="the recipe uses n=2 ops per image and mstd0.5")
 
     def __str__(self) -> str:
         m = int(self.magnitude) if float(self.magnitude).is_integer() else self.magnitude
