@@ -81,3 +81,22 @@ class FolderDataset(ImageDataset):
 
     def open(self, i: int):
         return decode.open_image(self.files[i])
+
+
+GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+def probe_channels(ds: ImageDataset, limit: int = 64) -> int:
+    """1 when the headers of up to `limit` evenly spaced samples are all grey modes, else 3.
+    Headers only; unreadable samples are passed over (training reports them). A colour image
+    in a set judged grey is converted to grey by `convert`, and the other way round."""
+    n = len(ds)
+    picks = sorted({int(i) for i in np.linspace(0, n - 1, min(limit, n))}) if n else []
+    modes = set()
+    for i in picks:
+        try:
+            with ds.open(i) as img:
+                modes.add(img.mode)
+        except (decode.BadImage, OSError):
+            continue
+    return 1 if modes and modes <= GREY_MODES else 3

@@ -198,3 +198,4 @@ def to_tensor(img: Image.Image):
     t = torch.from_numpy(a.copy())
     return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
 
+

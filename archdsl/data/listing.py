@@ -23,8 +23,10 @@ them escaped (lang.errors.visible), never raw.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
+import struct
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,12 +68,13 @@ class Paths:
 
 @dataclass
 class Split:
-    """One split: its files (sorted), their labels (indices into the train classes)."""
+    """One split: its files (sorted), their labels (indices into the class list)."""
 
     root: str
     files: Paths
     labels: np.ndarray  # int64, one per file
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why) with skip_bad
+    ident: np.ndarray | None = field(default=None, repr=False)  # (N, 2) device, inode
 
     def __len__(self) -> int:
         return len(self.files)
@@ -84,9 +87,34 @@ class Folder:
     train: Split
     val: Split
 
+    def identity(self) -> dict:
+        """What a checkpoint records to know the data again: the root, the file count and a
+        BLAKE2b fingerprint of every file's path relative to the root, size and label (one
+        stat per file; no pixel is read)."""
+        h = hashlib.blake2b(digest_size=16)
+        for name, split in (("train", self.train), ("val", self.val)):
+            h.update(f"{name}\0{len(split)}\0".encode())
+            for path, label in zip(split.files, split.labels.tolist()):
+                rel = os.fsencode(os.path.relpath(path, self.root))
+                h.update(rel + b"\0" + struct.pack("<qq", os.stat(path).st_size, label))
+        return {"path": os.path.abspath(self.root), "files": len(self.train) + len(self.val),
+                "fingerprint": h.hexdigest()}
+
 
 def list_folder(root: str | os.PathLike, skip_bad: bool = False) -> Folder:
     """The ImageFolder at `root`: class names and the two splits, names only (see module doc)."""
+    root = os.fspath(root)
+    classes, train = list_split(root, "train", skip_bad)
+    _, val = list_split(root, "val", skip_bad, classes=classes)
+    _no_shared_files(root, train, val)
+    return Folder(root, classes, train, val)
+
+
+def list_split(root: str | os.PathLike, split: str, skip_bad: bool = False,
+               classes: list[str] | None = None) -> tuple[list[str], Split]:
+    """One split, root/split/<class>/**: (the class list, the Split). `classes`: the label order
+    to use (the train classes, a checkpoint's class names); a class folder not in it is E701.
+    None: the split's own sorted folder names."""
     root = os.fspath(root)
     if not os.path.exists(root):
         raise DataError(f"data directory {root} does not exist",
@@ -94,17 +122,20 @@ def list_folder(root: str | os.PathLike, skip_bad: bool = False) -> Folder:
                         code="E701")
     if not os.path.isdir(root):
         raise DataError(f"{root} is not a directory", hint=LAYOUT_HINT, code="E701")
-    classes, train = _split(root, "train", skip_bad)
-    val_classes, val = _split(root, "val", skip_bad)
-    unknown = sorted(set(val_classes) - set(classes))
+    found, listed = _split(root, split, skip_bad)
+    if classes is None:
+        classes = found
+    unknown = sorted(set(found) - set(classes))
     if unknown:
-        raise DataError(f"{os.path.join(root, 'val')}: classes not in train/: {', '.join(unknown)}",
-                        hint="val/ must use the class folders of train/", code="E701")
-    _no_shared_files(root, train, val)
+        where = "train/" if split == "val" else "the class list"
+        raise DataError(f"{os.path.join(root, split)}: classes not in {where}: {', '.join(unknown)}",
+                        hint=f"{split}/ must use the class folders of {where}", code="E701")
     index = {c: i for i, c in enumerate(classes)}
-    return Folder(root, classes,
-                  _make_split(os.path.join(root, "train"), train, index),
-                  _make_split(os.path.join(root, "val"), val, index))
+    d = os.path.join(root, split)
+    return list(classes), Split(d, Paths([p for p, _, _ in listed.files]),
+                                np.array([index[c] for _, c, _ in listed.files], dtype=np.int64),
+                                listed.skipped,
+                                np.array([i for _, _, i in listed.files], dtype=np.int64).reshape(-1, 2))
 
 
 @dataclass
@@ -197,16 +228,15 @@ def _kind(mode: int) -> str:
     return "not a file"
 
 
-def _no_shared_files(root: str, train: _Listed, val: _Listed) -> None:
-    inodes = {ident: path for path, _, ident in train.files}
-    for path, _, ident in val.files:
-        if ident in inodes:
-            raise DataError(f"{root}: train and val share files: {inodes[ident]} is {path}",
-                            hint="train and val must hold different images (a class folder in "
-                                 "train/ may not link into val/, nor the other way)", code="E701")
-
-
-def _make_split(d: str, listed: _Listed, index: dict[str, int]) -> Split:
-    return Split(d, Paths([p for p, _, _ in listed.files]),
-                 np.array([index[c] for _, c, _ in listed.files], dtype=np.int64),
-                 listed.skipped)
+def _no_shared_files(root: str, train: Split, val: Split) -> None:
+    """Refuse a file (device, inode) present in both splits; sorted arrays, no per-file objects."""
+    ident = np.concatenate([train.ident, val.ident])
+    side = np.repeat([0, 1], [len(train), len(val)])
+    order = np.lexsort((side, ident[:, 1], ident[:, 0]))
+    ident, side = ident[order], side[order]
+    clash = np.flatnonzero((ident[1:] == ident[:-1]).all(axis=1) & (side[1:] != side[:-1]))
+    if len(clash):
+        i, j = order[clash[0]], order[clash[0] + 1] - len(train)
+        raise DataError(f"{root}: train and val share files: {train.files[i]} is {val.files[j]}",
+                        hint="train and val must hold different images (a class folder in "
+                             "train/ may not link into val/, nor the other way)", code="E701")
