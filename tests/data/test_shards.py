@@ -1,0 +1,149 @@
+"""Shards: `data pack` writes WebDataset tars (read back by webdataset itself, an independent
+reader), archdsl reads them map-style with no duplicate or lost sample over ranks and workers,
+and a missing or truncated shard is named, never read short."""
+import hashlib
+import json
+import os
+
+import pytest
+import torch
+from conftest import make_folder
+from torch.utils.data import DataLoader
+from typer.testing import CliRunner
+
+from archdsl.data.collate import collate
+from archdsl.data.datasets import FolderDataset
+from archdsl.data.listing import list_folder
+from archdsl.data.pack import pack
+from archdsl.data.sampler import EpochSampler
+from archdsl.data.shards import ShardDataset, expand_braces, find_shards, is_shards, open_split
+from archdsl.lang.errors import DataError
+
+
+@pytest.fixture
+def packed(tmp_path):
+    root = make_folder(str(tmp_path / "d"), classes=("a", "b", "c"), train=6, val=2, ext=".jpg")
+    pack(root, tmp_path / "sh", shard_size=5)
+    return root, str(tmp_path / "sh")
+
+
+def sha(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_pack_writes_shards_and_an_index(packed, tmp_path):
+    root, out = packed
+    assert sorted(os.listdir(out)) == ["index.json"] + [f"train-00000{i}.tar" for i in range(4)] \
+        + ["val-000000.tar", "val-000001.tar"]
+    index = json.load(open(os.path.join(out, "index.json")))
+    assert index["classes"] == ["a", "b", "c"]
+    assert index["splits"]["train"]["count"] == 18 and index["splits"]["val"]["count"] == 6
+    for split in ("train", "val"):
+        for e in index["splits"][split]["shards"]:
+            p = os.path.join(out, e["name"])
+            assert e["sha256"] == sha(p) and e["bytes"] == os.path.getsize(p)
+    assert [e["count"] for e in index["splits"]["train"]["shards"]] == [5, 5, 5, 3]
+    pack(root, tmp_path / "again", shard_size=5)  # reproducible: byte-identical shards
+    assert all(sha(os.path.join(out, n)) == sha(tmp_path / "again" / n) for n in os.listdir(out))
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no partial folder left
+
+
+def test_webdataset_reads_the_shards_as_archdsl_does(packed):
+    import webdataset as wds
+
+    root, out = packed
+    src = find_shards(out)
+    ours = ShardDataset(open_split(src, "train"), None)
+    folder = list_folder(root)
+    by_bytes = {sha(p): (p, int(y)) for p, y in zip(folder.train.files, folder.train.labels)}
+    theirs = list(wds.WebDataset(src.train, shardshuffle=False))
+    assert len(theirs) == len(ours) == 18
+    for i, sample in enumerate(theirs):
+        path, label = by_bytes[hashlib.sha256(sample["jpg"]).hexdigest()]  # the file's own bytes
+        assert int(sample["cls"]) == label == ours[i][1]
+        x, _ = FolderDataset([path], [label], None)[0]
+        assert torch.equal(ours[i][0], x)
+
+
+def test_brace_patterns_and_val_shards(packed):
+    assert expand_braces("s/train-{000..002}.tar") == ["s/train-000.tar", "s/train-001.tar", "s/train-002.tar"]
+    assert expand_braces("{a,b}-{8..10}") == ["a-8", "a-9", "a-10", "b-8", "b-9", "b-10"]
+    _, out = packed
+    src = find_shards(os.path.join(out, "train-{000000..000003}.tar"))
+    assert [os.path.basename(p) for p in src.train] == [f"train-00000{i}.tar" for i in range(4)]
+    assert [os.path.basename(p) for p in src.val] == ["val-000000.tar", "val-000001.tar"]
+    assert src.classes == ["a", "b", "c"] and is_shards(out) and not is_shards(os.path.dirname(out))
+    os.remove(os.path.join(out, "index.json"))  # shards from elsewhere: no index
+    src = find_shards(os.path.join(out, "train-{000000..000001}.tar"))
+    assert len(src.val) == 2 and src.classes is None
+    assert len(open_split(src, "train")) == 10
+
+
+def test_a_missing_shard_is_named(packed):
+    _, out = packed
+    with pytest.raises(DataError) as e:
+        find_shards(os.path.join(out, "train-{000000..000004}.tar"))
+    assert e.value.code == "E705" and "train-000004.tar" in e.value.message
+    os.remove(os.path.join(out, "val-000001.tar"))
+    with pytest.raises(DataError) as e:
+        find_shards(out)  # index.json lists it
+    assert "val-000001.tar" in e.value.message
+
+
+@pytest.mark.parametrize("cut", ["mid-member", "at a member boundary"])
+def test_a_truncated_shard_is_named_never_read_short(packed, cut):
+    import tarfile
+
+    _, out = packed
+    path = os.path.join(out, "train-000001.tar")
+    with tarfile.open(path) as tf:
+        members = tf.getmembers()
+    end = members[4].offset  # the header of the 3rd sample's image: a boundary
+    size = end + 700 if cut == "mid-member" else end
+    with open(path, "r+b") as f:
+        f.truncate(size)
+    with pytest.raises(DataError) as e:
+        open_split(find_shards(out), "train")  # the index says how long it was
+    assert e.value.code == "E705" and "train-000001.tar" in e.value.message
+    os.remove(os.path.join(out, "index.json"))  # no index: the tar itself tells
+    with pytest.raises(DataError) as e:
+        open_split(find_shards(out), "train")
+    assert "train-000001.tar" in e.value.message and "truncated" in e.value.message
+
+
+def test_ranks_and_workers_read_each_sample_once_and_resume(packed):
+    _, out = packed
+    idx = open_split(find_shards(out), "train")
+    ds = ShardDataset(idx, lambda img, rng, convert: torch.tensor([rng.randrange(1000)]))
+    seen = []
+    for rank in range(2):
+        s = EpochSampler(len(ds), world=2, rank=rank, seed=1)
+        s.set_epoch(1)
+        for b in DataLoader(ds, batch_size=2, sampler=s, num_workers=2, collate_fn=collate):
+            seen += b.x[:, 0].tolist()
+    order = EpochSampler(len(ds), seed=1)
+    order.set_epoch(1)
+    want = [ds[(i, 1)][0].item() for i in order.order().tolist()]
+    assert sorted(seen) == sorted(want) and len(seen) == 18  # 18 = 9 per rank: nothing lost
+    s = EpochSampler(len(ds), world=3, rank=0, seed=1)  # resume on 3 ranks after 8 samples
+    s.set_epoch(1)
+    s.set_position(8)
+    assert [ds[k][0].item() for k in s] == want[8:17:3]  # 10 left, 3 per rank (drop_last)
+
+
+def test_cli_pack(tmp_path):
+    from archdsl.cli.main import app
+
+    root = make_folder(str(tmp_path / "d"), train=2, val=1)
+    open(os.path.join(root, "train", "cat", "zero.png"), "wb").close()
+    run = CliRunner().invoke(app, ["data", "pack", root, "--to", str(tmp_path / "s")])
+    assert run.exit_code == 1 and "E702" in run.output and "zero.png" in run.output
+    assert "Traceback" not in run.output and not os.path.exists(tmp_path / "s")
+    run = CliRunner().invoke(app, ["data", "pack", root, "--to", str(tmp_path / "s"),
+                                   "--skip-bad-images", "--shard-size", "4"])
+    assert run.exit_code == 0, run.output
+    assert "train: 6 images in 2 shard(s)" in run.output and "skipped 1" in run.output
+    run = CliRunner().invoke(app, ["data", "pack", root, "--to", str(tmp_path / "s")])
+    assert run.exit_code == 1 and "not an empty folder" in run.output
+    run = CliRunner().invoke(app, ["data", "pack", str(tmp_path / "nope"), "--to", str(tmp_path / "t")])
+    assert run.exit_code == 1 and "E701" in run.output and "does not exist" in run.output
