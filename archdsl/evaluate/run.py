@@ -42,10 +42,10 @@ def evaluate(spec: Any, weights: str | os.PathLike, *, data: str | os.PathLike, 
     w = read_weights(weights, layout, which)
     net = _network(spec, w, overrides)
     dev = as_device(device) or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = _model(net, w, dev)
     m, s = _normalization(w, net, mean, std)
     pct = crop_pct or w.crop_pct or (w.recipe or {}).get("crop_pct") or net.train.crop_pct
-    dataset, class_names, where, listed_bad = _split(data, split, net, w, pct)
+    dataset, class_names, where, listed_bad = _split(data, split, net, w, pct)  # before a big build
+    model = _model(net, w, dev)
     if workers is None:
         workers = min(4, os.cpu_count() or 1)
     tally, bad, seconds = _score(model, dataset, dev, m, s, batch, workers, net.classes, on_batch)
