@@ -90,6 +90,8 @@ def recipe_settings(recipe: TrainRecipe) -> tuple[ast.Setting, ...]:
                     out.append(setting(k))
             elif value is None:
                 out.append(setting(k, ("off",)))
+            elif isinstance(value, tuple):
+                out.append(setting(k, value))
             else:
                 out.append(setting(k, (value if isinstance(value, str) else num(value),)))
     return tuple(out)

@@ -18,6 +18,7 @@ overridden as `--set train.FIELD=VALUE` (or `train_FIELD=` in the API):
     label_smoothing 0.1 · droppath 0.1 · ema 0.9999 · clip_grad 1.0 · accumulate 2
     checkpoint_every 500 (steps) · precision bf16 · channels_last
     workers 4 · crop_pct 0.875 · interpolation bicubic · repeats 3
+    log_every 50 (steps between progress lines off a terminal) · track wandb mlflow
 
 Normalization: `imagenet` is timm's IMAGENET_DEFAULT_MEAN/STD (what the ConvNeXt, DeiT and
 Swin code and every timm/torchvision/official weight expect); `measured` is the per-channel
@@ -73,6 +74,8 @@ class TrainRecipe(BaseModel):
     crop_pct: float = 0.875  # evaluation: resize to size / crop_pct, centre-crop
     interpolation: Literal["bilinear", "bicubic"] = "bicubic"
     repeats: int = 1  # DeiT's repeated augmentation (RASampler); 1: off
+    log_every: int = 50  # optimizer steps between progress lines when stderr is not a terminal
+    track: tuple[Literal["wandb", "mlflow"], ...] = ()  # trackers beside TensorBoard
     label_smoothing: float = 0.0
     droppath: float = 0.0  # stochastic-depth rate of the last block
     ema: float | None = None
@@ -85,7 +88,7 @@ class TrainRecipe(BaseModel):
     # Every number has a range (and pydantic rejects nan and inf: allow_inf_nan=False).
     @field_validator("epochs", "batch", "accumulate", "checkpoint_every", "lr", "wd", "momentum",
                      "warmup", "min_lr", "gamma", "mixup", "cutmix", "erasing", "label_smoothing",
-                     "droppath", "ema", "clip_grad", "color_jitter", "workers", "crop_pct", "repeats")
+                     "droppath", "ema", "clip_grad", "color_jitter", "workers", "crop_pct", "repeats", "log_every")
     @classmethod
     def _in_range(cls, v, info):
         if v is None:
@@ -128,7 +131,7 @@ class TrainRecipe(BaseModel):
     def _auto_workers(cls, v):
         return None if isinstance(v, str) and v.strip().lower() == "auto" else v
 
-    @field_validator("mean", "std", mode="before")
+    @field_validator("mean", "std", "track", mode="before")
     @classmethod
     def _one_channel(cls, v):
         return (v,) if isinstance(v, (str, int, float)) else v
@@ -193,6 +196,7 @@ RANGES: dict[str, tuple] = {
     "workers": (0, 256, True, True, " (DataLoader worker processes; 0 loads in the training process)"),
     "crop_pct": (0.0, 1.0, False, True, " (the evaluation crop's share of the resized image)"),
     "repeats": (1, 16, True, True, " (repeated augmentation: each image this many times an epoch)"),
+    "log_every": (1, 1 << 40, True, True, " (optimizer steps between progress lines)"),
 }
 # timm's RandAugment config string (rand_augment_transform): `rand` then dash-separated options.
 RANDAUGMENT_CONFIG = re.compile(r"rand(-(m|mstd|mmax|p)\d+(\.\d+)?|-n\d+|-inc[01]|-w\d+)*")
@@ -206,7 +210,7 @@ EXAMPLES = {"epochs": "5", "batch": "64", "accumulate": "2", "checkpoint_every":
             "randaugment": "9,0.5", "optimizer": "adamw", "schedule": "cosine", "precision": "bf16",
             "color_jitter": "0.4", "erasing_mode": "pixel", "normalize": "imagenet", "mean": "0.5,0.5,0.5",
             "std": "0.25,0.25,0.25", "workers": "4", "crop_pct": "0.875", "interpolation": "bicubic",
-            "repeats": "3"}
+            "repeats": "3", "log_every": "50", "track": "mlflow"}
 
 # Lines whose first word picks a value and whose later words are `name value` options.
 _OPTION_LINES = {
@@ -217,7 +221,8 @@ _AUGMENTS = {"rrc": 0, "flip": 0, "randaugment": 2, "mixup": 1, "cutmix": 1, "er
              "color_jitter": 1}
 # Fields written as one `key value` line (flatten writes them back the same way).
 LINE_FIELDS = ("label_smoothing", "droppath", "ema", "clip_grad", "accumulate", "checkpoint_every",
-               "precision", "channels_last", "workers", "crop_pct", "interpolation", "repeats")
+               "precision", "channels_last", "workers", "crop_pct", "interpolation", "repeats", "log_every",
+               "track")
 _FLAGS = {"nesterov", "rrc", "flip", "channels_last"}
 
 
@@ -226,7 +231,7 @@ def _value(field: str, words: tuple[Word, ...]):
     texts = [w.text for w in words]
     if field in _FLAGS and not texts:
         return True
-    if field in ("betas", "milestones", "mean", "std") or field == "randaugment" and len(texts) != 1:
+    if field in ("betas", "milestones", "mean", "std", "track") or field == "randaugment" and len(texts) != 1:
         return tuple(texts)
     if len(texts) != 1:
         raise ValueError(f"`{field}` takes one value, got {len(texts)}")

@@ -134,7 +134,7 @@ def _best_of(ckpt: Path) -> tuple[Path, dict] | None:
     """The best-weights file of a verified checkpoint and its manifest entry, if it has one."""
     try:
         entry = json.loads((ckpt / MANIFEST).read_text())["files"].get(BEST)
-    except (OSError, ValueError, KeyError, AttributeError):
+    except (OSError, ValueError, KeyError, AttributeError, TypeError, RecursionError):
         return None
     return (ckpt / BEST, entry) if entry else None
 
@@ -256,8 +256,11 @@ def verify(ckpt: Path) -> str | None:
         assert isinstance(files, dict) and manifest.get("format") == MANIFEST_FORMAT
     except FileNotFoundError:
         return "no manifest.json (the save did not finish, or an older archdsl wrote it)"
-    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+    except (OSError, ValueError, KeyError, TypeError, AssertionError, RecursionError):
         return "manifest.json is unreadable"
+    m = STEP_DIR.match(ckpt.name)
+    if m and manifest.get("step") != int(m.group(1)):  # a renamed directory would stay "newest"
+        return f"its manifest is for step {manifest.get('step')!r}, not the {int(m.group(1))} of its name"
     for required in (MODEL, STATE):
         if required not in files:
             return f"the manifest lists no {required}"

@@ -107,7 +107,7 @@ def _has_batchnorm(net: Network) -> bool:
     return any(d["op"] == "bn" for _, d in ir.op_nodes())
 
 
-def plan(spec: Any, data: Any, epochs: int | None = None, skip_bad: bool = False,
+def plan(spec: Any, data: Any, epochs: int | None = None, skip_bad: bool = False, seed: int = 0,
          **overrides: Any) -> Plan:
     from ..api import as_network
 
@@ -150,7 +150,11 @@ def plan(spec: Any, data: Any, epochs: int | None = None, skip_bad: bool = False
                           hint="set `--set train.batch=2` or more" + (", or use more training images"
                                                                       if "batch" not in train_keys else ""),
                           code="E605")
-    bundle = materialize(info, net.input, skip_bad=skip_bad)
+    bundle = materialize(info, net.input, net.train, seed)
     if info.skipped:
-        notes.append(f"skipped {len(info.skipped)} unreadable image(s), e.g. {info.skipped[0]}")
+        notes.append(f"skipped {len(info.skipped)} unreadable file(s), e.g. {info.skipped[0]}")
+    if net.train.normalize == "auto":
+        notes.append("normalize: " + ("ImageNet's mean/std (RGB input)" if net.input[0] == 3 else
+                                      "the training images' own mean/std (grey input)")
+                     + f" = {[round(m, 4) for m in bundle.mean]} / {[round(v, 4) for v in bundle.std]}")
     return Plan(net, bundle, notes)

@@ -39,7 +39,8 @@ def test_plan_takes_classes_and_input_from_data_and_adapts_a_short_run():
     assert (r.label_smoothing, r.droppath, r.wd) == (0.1, 0.1, 0.05)  # the rest of the spec's recipe
     steps = 5 * (1437 // 64)
     assert r.ema == pytest.approx(1 - 10 / steps)
-    assert len(p.notes) == 5 and p.data.shape == (1, 32, 32)
+    assert len(p.notes) == 6 and p.data.shape == (1, 32, 32)
+    assert p.notes[-1].startswith("normalize: the training images' own mean/std (grey input)")
 
 
 def test_user_values_win_over_data_and_adaptation():
