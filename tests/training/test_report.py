@@ -1,0 +1,127 @@
+"""Runs you can watch: TensorBoard event files read back with TensorBoard's own reader, plain
+progress lines when stderr is a pipe, MLflow (its local file store, read back with its client)
+and W&B (offline mode, its run file) when a recipe asks for them."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from archdsl.training import train
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = {"widths": "8,16,32,64", "depths": "1,1,1,1"}
+STEP_TAGS = ("train/loss", "train/lr", "perf/images_per_s", "perf/data_wait_pct", "perf/data_wait_s",
+             "perf/compute_s")
+EPOCH_TAGS = ("epoch/train_loss", "epoch/val_loss", "epoch/val_acc", "epoch/lr", "epoch/images_per_s",
+              "epoch/seconds", "epoch/data_wait_pct")
+
+
+def events(out: Path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(out), size_guidance={"scalars": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def test_piped_run_prints_progress_every_n_steps_and_writes_event_files(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    p = subprocess.run([sys.executable, "-m", "archdsl", "train", "convnext_atto", "--data", "digits",
+                        "--epochs", "1", "--out", str(out), "--set", "widths=8,16,32,64",
+                        "--set", "depths=1,1,1,1", "--set", "train.log_every=4"],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert p.returncode == 0, p.stderr
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = history[-1]["step"]
+    assert steps >= 12
+    lines = [m for m in re.finditer(r"^epoch 1/1  batch (\d+)/(\d+)  step (\d+)  loss (\S+)  lr (\S+)  "
+                                    r"(\d+) img/s  data-wait (\d+\.\d)%$", p.stderr, re.M)]
+    assert [int(m[3]) for m in lines] == list(range(4, steps + 1, 4))
+    assert all(int(m[1]) == int(m[3]) and int(m[2]) == steps for m in lines)  # one batch a step here
+    assert all(0 <= float(m[7]) <= 100 and math.isfinite(float(m[4])) for m in lines)
+    assert re.search(r"^epoch 1/1  train_loss .* data-wait \d+\.\d%", p.stderr, re.M)
+
+    acc = events(out)
+    scalars = acc.Tags()["scalars"]
+    for tag in STEP_TAGS:
+        assert [e.step for e in acc.Scalars(tag)] == list(range(4, steps + 1, 4)), tag
+    for tag in EPOCH_TAGS:
+        assert [e.step for e in acc.Scalars(tag)] == [steps], tag
+    assert acc.Scalars("epoch/val_acc")[0].value == pytest.approx(history[0]["val_acc"])
+    assert acc.Scalars("epoch/train_loss")[0].value == pytest.approx(history[0]["train_loss"])
+    assert set(STEP_TAGS) | set(EPOCH_TAGS) <= set(scalars)
+    lr = [e.value for e in acc.Scalars("train/lr")]
+    assert all(v > 0 for v in lr)
+    texts = {t.split("/text_summary")[0] for t in acc.Tags()["tensors"]}
+    assert {"spec/text", "spec/resolved", "spec/parent", "spec/diff_vs_parent", "recipe"} <= texts
+    diff = acc.Tensors("spec/diff_vs_parent/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert re.search(r"^ +-\s+96\s+convnext x3$", diff, re.M)  # convnext_t's stage ...
+    assert re.search(r"^ +\+\s+8\s+convnext x1$", diff, re.M)  # ... and this run's (tiny atto)
+
+
+def test_progress_interval_counts_optimizer_steps():
+    """Unit level: with a pipe for stderr, a line at every log_every-th step and none between."""
+    import io
+
+    from rich.console import Console
+
+    from archdsl.training.report import Reporter
+
+    buf = io.StringIO()
+    r = Reporter(Path("/nonexistent"), enabled=True, log_every=3, console=Console(file=buf, width=200))
+    r.trackers = []  # no tracker files for this check
+    r.start_epoch(0, 2, 10)
+    for s in range(1, 11):
+        r.step(s, 1.0 / s, 1e-3, 100.0, wait_s=0.0, step=s)
+    assert re.findall(r"step (\d+) ", buf.getvalue()) == ["3", "6", "9"]
+
+
+def test_mlflow_and_wandb_receive_the_run(tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # mlflow 3 keeps the file store on request
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "archdsl-test")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = tmp_path / "run"
+    r = train("convnext_atto", "digits", epochs=1, out=out, quiet=True, train_log_every=5,
+              train_track=("mlflow", "wandb"), **TINY)
+    steps = r.history[-1]["step"]
+    ids = json.loads((out / "tracking.json").read_text())
+
+    client = mlflow.tracking.MlflowClient()
+    run = client.get_run(ids["mlflow"])
+    assert run.info.status == "FINISHED" and run.data.params["network"] == "convnext_atto"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == list(range(5, steps + 1, 5))
+    [acc] = client.get_metric_history(run.info.run_id, "epoch/val_acc")
+    assert (acc.step, acc.value) == (steps, pytest.approx(r.history[0]["val_acc"]))
+    spec = Path(client.download_artifacts(run.info.run_id, "spec/text.txt", str(tmp_path)))
+    assert spec.read_text() == (ROOT / "specs" / "convnext_atto.arch").read_text()
+
+    [wandb_file] = (out / "wandb").glob(f"offline-run-*-{ids['wandb']}/run-{ids['wandb']}.wandb")
+    raw = wandb_file.read_bytes()  # protobuf records: keys and texts are stored as UTF-8
+    for key in (b"train/loss", b"epoch/val_acc", b"spec/diff_vs_parent", b"network convnext_atto"):
+        assert key in raw, key
+
+
+def test_unknown_or_missing_tracker_is_an_error_before_training(tmp_path, monkeypatch):
+    from archdsl.lang.errors import ArchError
+    from archdsl.training import tracking
+
+    with pytest.raises(ArchError) as e:
+        tracking.requested("wandb,neptune")
+    assert e.value.code == "E771" and "neptune" in e.value.message
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed: import fails
+    monkeypatch.setitem(sys.modules, "mlflow.tracking", None)
+    with pytest.raises(ArchError) as e:
+        tracking.open_trackers(tmp_path, ("mlflow",), name="x", config={})
+    assert e.value.code == "E772" and "archdsl[mlflow]" in e.value.hint
