@@ -43,8 +43,8 @@ def check_size(size) -> tuple[int, int]:
     return hw
 
 
-def check_interpolation(name: str, allow_random: bool = True) -> str:
-    allowed = ("bilinear", "bicubic", "random") if allow_random else ("bilinear", "bicubic")
+def check_interpolation(name: str) -> str:
+    allowed = ("bilinear", "bicubic", "random")
     if name not in allowed:
         raise RecipeError(f"interpolation must be one of {', '.join(allowed)}, got {name!r}", code="E612")
     return name
@@ -158,7 +158,10 @@ class CenterCropEval:
         if not 0 < crop_pct <= 1:
             raise RecipeError(f"crop_pct must be in (0, 1], got {crop_pct}", code="E612")
         self.crop_pct = crop_pct
-        self.resample = INTERPOLATIONS[check_interpolation(interpolation, allow_random=False)]
+        # evaluation has no random filter: 'random' (a training setting) evaluates bicubic, as
+        # ConvNeXt's evaluation transform does whatever the training interpolation
+        name = check_interpolation(interpolation)
+        self.resample = INTERPOLATIONS["bicubic" if name == "random" else name]
         self.draft = draft
 
     def target(self, width: int, height: int) -> tuple[int, int]:

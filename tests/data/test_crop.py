@@ -108,6 +108,12 @@ def test_eval_resize_and_centre_crop_are_torchvision(wh, size, crop_pct):
     assert np.array_equal(np.asarray(out), np.asarray(tv_eval(img, size, crop_pct)))
 
 
+def test_eval_with_the_random_training_filter_is_bicubic():
+    img = picture(133, 97)
+    out = CenterCropEval(64, interpolation="random")(img, rgb)
+    assert np.array_equal(np.asarray(out), np.asarray(tv_eval(img, 64, 0.875)))
+
+
 def test_eval_at_384_warps_without_crop():
     img = picture(141, 99)
     out = CenterCropEval(384)(img, rgb)
