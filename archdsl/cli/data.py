@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
             usage(f"--shard-size must be at least 1, not {shard_size}")
 
         def progress(split: str, done: int, total: int) -> None:
-            if not quiet:
+            if not quiet and err.is_terminal:  # a counter redrawn in place; nothing in a log
                 err.print(f"  {split}: {done:,}/{total:,} images", end="\r", markup=False)
 
         try:
@@ -50,7 +50,8 @@ def register(app: typer.Typer) -> None:
                    + (f" ({e.filename})" if e.filename else ""))
         if quiet:
             return
-        err.print(" " * 40, end="\r")
+        if err.is_terminal:
+            err.print(" " * 40, end="\r")
         for split in ("train", "val"):
             say(f"{split}: {packed.counts[split]:,} images in {packed.shards[split]} shard(s)")
         say(f"classes: {len(packed.classes)}; {packed.bytes / 2 ** 20:,.1f} MiB; index: "
