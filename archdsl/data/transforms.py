@@ -27,8 +27,8 @@ from PIL import Image, ImageEnhance
 
 from ..lang.errors import RecipeError
 from . import decode
-from .crop import CenterCropEval, Convert, RandomResizedCrop, check_size, hflip, resize_shorter, center_box
-from .crop import INTERPOLATIONS, check_interpolation, load
+from .crop import (INTERPOLATIONS, CenterCropEval, Convert, RandomResizedCrop, center_box, check_interpolation,
+                   check_size, hflip, load, resize_shorter)
 from .randaugment import RandAugment, RandAugmentConfig, fill_color, parse_config
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # timm IMAGENET_DEFAULT_MEAN

@@ -4,7 +4,6 @@ sample, and the draws from torch's global generator."""
 import math
 import random
 
-import numpy as np
 import pytest
 import torch
 from scipy import stats

@@ -8,7 +8,6 @@
 - the op-choice, application-probability and magnitude distributions statistically.
 """
 import io
-import math
 import random
 
 import numpy as np
