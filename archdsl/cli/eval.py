@@ -96,7 +96,7 @@ def _print(s) -> None:
     bad = f", {s.bad_images} unreadable image{'s' if s.bad_images != 1 else ''} skipped" if s.bad_images else ""
     say(f"{s.network} ({'x'.join(map(str, s.input))}) on {s.data} [{s.split}]: {s.images} images, "
         f"{len(s.class_names)} classes{bad}")
-    say(f"weights {s.weights} (layout {s.layout}); crop_pct {s.crop_pct:g}, mean "
+    say(f"weights {s.weights} (layout {s.layout}); crop_pct {s.crop_pct:g} {s.interpolation}, mean "
         f"{', '.join(f'{v:.4g}' for v in s.mean)}, std {', '.join(f'{v:.4g}' for v in s.std)}")
     for note in s.notes:
         say(f"  note: {note}")

@@ -43,8 +43,10 @@ def evaluate(spec: Any, weights: str | os.PathLike, *, data: str | os.PathLike, 
     net = _network(spec, w, overrides)
     dev = as_device(device) or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     m, s = _normalization(w, net, mean, std)
-    pct = crop_pct or w.crop_pct or (w.recipe or {}).get("crop_pct") or net.train.crop_pct
-    dataset, class_names, where, listed_bad = _split(data, split, net, w, pct)  # before a big build
+    recipe = _recipe(w, net)
+    pct = crop_pct or w.crop_pct or recipe.crop_pct
+    resample = w.interpolation or recipe.interpolation
+    dataset, class_names, where, listed_bad = _split(data, split, net, w, pct, resample)  # before building
     model = _model(net, w, dev)
     if workers is None:
         workers = min(4, os.cpu_count() or 1)
@@ -59,7 +61,7 @@ def evaluate(spec: Any, weights: str | os.PathLike, *, data: str | os.PathLike, 
         tally, network=net.name, weights=str(w.where), layout=_layout_name(w.layout), data=str(data),
         split=split, class_names=class_names, bad_images=len(bad), bad=bad, seconds=seconds,
         images_per_s=tally.images / seconds if seconds > 0 else 0.0, input=list(net.input),
-        crop_pct=pct, mean=list(m), std=list(s), notes=list(w.notes))
+        crop_pct=pct, interpolation=resample, mean=list(m), std=list(s), notes=list(w.notes))
     if out is not None:
         _write(Path(out), scores)
     return scores
@@ -125,43 +127,55 @@ def _model(net, w: Weights, dev: torch.device):
 
 def _normalization(w: Weights, net, mean, std) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """--mean/--std; else what the run recorded; else the ImageNet constants for official, timm
-    and torchvision weights; else what the recipe (the run's, or the spec's for a bare file)
-    states: `imagenet`, `auto` on RGB, or explicit values. Measured statistics a run did not
+    and torchvision weights; else the recipe's rule (the run's recipe, or the spec's for a bare
+    archdsl file: training.data.normalization). Statistics measured on data a run did not
     record cannot be guessed (E785)."""
     from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+    from ..training.data import normalization
 
     channels = net.input[0]
-    recipe = w.recipe if w.recipe is not None else net.train.model_dump()
-    rule = recipe.get("normalize", "auto")
     if (mean is None) != (std is None):
         raise EvalError("give both --mean and --std, or neither", code="E785")
     if mean is not None:
         m, s = tuple(map(float, mean)), tuple(map(float, std))
     elif w.mean is not None:
         m, s = w.mean, w.std
-    elif w.layout != "native" or rule == "imagenet" or (rule == "auto" and channels == 3):
+    elif w.layout != "native" and channels == 3:
         m, s = tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)
-    elif rule == "explicit" and recipe.get("mean") and recipe.get("std"):
-        m, s = tuple(recipe["mean"]), tuple(recipe["std"])
     else:
-        where = f"run {w.run}" if w.run is not None else f"{w.where}"
-        raise EvalError(f"{where} was trained with statistics measured on its data "
-                        f"(normalize {rule}), which it does not record", code="E785",
-                        hint="give the values the weights were trained with: --mean M1,M2,M3 --std S1,S2,S3")
+        recipe = _recipe(w, net)
+        if recipe.normalize == "measured" or (recipe.normalize == "auto" and channels != 3):
+            where = f"run {w.run}" if w.run is not None else f"{w.where}"
+            raise EvalError(f"{where}: normalized with statistics measured on the training data, "
+                            "which are not recorded", code="E785",
+                            hint="give the values the weights were trained with: --mean M1,M2,M3 --std S1,S2,S3")
+        m, s = normalization(recipe, channels)
     if len(m) != channels or len(s) != channels or any(v <= 0 for v in s):
         raise EvalError(f"normalization needs {channels} means and {channels} positive stds, got "
                         f"mean {list(m)}, std {list(s)}", code="E785")
     return m, s
 
 
+def _recipe(w: Weights, net):
+    """The recipe the weights were trained with: the run's, else the spec's."""
+    from ..lang.recipe import TrainRecipe
+
+    if w.recipe is not None:
+        try:
+            return TrainRecipe(**w.recipe)
+        except Exception:  # noqa: BLE001 - a recipe an older or newer archdsl wrote
+            pass
+    return net.train
+
+
 # ---------------------------------------------------------------- the data
 
-def _split(data, split: str, net, w: Weights, crop_pct: float):
+def _split(data, split: str, net, w: Weights, crop_pct: float, interpolation: str):
     """(dataset, class names in label order, where, bad files the listing left out)."""
     from ..data.transforms import eval_transform
 
     c, h, wd = net.input
-    transform = eval_transform((h, wd), crop_pct=crop_pct, channels=c)
+    transform = eval_transform((h, wd), crop_pct=crop_pct, interpolation=interpolation, channels=c)
     from ..data.shards import is_shards
 
     text = os.fspath(data)

@@ -59,6 +59,7 @@ class Scores:
     images_per_s: float
     input: list[int]
     crop_pct: float
+    interpolation: str
     mean: list[float]
     std: list[float]
     figure: str | None = None

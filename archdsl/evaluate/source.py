@@ -47,6 +47,7 @@ class Weights:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     crop_pct: float | None = None
+    interpolation: str | None = None
     recipe: dict | None = None           # the run's recipe (TrainRecipe fields), when it recorded one
     notes: list[str] = field(default_factory=list)
 
@@ -151,3 +152,5 @@ def _recorded(w: Weights, manifest: dict, state_path: Path) -> None:
         w.recipe = dict(info["recipe"])
     if isinstance(info.get("crop_pct"), (int, float)):
         w.crop_pct = float(info["crop_pct"])
+    if info.get("interpolation") in ("bilinear", "bicubic"):
+        w.interpolation = info["interpolation"]
