@@ -10,7 +10,8 @@ RandomResizedCrop (timm 0.3.2 RandomResizedCropAndInterpolation.get_params, W x 
   10 attempts: area = U(scale) * W*H, aspect = exp(U(log ratio)),
     w = round(sqrt(area * aspect)), h = round(sqrt(area / aspect));
     the first with w <= W and h <= H is taken, top = randint(0, H - h), left = randint(0, W - w).
-  Fallback: the central crop of the whole image clamped to the ratio range.
+  Fallback: the central crop of the whole image clamped to the ratio range. An empty box
+  (possible only on images of a few pixels, where timm's resize crashes) is a failed attempt.
   The crop is resized to (H_out, W_out) with the interpolation (bicubic, bilinear, or random:
   one of the two per image, drawn after the box as timm does).
 Evaluation (ConvNeXt datasets.build_transform): below 384 resize the shorter side to
@@ -60,7 +61,7 @@ def rrc_box(width: int, height: int, rng: random.Random, scale=(0.08, 1.0),
         aspect = math.exp(rng.uniform(*log_ratio))
         w = int(round(math.sqrt(target_area * aspect)))
         h = int(round(math.sqrt(target_area / aspect)))
-        if w <= width and h <= height:
+        if 0 < w <= width and 0 < h <= height:  # timm: w <= W and h <= H (an empty box crashes it)
             top = rng.randint(0, height - h)
             left = rng.randint(0, width - w)
             return left, top, w, h

@@ -81,6 +81,14 @@ def test_rrc_pixels_are_the_resized_crop_of_the_original():
         assert out.size == (40, 48) and np.array_equal(np.asarray(out), np.asarray(ref))
 
 
+def test_images_of_a_few_pixels_still_give_a_crop():
+    for wh in ((1, 1), (2, 2), (3, 1)):
+        for seed in range(20):
+            left, top, w, h = rrc_box(*wh, random.Random(seed))
+            assert w >= 1 and h >= 1
+        assert RandomResizedCrop(8)(picture(*wh), random.Random(0), rgb).size == (8, 8)
+
+
 def test_flip_half_the_time():
     img = picture(16, 8)
     flips = [np.array_equal(np.asarray(hflip(img, random.Random(s))), np.asarray(img)[:, ::-1])
