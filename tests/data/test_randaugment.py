@@ -222,6 +222,8 @@ def test_op_choice_probability_and_magnitude_distributions():
     assert len(steps) == 1400  # two ops per image, with replacement
     counts = np.array([sum(s.name == n for s in steps) for n in INC])
     assert stats.chisquare(counts).pvalue > 1e-3  # uniform over the 15 ops
+    same = sum(a.name == b.name for a, b in zip(steps[::2], steps[1::2]))
+    assert stats.binomtest(same, 700, 1 / 15).pvalue > 1e-3  # with replacement: a repeat 1 in 15
     applied = [s for s in steps if s.applied]
     assert stats.binomtest(len(applied), len(steps), 0.5).pvalue > 1e-3
     # magnitude, recovered from the continuous ops: clip(N(9, 0.5), 0, 10)
