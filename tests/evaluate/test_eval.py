@@ -207,6 +207,26 @@ def test_run_directory_uses_recorded_classes_and_normalization(world, tmp_path):
     assert r.exit_code == 1 and "E782" in r.output and "another network" in r.output
 
 
+def test_shards_score_as_the_folder(world, tmp_path):
+    """WebDataset shards written here with tarfile (key.png + key.cls, the format's convention)."""
+    import io
+    import tarfile
+
+    (tmp_path / "shards").mkdir()
+    images = sorted(world["images"], key=lambda pair: pair[0].name)  # another order than the folder's
+    for k in range(2):
+        with tarfile.open(tmp_path / "shards" / f"val-{k:06d}.tar", "w") as tar:
+            for i, (path, label) in enumerate(images[k::2]):
+                for suffix, data in ((path.suffix, path.read_bytes()), (".cls", str(label).encode())):
+                    info = tarfile.TarInfo(f"s{k}_{i:04d}{suffix}")
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+    pattern = str(tmp_path / "shards" / "val-{000000..000001}.tar")
+    s = evaluate("convnext_atto", world["root"] / "atto.safetensors", data=pattern, workers=0, **ATTO)
+    ref = reference_scores(world["reference"], world["images"], *IMAGENET)
+    assert s.images == 21 and s.confusion == ref["confusion"] and s.top5 == ref["top5"]
+
+
 # ------------------------------------------------------------------ the command and its errors
 
 def test_cli_text_and_json(world):
