@@ -87,11 +87,12 @@ def load(img: Image.Image, convert: Convert,
     its pixels (1, or 1/s after a reduced-scale decode). With `need` = (region_w, region_h,
     out_w, out_h) and a JPEG not yet decoded, PIL is first asked for the largest reduction s that
     keeps the region at least out_w x out_h."""
-    factor = 1.0
+    factor, size0 = 1.0, img.size
     if need is not None and img.format == "JPEG":
         s = draft_scale(*need)
-        if s > 1 and img.draft(img.mode, (img.size[0] // s, img.size[1] // s)) is not None:
-            factor = 1.0 / img.decoderconfig[0]
+        drafted = img.draft(img.mode, (img.size[0] // s, img.size[1] // s)) if s > 1 else None
+        if drafted is not None:  # (mode, box of the whole original image at the new scale)
+            factor = drafted[1][2] / size0[0]
     size = img.size
     img = convert(img)
     if img.size != size:
