@@ -125,3 +125,19 @@ def test_unknown_or_missing_tracker_is_an_error_before_training(tmp_path, monkey
     with pytest.raises(ArchError) as e:
         tracking.open_trackers(tmp_path, ("mlflow",), name="x", config={})
     assert e.value.code == "E772" and "archdsl[mlflow]" in e.value.hint
+
+
+def test_resumed_run_drops_the_events_written_after_its_checkpoint(tmp_path):
+    """A run killed at step 9 resumes from its checkpoint at step 5: TensorBoard shows each step once."""
+    from archdsl.training.tracking import open_trackers
+
+    first = open_trackers(tmp_path, (), name="run", config={})
+    for step in range(1, 10):
+        first[0].scalars({"train/loss": 1.0}, step)
+    first[0].close()
+    second = open_trackers(tmp_path, (), name="run", config={}, step=5)
+    for step in range(5, 12):
+        second[0].scalars({"train/loss": 2.0}, step)
+    second[0].close()
+    points = [(e.step, e.value) for e in events(tmp_path).Scalars("train/loss")]
+    assert points == [(s, 1.0) for s in range(1, 5)] + [(s, 2.0) for s in range(5, 12)]
