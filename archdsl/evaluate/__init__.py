@@ -10,8 +10,9 @@ their network, classes and normalization), `scores` (top-1, top-5, per-class acc
 confusion matrix, accumulated batch by batch), `figure` (the confusion-matrix PNG), `run` (the
 loop: the eval model, the split streamed through the recipe's eval transform, normalization).
 
-May import `training` (its checkpoint reader, atomic writer and normalization rule only), `data`, `interop` (weights
-layouts), `api`, `report`, `lang` and `compiler`; never `roadmap` or `cli`.
+May import `training` (its checkpoint reader, atomic writer, normalization rule and digits set
+only), `data`, `interop` (weights layouts), `api`, `report`, `lang` and `compiler`; never
+`roadmap` or `cli`.
 """
 from .run import evaluate
 from .scores import Scores

@@ -98,8 +98,9 @@ def _network(spec: Any, w: Weights, overrides: dict):
     if w.structure is not None:
         changed = first_difference(w.structure, canonical(net))
         if changed:
-            trained = f" ({w.network})" if w.network else ""
-            raise EvalError(f"{w.run} trained another network{trained} than {net.name}: {changed}",
+            trained = f" ({w.network})" if w.network and w.network != net.name else ""
+            raise EvalError(f"{w.run} was trained with another network{trained} than this {net.name}: "
+                            f"{changed} (the run's -> this one's)",
                             hint="pass the spec (and --set values) the run was trained with"
                                  + (f", e.g. `archdsl eval {w.network} ...`" if w.network else ""),
                             code="E782")
@@ -179,9 +180,22 @@ def _split(data, split: str, net, w: Weights, crop_pct: float, interpolation: st
     from ..data.shards import is_shards
 
     text = os.fspath(data)
+    if text == "digits":
+        return _digits(net, w, crop_pct, interpolation)
     if is_shards(text):
         return _shards(text, split, net, w, transform, c)
     return _folder(Path(text), split, net, w, transform, c)
+
+
+def _digits(net, w: Weights, crop_pct: float, interpolation: str):
+    """scikit-learn's digits, split and brought to the input exactly as training does."""
+    from ..training.data import materialize, probe
+
+    info = probe("digits")
+    recipe = _recipe(w, net).model_copy(update={"crop_pct": crop_pct, "interpolation": interpolation})
+    val = materialize(info, net.input, recipe).val
+    val.labels, names = _labels(np.asarray(val.labels), list(info.class_names), net, w, "digits")
+    return val, names, "digits", []
 
 
 def _folder(root: Path, split: str, net, w: Weights, transform, channels: int):

@@ -277,3 +277,21 @@ def test_api_error_is_an_arch_error(world):
     with pytest.raises(EvalError) as e:
         evaluate("convnext_atto", world["root"] / "atto.safetensors", data=world["data"], split="few", **ATTO)
     assert e.value.code == "E783" and "3 classes" in e.value.message
+
+
+def test_a_trained_run_scores_as_its_own_validation(tmp_path):
+    """End to end: `archdsl train` on digits, then `archdsl eval` of its last weights gives the
+    val_acc the engine measured for that epoch."""
+    from archdsl.training import train
+
+    r = train("convnext_atto", "digits", epochs=1, out=tmp_path / "run", quiet=True,
+              widths="8,16,32,64", depths="1,1,1,1")
+    args = ["eval", "convnext_atto", "--weights", tmp_path / "run", "--data", "digits", "--workers", "0"]
+    other = run_cli(*args)  # the spec without the run's --set values: another network
+    assert other.exit_code == 1 and "stages[0].depth: 1 -> 2" in other.output
+    out = run_cli(*args, "--set", "widths=8,16,32,64", "--set", "depths=1,1,1,1", "--checkpoint", "last", "--json")
+    assert out.exit_code == 0, out.output
+    scores = json.loads(out.stdout)
+    assert scores["images"] == 360 and scores["input"] == [1, 32, 32]  # the run's, not the spec's
+    assert scores["top1"] == pytest.approx(r.history[-1]["val_acc"], abs=1e-9)
+    assert 0.2 < scores["top1"] < 1

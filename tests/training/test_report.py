@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from archdsl.training import train
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = {"widths": "8,16,32,64", "depths": "1,1,1,1"}
 STEP_TAGS = ("train/loss", "train/lr", "perf/images_per_s", "perf/data_wait_pct", "perf/data_wait_s",
              "perf/compute_s")
 EPOCH_TAGS = ("epoch/train_loss", "epoch/val_loss", "epoch/val_acc", "epoch/lr", "epoch/images_per_s",
@@ -85,25 +83,44 @@ def test_progress_interval_counts_optimizer_steps():
 
 
 def test_mlflow_and_wandb_receive_the_run(tmp_path, monkeypatch):
+    """The Reporter driven as the engine drives it (begin, steps, an epoch, close), with both
+    extra trackers on, read back from MLflow's file store and W&B's offline run file."""
     mlflow = pytest.importorskip("mlflow")
     pytest.importorskip("wandb")
+    import archdsl
+    from archdsl.training.report import Reporter
+
     monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # mlflow 3 keeps the file store on request
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "archdsl-test")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     out = tmp_path / "run"
-    r = train("convnext_atto", "digits", epochs=1, out=out, quiet=True, train_log_every=5,
-              train_track=("mlflow", "wandb"), **TINY)
-    steps = r.history[-1]["step"]
+    net = archdsl.load("convnext_atto", classes=10)
+    r = Reporter(out, enabled=True, quiet=True, log_every=5, track="mlflow,wandb")
+    r.begin(net, net.train, step=0)
+    r.start_epoch(0, 1, 12)
+    for step in range(1, 13):
+        r.step(step, 2.0 - step / 10, 1e-3 * step, 100.0, wait_s=0.01, step=step)
+    r.end_epoch()
+    row = {"epoch": 1, "step": 12, "train_loss": 1.5, "val_loss": 1.25, "val_acc": 0.75, "lr": 0.012,
+           "images_per_s": 100.0, "seconds": 3.0, "data_wait_s": 0.12}
+    r.epoch(row, 1, False)
+    r.write_files([row])
+    r.close()
     ids = json.loads((out / "tracking.json").read_text())
 
     client = mlflow.tracking.MlflowClient()
     run = client.get_run(ids["mlflow"])
     assert run.info.status == "FINISHED" and run.data.params["network"] == "convnext_atto"
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == list(range(5, steps + 1, 5))
+    assert run.data.params["recipe.lr"] == str(net.train.lr)
+    loss = client.get_metric_history(run.info.run_id, "train/loss")
+    # the epoch's running means 1.5 (step 5) and 1.0 (step 10): batches 1-5 sum 7.5, 6-10 sum 2.5
+    assert [(m.step, m.value) for m in loss] == [(5, pytest.approx(1.5)), (10, pytest.approx(0.5))]
     [acc] = client.get_metric_history(run.info.run_id, "epoch/val_acc")
-    assert (acc.step, acc.value) == (steps, pytest.approx(r.history[0]["val_acc"]))
+    assert (acc.step, acc.value) == (12, 0.75)
+    [wait] = client.get_metric_history(run.info.run_id, "epoch/data_wait_pct")
+    assert wait.value == pytest.approx(4.0)
     spec = Path(client.download_artifacts(run.info.run_id, "spec/text.txt", str(tmp_path)))
     assert spec.read_text() == (ROOT / "specs" / "convnext_atto.arch").read_text()
 
