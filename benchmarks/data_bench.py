@@ -5,8 +5,12 @@
     python benchmarks/data_bench.py /tmp/f2500 /tmp/f20k --sizes 128,224 --batches 20
 
 For every folder, input size and pipeline, one fresh subprocess measures:
-- first batch: seconds from the start of data setup (listing included) to the first batch;
+- first batch: seconds from the start of data setup (listing included; after the imports a
+  training program has done anyway: torch, and archdsl for its pipeline) to the first batch;
 - images/s: train images per second over the next --batches batches (after the first);
+- CPU ms/image: user + system CPU time of the main process and its workers over those batches,
+  per image: the figure that a shared, loaded machine disturbs least (wall-clock images/s on
+  2 cores shared with other jobs moves by tens of percent from run to run);
 - peak memory: the largest sum of PSS (proportional set size, so pages the workers share with
   the main process count once) over the main process and its DataLoader workers, sampled every
   50 ms, and the main process's own peak RSS.
@@ -27,6 +31,7 @@ import json
 import math
 import os
 import random
+import statistics
 import subprocess
 import sys
 import threading
@@ -54,6 +59,25 @@ def pss_total(pid: int) -> int:
         except OSError:
             pass
     return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of `pid` and its live children (the DataLoader workers)."""
+    pids = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            pids += [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 class PeakMemory(threading.Thread):
@@ -145,6 +169,12 @@ def loader(kind: str, folder: str, size: int, batch: int, workers: int, draft: b
 
 
 def measure(kind, folder, size, batch, workers, draft, ra, batches) -> dict:
+    # The program's imports come first and are not timed: a training run has torch (and, for
+    # archdsl, its own package) loaded before it sets up data.
+    import torch  # noqa: F401
+    if kind == "archdsl":
+        import archdsl.data.datasets  # noqa: F401
+        import archdsl.data.transforms  # noqa: F401
     mem = PeakMemory()
     mem.start()
     t0 = time.perf_counter()
@@ -152,11 +182,13 @@ def measure(kind, folder, size, batch, workers, draft, ra, batches) -> dict:
     it = iter(dl)
     first = next(it)
     t1 = time.perf_counter()
+    c1 = cpu_seconds(os.getpid())
     got = 0
     for _ in range(batches):
         b = next(it)
         got += len(b[1] if kind == "baseline" else b.y)
     t2 = time.perf_counter()
+    c2 = cpu_seconds(os.getpid())
     mem.stop.set()
     mem.join()
     import resource
@@ -164,6 +196,7 @@ def measure(kind, folder, size, batch, workers, draft, ra, batches) -> dict:
     x = first[0] if kind == "baseline" else first.x
     assert tuple(x.shape) == (batch, 3, size, size), x.shape
     return {"first_batch_s": t1 - t0, "images_per_s": got / (t2 - t1), "images": n,
+            "cpu_ms_per_image": (c2 - c1) * 1000 / got,
             "peak_pss_mb": mem.peak / 2 ** 20,
             "main_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -172,6 +205,33 @@ def child(args) -> None:
     r = measure(args.kind, args.folder, args.size, args.batch, args.workers, args.draft, args.ra,
                 args.batches)
     print(json.dumps(r))
+
+
+def run_child(args, folder: str, size: int, pipe: str) -> dict | None:
+    kind = "baseline" if pipe == "baseline" else "archdsl"
+    cmd = [sys.executable, __file__, "--child", "--kind", kind, "--folder", folder,
+           "--size", str(size), "--batch", str(args.batch), "--workers",
+           str(args.workers), "--batches", str(args.batches)]
+    cmd += ["--draft"] if "draft" in pipe else []
+    cmd += ["--ra"] if "+ra" in pipe else []
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    load = open("/proc/loadavg").read().split()[0]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode:
+        print(done.stderr[-2000:], file=sys.stderr)
+        return None
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    load += "/" + open("/proc/loadavg").read().split()[0]
+    r.update(folder=folder, pipeline=pipe, size=size, load=load)
+    return r
+
+
+def row(r: dict) -> str:
+    return (f"| {os.path.basename(r['folder'])} | {r['images']:,} | {r['pipeline']} | {r['size']} | "
+            f"{r['first_batch_s']:.1f} | {r['images_per_s']:.0f} | {r['cpu_ms_per_image']:.1f} | "
+            f"{r['peak_pss_mb']:.0f} | "
+            f"{r['main_maxrss_mb']:.0f} | {r['load']} |")
 
 
 def main(argv=None) -> None:
@@ -183,6 +243,7 @@ def main(argv=None) -> None:
     ap.add_argument("--batches", type=int, default=20, help="batches timed after the first")
     ap.add_argument("--pipelines", default="baseline,archdsl,archdsl+draft",
                     help="comma list of baseline, archdsl, archdsl+draft, archdsl+draft+ra")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per configuration (medians shown)")
     ap.add_argument("--json", help="also write the rows here")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--kind"), ap.add_argument("--folder"), ap.add_argument("--size", type=int)
@@ -191,32 +252,31 @@ def main(argv=None) -> None:
     if args.child:
         return child(args)
     rows = []
-    print("| folder | train images | pipeline | input | first batch s | images/s | peak PSS MB "
-          "(main+workers) | main max RSS MB | load avg |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|---|")
-    for folder in args.folders:
-        for size in [int(s) for s in args.sizes.split(",")]:
-            for pipe in args.pipelines.split(","):
-                kind = "baseline" if pipe == "baseline" else "archdsl"
-                cmd = [sys.executable, __file__, "--child", "--kind", kind, "--folder", folder,
-                       "--size", str(size), "--batch", str(args.batch), "--workers",
-                       str(args.workers), "--batches", str(args.batches)]
-                cmd += ["--draft"] if "draft" in pipe else []
-                cmd += ["--ra"] if "+ra" in pipe else []
-                env = dict(os.environ, OMP_NUM_THREADS="1",
-                           PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-                load = open("/proc/loadavg").read().split()[0]
-                done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-                if done.returncode:
-                    print(done.stderr[-2000:], file=sys.stderr)
-                    continue
-                r = json.loads(done.stdout.strip().splitlines()[-1])
-                load += "/" + open("/proc/loadavg").read().split()[0]
-                r.update(folder=folder, pipeline=pipe, size=size, load=load)
-                rows.append(r)
-                print(f"| {os.path.basename(folder)} | {r['images']:,} | {pipe} | {size} | "
-                      f"{r['first_batch_s']:.1f} | {r['images_per_s']:.0f} | {r['peak_pss_mb']:.0f} | "
-                      f"{r['main_maxrss_mb']:.0f} | {load} |", flush=True)
+    header = ("| folder | train images | pipeline | input | first batch s | images/s | CPU ms/image | "
+              "peak PSS MB (main+workers) | main max RSS MB | load avg |\n"
+              "|---|---:|---|---:|---:|---:|---:|---:|---:|---|")
+    print(header)
+    for rep in range(args.repeat):  # repeats interleaved: a burst of load hits every pipeline alike
+        for folder in args.folders:
+            for size in [int(s) for s in args.sizes.split(",")]:
+                for pipe in args.pipelines.split(","):
+                    r = run_child(args, folder, size, pipe)
+                    if r:
+                        rows.append(r)
+                        print(row(r), flush=True)
+    if args.repeat > 1:
+        print(f"\nmedians of {args.repeat} runs (load avg: the range over the runs)\n" + header)
+        keys = sorted({(r["folder"], r["size"], r["pipeline"]) for r in rows},
+                      key=lambda k: (args.folders.index(k[0]), k[1], args.pipelines.split(",").index(k[2])))
+        for k in keys:
+            same = [r for r in rows if (r["folder"], r["size"], r["pipeline"]) == k]
+            med = {m: statistics.median(r[m] for r in same) for m in
+                   ("first_batch_s", "images_per_s", "cpu_ms_per_image", "peak_pss_mb",
+                    "main_maxrss_mb")}
+            loads = sorted(float(x) for r in same for x in r["load"].split("/"))
+            med.update(folder=k[0], size=k[1], pipeline=k[2], images=same[0]["images"],
+                       load=f"{loads[0]:.1f}-{loads[-1]:.1f}")
+            print(row(med))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

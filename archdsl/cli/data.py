@@ -1,6 +1,8 @@
-"""`archdsl data pack DIR --to OUTDIR`: an ImageFolder written as WebDataset tar shards."""
+"""`archdsl data pack DIR --to OUTDIR`: an ImageFolder written as WebDataset tar shards;
+`archdsl data check DATA`: list a folder or index shards as training will, and say what it found."""
 # No `from __future__ import annotations`: typer reads the real annotations of the commands.
 
+import os
 from typing import Annotated
 
 import typer
@@ -59,3 +61,36 @@ def register(app: typer.Typer) -> None:
         if packed.skipped:
             say(f"skipped {len(packed.skipped)} unreadable file(s), listed in index.json; first: "
                 f"{packed.skipped[0][0]}: {packed.skipped[0][1]}")
+
+    @data_app.command("check")
+    def check_command(
+        data: Annotated[str, typer.Argument(help="An ImageFolder DIR, a folder of train-*.tar/val-*.tar "
+                                                 "shards, or a pattern 'DIR/train-{000000..000127}.tar'.")],
+        skip_bad_images: Annotated[bool, typer.Option(
+            "--skip-bad-images", help="List files that are no regular file instead of stopping.")] = False,
+    ) -> None:
+        """List the folder (names only) or index the shards (tar headers only), as training does,
+        and print the classes and counts; a missing or truncated shard, a symbolic-link loop or a
+        FIFO is reported here, before a run."""
+        from ..data.listing import list_folder
+        from ..data.shards import find_shards, is_shards, open_split
+
+        try:
+            if is_shards(data):
+                src = find_shards(data)
+                counts = {split: open_split(src, split) for split in ("train", "val")}
+                n_classes = len(src.classes) if src.classes else int(counts["train"].label.max()) + 1
+                for split, idx in counts.items():
+                    shards = src.train if split == "train" else src.val
+                    say(f"{split}: {len(idx):,} images in {len(shards)} shard(s)")
+                say(f"classes: {n_classes}" + ("" if src.classes else " (no index.json: 0..max label)"))
+                return
+            folder = list_folder(data, skip_bad=skip_bad_images)
+        except ArchError as e:
+            fail(e)
+        for split in (folder.train, folder.val):
+            say(f"{os.path.basename(split.root)}: {len(split):,} images")
+        say(f"classes: {len(folder.classes)} ({', '.join(folder.classes[:5])}"
+            + (", ..." if len(folder.classes) > 5 else "") + ")")
+        for path, why in folder.train.skipped + folder.val.skipped:
+            say(f"skipped {path}: {why}")

@@ -191,11 +191,12 @@ def _stretch(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 def to_tensor(img: Image.Image):
-    """An "L" or "RGB" image as a uint8 torch tensor (C, H, W)."""
+    """An "L" or "RGB" image as a uint8 torch tensor (C, H, W): a channels-first view of the
+    pixels (not made contiguous here: collate's torch.stack copies it once anyway)."""
     import torch
 
     a = np.asarray(img, dtype=np.uint8)
     t = torch.from_numpy(a.copy())
-    return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
+    return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
 
 

@@ -147,3 +147,16 @@ def test_cli_pack(tmp_path):
     assert run.exit_code == 1 and "not an empty folder" in run.output
     run = CliRunner().invoke(app, ["data", "pack", str(tmp_path / "nope"), "--to", str(tmp_path / "t")])
     assert run.exit_code == 1 and "E701" in run.output and "does not exist" in run.output
+
+
+def test_cli_check_folder_and_shards(packed):
+    from archdsl.cli.main import app
+
+    root, out = packed
+    run = CliRunner().invoke(app, ["data", "check", root])
+    assert run.exit_code == 0 and "train: 18 images" in run.output and "classes: 3 (a, b, c)" in run.output
+    run = CliRunner().invoke(app, ["data", "check", out])
+    assert run.exit_code == 0 and "train: 18 images in 4 shard(s)" in run.output
+    run = CliRunner().invoke(app, ["data", "check", os.path.join(out, "train-{000000..000009}.tar")])
+    assert run.exit_code == 1 and "E705" in run.output and "6 train shard(s) missing" in run.output
+    assert "train-000004.tar" in run.output and "and 3 more" in run.output
