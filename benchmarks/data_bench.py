@@ -40,37 +40,31 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def pss_total(pid: int) -> int:
-    """PSS in bytes of `pid` and its children (the DataLoader workers)."""
-    total = 0
-    pids = [pid]
+def family(pid: int) -> list[int]:
+    """`pid` and its live children (the DataLoader workers)."""
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
-            pids += [int(p) for p in f.read().split()]
+            return [pid] + [int(p) for p in f.read().split()]
     except OSError:
-        pass
-    for p in pids:
+        return [pid]
+
+
+def pss_total(pid: int) -> int:
+    """PSS in bytes of `pid` and its children."""
+    total = 0
+    for p in family(pid):
         try:
             with open(f"/proc/{p}/smaps_rollup") as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1]) * 1024
-                        break
-        except OSError:
+                total += next(int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:"))
+        except (OSError, StopIteration):
             pass
     return total
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of `pid` and its live children (the DataLoader workers)."""
-    pids = [pid]
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            pids += [int(p) for p in f.read().split()]
-    except OSError:
-        pass
+    """User + system CPU seconds of `pid` and its children."""
     total = 0
-    for p in pids:
+    for p in family(pid):
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
