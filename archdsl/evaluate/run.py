@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -25,6 +26,8 @@ import torch
 from ..lang.errors import WeightsError
 from .scores import Scores, Tally
 from .source import LAYOUTS, EvalError, Weights, read_weights
+
+SHOWN_KEYS = 8  # lines of a WeightsError's key list kept in eval's message
 
 def evaluate(spec: Any, weights: str | os.PathLike, *, data: str | os.PathLike, layout: str | None = None,
              split: str = "val", batch: int = 64, workers: int | None = None,
@@ -116,13 +119,16 @@ def _model(net, w: Weights, dev: torch.device):
     try:
         native = convert(w.state_dict, w.layout, target)
     except WeightsError as e:
-        hint = e.hint
+        hint = e.hint and re.sub(r'layout="(\w+)"', lambda m: f"--layout {_layout_name(m[1])}", e.hint)
         head = [k for k in getattr(e, "misshaped", []) if k.startswith(("head", "fc", "classifier"))]
         if not hint and head and len(head) == len(getattr(e, "misshaped", [])) and not e.missing:
             hint = "only the classifier differs: set the number of classes the weights have (--set classes=N)"
-        raise EvalError(f"{w.where} does not hold weights of {net.name} in layout "
-                        f"`{_layout_name(w.layout)}`: {e.message}", hint=hint or
-                        "check the spec, the --set values and --layout", code="E782") from None
+        first, *lines = e.message.splitlines()
+        if len(lines) > SHOWN_KEYS:
+            lines = lines[:SHOWN_KEYS] + [f"  ... and {len(lines) - SHOWN_KEYS} more"]
+        raise EvalError("\n".join([f"{w.where} does not hold weights of {net.name} in layout "
+                                   f"`{_layout_name(w.layout)}`: {first}", *lines]),
+                        hint=hint or "check the spec, the --set values and --layout", code="E782") from None
     return build(net, mode="eval", state_dict=native, device=dev)
 
 
