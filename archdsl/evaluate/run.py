@@ -145,6 +145,8 @@ def _normalization(w: Weights, net, mean, std) -> tuple[tuple[float, ...], tuple
         raise EvalError("give both --mean and --std, or neither", code="E785")
     if mean is not None:
         m, s = tuple(map(float, mean)), tuple(map(float, std))
+        if len(m) == len(s) == 1:  # one value for every channel, as the recipe's `normalize mean`
+            m, s = m * channels, s * channels
     elif w.mean is not None:
         m, s = w.mean, w.std
     elif w.layout != "native" and channels == 3:

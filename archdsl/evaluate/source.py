@@ -109,9 +109,10 @@ def _from_run(run: Path, which: str) -> Weights:
     problems: list[str] = []
     found = ckpt.newest_verified(run, quiet=True, problems=problems)
     if found is None:
-        why = (": " + "; ".join(problems)) if problems else ""
-        raise EvalError(f"{run}: no checkpoint that verifies{why}"[:400], code="E781",
-                        hint="checkpoints live in RUN/checkpoints/step-*/; train with --out RUN")
+        what = ("no checkpoint that verifies: " + "; ".join(problems) if problems
+                else "no checkpoint (RUN/checkpoints/step-*/)")
+        raise EvalError(f"{run}: {what}"[:400], code="E781",
+                        hint="pass the --out directory of an `archdsl train` run, or a weights file")
     manifest = json.loads((found / ckpt.MANIFEST).read_text())
     files = manifest.get("files", {})
     notes = [f"checkpoint {found} (verified)"]
