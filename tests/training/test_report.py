@@ -158,3 +158,13 @@ def test_resumed_run_drops_the_events_written_after_its_checkpoint(tmp_path):
     second[0].close()
     points = [(e.step, e.value) for e in events(tmp_path).Scalars("train/loss")]
     assert points == [(s, 1.0) for s in range(1, 5)] + [(s, 2.0) for s in range(5, 12)]
+
+
+def test_without_tensorboard_a_run_says_so_once_and_goes_on(tmp_path, monkeypatch):
+    from archdsl.training.tracking import open_trackers
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if not installed
+    said = []
+    assert open_trackers(tmp_path, (), name="x", config={}, warn=said.append) == []
+    assert len(said) == 1 and "archdsl[tensorboard]" in said[0]
+    assert not list(tmp_path.iterdir())
