@@ -139,6 +139,15 @@ def check_ranges(found: Path, state: dict, recipe: TrainRecipe, samples: int) ->
         raise bad(f"step {state['step']}, but its directory says {named}")
 
 
+def leave_signals_to_the_loop(worker_id: int) -> None:
+    """In a DataLoader worker: ignore SIGINT and SIGTERM. A terminal's Ctrl-C, `timeout`,
+    SLURM and `kill -TERM -PGID` signal the whole process group; a worker killed by them would
+    take the run down with a RuntimeError before the loop could save. The loop stops at the next
+    step and shuts its workers down itself (and workers exit when their parent dies)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 @contextmanager
 def stop_signals():
     """SIGINT/SIGTERM set a flag the loop checks at each step; a second SIGINT stops at once."""
@@ -237,7 +246,8 @@ class Trainer:
                           num_workers=workers, collate_fn=collate, persistent_workers=workers > 0,
                           prefetch_factor=PREFETCH if workers > 0 else None,
                           generator=torch.Generator().manual_seed(self.seed) if sampler is not None else None,
-                          pin_memory=self.dist.device.type == "cuda")
+                          pin_memory=self.dist.device.type == "cuda",
+                          worker_init_fn=leave_signals_to_the_loop if workers > 0 else None)
 
     # ------------------------------------------------------------------ resume
     def _start(self, resume: bool, force: bool = False) -> None:

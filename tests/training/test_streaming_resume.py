@@ -148,3 +148,29 @@ def test_a_renamed_step_directory_is_not_newest_and_bad_outs_are_refused(tmp_pat
         with pytest.raises(ArchError, match="current directory|inside the checkpoints") as e:
             train("convnext_atto", "digits", out=bad, **tiny)
         assert e.value.code == "E760"
+
+
+STOP_AT_STEP = textwrap.dedent("""
+    import os, signal, sys
+    from archdsl.training import report, train
+    real = report.Reporter.step
+    def step_then_signal_the_group(self, *a, step=None, **k):
+        if step == 3:  # as `timeout`, SLURM or a terminal do: every process of the group, workers too
+            os.killpg(os.getpgrp(), signal.SIGTERM)
+        return real(self, *a, step=step, **k)
+    report.Reporter.step = step_then_signal_the_group
+    from archdsl.training.engine import Interrupted
+    try:
+        train("convnext_atto", sys.argv[1], out=sys.argv[2], **eval(sys.argv[3]))
+    except Interrupted as e:  # what the CLI does
+        sys.exit(e.exit_code)
+""")
+
+
+def test_sigterm_to_the_process_group_saves_and_stops_with_workers(folder, tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-c", STOP_AT_STEP, str(folder), str(out), repr(RUN)], env=env,
+                       timeout=600, capture_output=True, text=True, start_new_session=True)
+    assert p.returncode == 128 + signal.SIGTERM, p.stderr[-2000:]
+    assert "Traceback" not in p.stderr and ckpt.latest(out).name == "step-00000004"  # the next step saves
