@@ -160,3 +160,31 @@ def test_cli_check_folder_and_shards(packed):
     run = CliRunner().invoke(app, ["data", "check", os.path.join(out, "train-{000000..000009}.tar")])
     assert run.exit_code == 1 and "E705" in run.output and "6 train shard(s) missing" in run.output
     assert "train-000004.tar" in run.output and "and 3 more" in run.output
+
+
+@pytest.mark.parametrize("fmt", ["PAX_FORMAT", "GNU_FORMAT", "USTAR_FORMAT"])
+def test_the_header_walk_equals_tarfiles(tmp_path, fmt):
+    """shards._members (a fast header walk) against Python's tarfile on the same archive:
+    long names (PAX records, GNU long-name members, ustar prefixes), a folder, an empty file."""
+    import io
+    import tarfile
+
+    from archdsl.data.shards import _members
+
+    path = str(tmp_path / "t.tar")
+    names = ["a.jpg", "p" * 90 + "/" + "q" * 60 + ".cls", "e.cls"]  # the 2nd: a ustar prefix
+    if fmt != "USTAR_FORMAT":  # too long for ustar: a PAX path record / a GNU long-name member
+        names += ["d/" + "x" * 120 + ".jpg", "ü" * 70 + ".png"]
+    with tarfile.open(path, "w", format=getattr(tarfile, fmt)) as tf:
+        d = tarfile.TarInfo("folder")
+        d.type = tarfile.DIRTYPE
+        tf.addfile(d)
+        for k, name in enumerate(names):
+            data = bytes([k]) * (k * 700)
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    with tarfile.open(path) as tf:
+        want = [(m.name, m.offset_data, m.size, m.isfile()) for m in tf]
+    got = [(n, o, s, f) for n, o, s, f, _ in _members(path)]
+    assert got == want
