@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple, Sequence
 
 import torch
+from torch.utils.data import get_worker_info
 
 
 class BadSample(NamedTuple):
@@ -37,4 +38,8 @@ def collate(samples: Sequence[tuple[torch.Tensor, int] | BadSample]) -> Batch:
     if len(shapes) > 1:
         raise ValueError(f"collate: images of different shapes in one batch: {sorted(shapes)} "
                          "(the transform must bring every image to the network's input size)")
-    return Batch(torch.stack([x for x, _ in good]), torch.tensor([int(y) for _, y in good]), bad)
+    out = torch.empty((len(good), *shapes.pop()), dtype=good[0][0].dtype)
+    if get_worker_info() is not None:  # in a DataLoader worker: stack straight into shared
+        out.share_memory_()            # memory (as default_collate does), not into a copy the
+    torch.stack([x for x, _ in good], out=out)  # worker queue would then copy once more
+    return Batch(out, torch.tensor([int(y) for _, y in good]), bad)
