@@ -62,10 +62,20 @@ def _init_from(source: Path, source_spec: str, quiet: bool):
         except Exception as e:  # noqa: BLE001 - a damaged file is the user's to fix
             raise ArchError(f"cannot read {source}: {e}", hint="pass a run directory or a model.safetensors",
                             code="E751") from None
+        if not weights:
+            raise ArchError(f"--init-from {source} holds no tensors: the run would start from scratch",
+                            hint="pass the weights of a trained run (OUT/best.safetensors, or OUT)", code="E751")
     else:
         raise ArchError(f"--init-from {source}: no run directory or .safetensors file there",
                         hint="pass a run directory (OUT of an earlier `archdsl train`) or a .safetensors file",
                         code="E751")
+
+    import torch
+
+    nonfinite = next((k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if nonfinite is not None:
+        raise ArchError(f"--init-from {source}: `{nonfinite}` holds NaN or infinite values",
+                        hint="start from a checkpoint of the run before it diverged", code="E751")
 
     def init(model, net) -> None:
         import re

@@ -51,6 +51,9 @@ def train(spec: Any, data: Any = "digits", epochs: int | None = None,
     _check_types(epochs=(epochs, int, True), seed=(seed, int, False), resume=(resume, bool, False),
                  force=(force, bool, False), quiet=(quiet, bool, False),
                  device=(device, str, True), check_memory=(check_memory, bool, False))
+    if not 0 <= seed < 2 ** 63:
+        raise ArchError(f"`seed` must be in 0..2**63-1, not {seed}"[:200], hint="for example seed=0",
+                        code="E760")
     if out is not None and not isinstance(out, (str, os.PathLike)):
         raise ArchError(f"`out` takes a directory path (str or Path), not {type(out).__name__}",
                         hint='for example out="runs/atto"', code="E760")

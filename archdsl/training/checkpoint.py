@@ -360,7 +360,11 @@ def load_checkpoint(out_dir: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise ArchError(f"load_checkpoint takes a run directory (a str or Path), not {type(out_dir).__name__}",
                         hint='for example archdsl.load_checkpoint("runs/atto")', code="E751")
     problems: list[str] = []
-    ckpt = newest_verified(Path(out_dir), problems=problems)
+    try:
+        ckpt = newest_verified(Path(out_dir), problems=problems)
+    except OSError as e:  # a name too long, a folder we may not read
+        raise TrainError(f"cannot read the run directory {str(out_dir)[:200]}: {e.strerror or e}",
+                         hint="pass the OUT of an earlier `archdsl train`", code="E751") from None
     if ckpt is None:
         raise TrainError(f"no checkpoint in {out_dir}" + (" verifies: " + "; ".join(problems) if problems else ""),
                          hint="checkpoints live in OUT/checkpoints/step-*/; train with --out OUT",
