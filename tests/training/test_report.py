@@ -81,6 +81,17 @@ def test_progress_interval_counts_optimizer_steps():
         r.step(s, 1.0 / s, 1e-3, 100.0, wait_s=0.0, step=s)
     assert re.findall(r"step (\d+) ", buf.getvalue()) == ["3", "6", "9"]
 
+    tty = io.StringIO()  # on a terminal: the live bar, with the data-wait share, and no plain lines
+    r = Reporter(Path("/nonexistent"), enabled=True, log_every=3,
+                 console=Console(file=tty, width=200, force_terminal=True))
+    r.trackers = []
+    r.start_epoch(0, 2, 10)
+    for s in range(1, 11):
+        r.step(s, 1.0 / s, 1e-3, 100.0, wait_s=0.0, step=s)
+    r.end_epoch()
+    assert re.search(r"10/10.*loss 0\.1000  lr 1\.00e-03  100 img/s  data-wait 0%", tty.getvalue())
+    assert "step 3 " not in tty.getvalue()
+
 
 def test_mlflow_and_wandb_receive_the_run(tmp_path, monkeypatch):
     """The Reporter driven as the engine drives it (begin, steps, an epoch, close), with both
