@@ -48,7 +48,7 @@ from .state import rng_state, seed_everything, set_rng_state
 
 STATE_FORMAT = 1
 EVAL_BATCH = 256
-PREFETCH = 4  # batches each DataLoader worker keeps ready
+PREFETCH = 4  # training batches each DataLoader worker keeps ready (evaluation: 2, torch's default)
 # Recipe fields that change how a run is executed or saved, never what it computes.
 HARMLESS = {"channels_last", "checkpoint_every", "workers", "log_every", "track"}
 
@@ -244,7 +244,7 @@ class Trainer:
         # always has (one draw per evaluation), so runs reproduce the figures measured before.
         return DataLoader(dataset, batch_size=batch, sampler=sampler, drop_last=sampler is not None,
                           num_workers=workers, collate_fn=collate, persistent_workers=workers > 0,
-                          prefetch_factor=PREFETCH if workers > 0 else None,
+                          prefetch_factor=(PREFETCH if sampler is not None else 2) if workers > 0 else None,
                           generator=torch.Generator().manual_seed(self.seed) if sampler is not None else None,
                           pin_memory=self.dist.device.type == "cuda",
                           worker_init_fn=leave_signals_to_the_loop if workers > 0 else None)
