@@ -49,8 +49,8 @@ def register(app: typer.Typer) -> None:
         json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
         out: Annotated[Optional[Path], typer.Option(help="Write OUT/confusion.png and "
                                                          "OUT/scores.json.")] = None,
-        checkpoint: Annotated[str, typer.Option(help="For a run directory: its best or last "
-                                                     "weights.")] = "best",
+        checkpoint: Annotated[str, typer.Option(help="For a run directory: its best, last or "
+                                                     "EMA (ema) weights.")] = "best",
         device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: the "
                                                            "local GPU if any).")] = None,
         mean: Annotated[Optional[str], typer.Option(help="Normalization mean per channel, e.g. "
@@ -68,8 +68,8 @@ def register(app: typer.Typer) -> None:
 
         if layout is not None and layout not in LAYOUTS:
             usage(f"--layout takes {', '.join(LAYOUTS)}, not `{layout}`")
-        if checkpoint not in ("best", "last"):
-            usage(f"--checkpoint takes best or last, not `{checkpoint}`")
+        if checkpoint not in ("best", "last", "ema"):
+            usage(f"--checkpoint takes best, last or ema, not `{checkpoint}`")
         if crop_pct is not None and not 0 < crop_pct <= 1:
             usage(f"--crop-pct takes a number in (0, 1], not {crop_pct}")
         m, s = _floats("--mean", mean), _floats("--std", std)

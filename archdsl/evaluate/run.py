@@ -78,8 +78,8 @@ def _check(**values) -> None:
     if values["crop_pct"] is not None and not 0 < values["crop_pct"] <= 1:
         raise EvalError(f"crop_pct must be in (0, 1], got {values['crop_pct']!r}", code="E780",
                         hint="0.875 is the ConvNeXt/DeiT value at 224 (resize to 256, crop 224)")
-    if values["which"] not in ("best", "last"):
-        raise EvalError(f"which checkpoint weights: best or last, not {values['which']!r}", code="E780")
+    if values["which"] not in ("best", "last", "ema"):
+        raise EvalError(f"which checkpoint weights: best, last or ema, not {values['which']!r}", code="E780")
     if values["layout"] is not None and values["layout"] not in LAYOUTS:
         raise EvalError(f"unknown weights layout `{values['layout']}`", code="E781",
                         hint="layouts: " + ", ".join(LAYOUTS))

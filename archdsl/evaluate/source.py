@@ -3,7 +3,7 @@
 `--weights` is either
 - an archdsl run directory (OUT of `archdsl train`): its newest checkpoint that verifies
   against its manifest (`training.checkpoint`), the best weights (`best.safetensors`) or the
-  last (`model.safetensors`), in archdsl's own names. The run records its network (name,
+  last (`model.safetensors`) or the EMA's (`ema.safetensors`), in archdsl's own names. The run records its network (name,
   structure, input, classes), the label order (class names) and the normalization it trained
   with: in the manifest, or in state.pt (read with weights_only=True, nothing unpickled).
 - a file: `.safetensors`, or `.pth`/`.pt`/`.bin` (torch.load with weights_only=True), in a
@@ -116,7 +116,12 @@ def _from_run(run: Path, which: str) -> Weights:
     manifest = json.loads((found / ckpt.MANIFEST).read_text())
     files = manifest.get("files", {})
     notes = [f"checkpoint {found} (verified)"]
-    if which == "best" and ckpt.BEST in files:
+    if which == "ema":
+        if ckpt.EMA not in files:
+            raise EvalError(f"{found} has no EMA weights (the run's recipe keeps no EMA)", code="E781",
+                            hint="--checkpoint best or last")
+        name = ckpt.EMA
+    elif which == "best" and ckpt.BEST in files:
         name = ckpt.BEST
     else:
         if which == "best":
@@ -126,6 +131,8 @@ def _from_run(run: Path, which: str) -> Weights:
         sd = ckpt.read_weights(found / name)
     except Exception as e:  # noqa: BLE001 - verified a moment ago; changed since
         raise EvalError(f"cannot read {found / name}: {e}"[:300], code="E786") from None
+    if which == "ema":  # torch's AveragedModel: the model's names under `module.`, and its counter
+        sd = {k.removeprefix("module."): v for k, v in sd.items() if k != "n_averaged"}
     w = Weights(sd, "native", found / name, run=run, notes=notes)
     _recorded(w, manifest, found / ckpt.STATE)
     return w

@@ -280,8 +280,8 @@ def test_api_error_is_an_arch_error(world):
 
 
 def test_a_trained_run_scores_as_its_own_validation(tmp_path):
-    """End to end: `archdsl train` on digits, then `archdsl eval` of its last weights gives the
-    val_acc the engine measured for that epoch."""
+    """End to end: `archdsl train` on digits, then `archdsl eval` of its last (and EMA) weights
+    gives the val_acc (and ema_acc) the engine measured for that epoch."""
     from archdsl.training import train
 
     r = train("convnext_atto", "digits", epochs=1, out=tmp_path / "run", quiet=True,
@@ -295,3 +295,7 @@ def test_a_trained_run_scores_as_its_own_validation(tmp_path):
     assert scores["images"] == 360 and scores["input"] == [1, 32, 32]  # the run's, not the spec's
     assert scores["top1"] == pytest.approx(r.history[-1]["val_acc"], abs=1e-9)
     assert 0.2 < scores["top1"] < 1
+    ema = run_cli(*args, "--set", "widths=8,16,32,64", "--set", "depths=1,1,1,1", "--checkpoint", "ema", "--json")
+    assert ema.exit_code == 0, ema.output
+    assert json.loads(ema.stdout)["top1"] == pytest.approx(r.history[-1]["val_acc_ema"], abs=1e-9)
+    assert json.loads(ema.stdout)["weights"].endswith("ema.safetensors")
