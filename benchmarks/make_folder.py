@@ -97,7 +97,8 @@ def main() -> None:
     ap.add_argument("-k", type=int, default=10, help="classes")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--from", dest="src", help="with --hardlink-to-n: the folder to link to")
-    ap.add_argument("--hardlink-to-n", type=int, help="make ROOT hold this many hard links to --from")
+    ap.add_argument("--hardlink-to-n", "--hardlink-to-N", type=int,
+                    help="make ROOT hold this many hard links to --from")
     a = ap.parse_args()
     if os.path.exists(a.root) and os.listdir(a.root):
         ap.error(f"{a.root} exists and is not empty")
