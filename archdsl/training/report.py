@@ -109,15 +109,23 @@ class Reporter:
             self._each(lambda t: t.text("recipe", text, 0))
 
     def _each(self, call) -> None:
+        """`call` on every tracker. One that fails mid-run (a tracking server gone, a full disk)
+        is warned about once and dropped: losing a tracker must not lose the run."""
         if self.trackers is None:
             self.begin()
-        for tracker in self.trackers or ():
-            call(tracker)
+        for tracker in list(self.trackers or ()):
+            try:
+                call(tracker)
+            except Exception as e:  # noqa: BLE001 - any tracker's failure, whatever its kind
+                self.trackers.remove(tracker)
+                detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                self.warn(f"{type(tracker).__name__} tracking stopped: {type(e).__name__}: {detail}"[:300]
+                          + "; the run goes on without it (metrics.jsonl is complete)")
 
     def close(self) -> None:
-        for tracker in self.trackers or ():
-            tracker.close()
-        self.trackers = [] if self.trackers is not None else None
+        if self.trackers is not None:
+            self._each(lambda t: t.close())
+            self.trackers = []
 
     # ---- the per-epoch bar (terminal) or progress lines (anything else)
     def start_epoch(self, epoch: int, epochs: int, batches: int, done: int = 0) -> None:
@@ -187,8 +195,8 @@ class Reporter:
     def write_files(self, history: list[dict]) -> None:
         if not self.enabled:
             return
-        for tracker in self.trackers or ():
-            tracker.flush()
+        if self.trackers:
+            self._each(lambda t: t.flush())
         text = "".join(json.dumps(r) + "\n" for r in history)
         atomic_write(self.out / "metrics.jsonl", lambda f: f.write(text.encode()))
         if history:

@@ -179,3 +179,35 @@ def test_without_tensorboard_a_run_says_so_once_and_goes_on(tmp_path, monkeypatc
     assert open_trackers(tmp_path, (), name="x", config={}, warn=said.append) == []
     assert len(said) == 1 and "archdsl[tensorboard]" in said[0]
     assert not list(tmp_path.iterdir())
+
+
+def test_a_tracker_failing_mid_run_is_dropped_with_one_warning(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from archdsl.training.report import Reporter
+    from archdsl.training.tracking import TensorBoard
+
+    class Gone:  # a tracker whose server went away after the run started
+        def scalars(self, values, step):
+            raise ConnectionError("tracking server unreachable")
+
+        def text(self, name, text, step=0):
+            pass
+
+        def flush(self):
+            pass
+
+        def close(self):
+            pass
+
+    buf = io.StringIO()
+    r = Reporter(tmp_path, enabled=True, quiet=True, log_every=1, console=Console(file=buf, width=300))
+    tb = TensorBoard.open(tmp_path)
+    r.trackers = [Gone(), tb]
+    for step in (1, 2, 3):
+        r.step(step, 1.0, 1e-3, 10.0, step=step)
+    r.close()
+    assert buf.getvalue().count("warning: Gone tracking stopped: ConnectionError") == 1
+    assert [e.step for e in events(tmp_path).Scalars("train/loss")] == [1, 2, 3]  # the others go on
