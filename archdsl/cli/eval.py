@@ -3,6 +3,7 @@
     archdsl eval convnext_atto --weights runs/atto --data ./images
     archdsl eval convnext_t --weights convnext_tiny_1k_224.pth --layout official --data imagenet --json
     archdsl eval convnext_atto --weights runs/atto --data ./images --out runs/atto/eval
+    archdsl eval convnext_atto --weights runs/digits --data digits --checkpoint ema
 
 Prints top-1, top-5, per-class accuracy, images/s and the images skipped as unreadable;
 `--json` prints one JSON object instead; `--out DIR` writes DIR/confusion.png and
@@ -38,8 +39,9 @@ def register(app: typer.Typer) -> None:
         spec: SpecArg,
         weights: Annotated[str, typer.Option(help="An archdsl run directory (its best checkpoint, "
                                                   "verified) or a .safetensors/.pth file.")],
-        data: Annotated[str, typer.Option(help="An ImageFolder directory (DIR/<split>/<class>/...) or "
-                                               "WebDataset shards ('val-{000000..000007}.tar').")],
+        data: Annotated[str, typer.Option(help="An ImageFolder directory (DIR/<split>/<class>/...), "
+                                               "WebDataset shards ('val-{000000..000007}.tar') or "
+                                               "`digits` (its val split, as training has it).")],
         layout: Annotated[Optional[str], typer.Option(help="Names in the weights file: archdsl (default), "
                                                            "official, timm or torchvision.")] = None,
         split: Annotated[str, typer.Option(help="The folder of DIR to score.")] = "val",
