@@ -42,6 +42,10 @@ def evaluate(spec: Any, weights: str | os.PathLike, *, data: str | os.PathLike, 
     from ..api import as_device
 
     _check(batch=batch, workers=workers, crop_pct=crop_pct, which=which, layout=layout)
+    for name, value in (("weights", weights), ("data", data)):
+        if not isinstance(value, (str, os.PathLike)):
+            raise EvalError(f"`{name}` takes a path (str or Path), not {type(value).__name__}", code="E780",
+                            hint='for example evaluate("convnext_atto", "runs/atto", data="images")')
     w = read_weights(weights, layout, which)
     net = _network(spec, w, overrides)
     dev = as_device(device) or torch.device("cuda" if torch.cuda.is_available() else "cpu")
