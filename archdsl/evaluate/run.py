@@ -29,6 +29,7 @@ from .source import LAYOUTS, EvalError, Weights, read_weights
 
 SHOWN_KEYS = 8  # lines of a WeightsError's key list kept in eval's message
 
+
 def evaluate(spec: Any, weights: str | os.PathLike, *, data: str | os.PathLike, layout: str | None = None,
              split: str = "val", batch: int = 64, workers: int | None = None,
              out: str | os.PathLike | None = None, which: str = "best", device: str | None = None,
@@ -36,7 +37,8 @@ def evaluate(spec: Any, weights: str | os.PathLike, *, data: str | os.PathLike, 
              crop_pct: float | None = None, on_batch: Callable[[int, int], None] | None = None,
              **overrides: Any) -> Scores:
     """Score `weights` (a run directory or a file in `layout`) with the network `spec` on the
-    `split` of `data` (an ImageFolder directory or WebDataset shards). `out`: a directory for
+    `split` of `data` (an ImageFolder directory, WebDataset shards or "digits"). `which`: a
+    run's "best", "last" or "ema" weights. `out`: a directory for
     confusion.png and scores.json. `overrides`: spec values as in `archdsl.build`
     (classes=10, input=(3, 224, 224)). `on_batch(done, total)` is called after each batch."""
     from ..api import as_device
