@@ -423,12 +423,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def evaluate(self, model: nn.Module) -> tuple[float, float]:
+    def evaluate(self, model: nn.Module, tally: bool = True) -> tuple[float, float]:
+        """(loss, accuracy) on this process's share of val; `tally`: count and log bad images
+        (once per epoch: the EMA's evaluation meets the same ones)."""
         was = model.training
         model.eval()
         loss, correct, n = 0.0, 0.0, 0.0
         for x, y, bad in self.val_loader:
-            self._bad_images(bad, "val")
+            if tally:
+                self._bad_images(bad, "val")
             if len(y) == 0:
                 continue
             x = self.normalize(x.to(self.dist.device, non_blocking=True))
@@ -570,9 +573,13 @@ class Trainer:
     def end_epoch(self) -> None:
         r, d = self.recipe, self.dist
         p = self.partial
-        sums = d.all_sum([p["loss_sum"], p["batches"], p["images"], p["bad"]])
         seconds = p["seconds"]
-        val_loss, val_acc = self.evaluate(self.model)
+        try:
+            val_loss, val_acc = self.evaluate(self.model)  # counts bad val images into the epoch's sums
+        except BadImageStop as e:  # saved at the epoch's last step: a resume evaluates again
+            e.checkpoint = self.save()
+            raise e.error() from None
+        sums = d.all_sum([p["loss_sum"], p["batches"], p["images"], p["bad"]])
         row = {"epoch": self.epoch + 1, "step": self.step,
                "train_loss": sums[0] / max(sums[1], 1), "val_loss": val_loss, "val_acc": val_acc,
                "lr": p.get("lr", self.optimizer.param_groups[0]["lr"]),
@@ -581,7 +588,7 @@ class Trainer:
         if sums[3] or self.skip_bad:
             row["bad_images"] = int(sums[3])
         if self.ema is not None:
-            row["val_loss_ema"], row["val_acc_ema"] = self.evaluate(self.ema.module)
+            row["val_loss_ema"], row["val_acc_ema"] = self.evaluate(self.ema.module, tally=False)
         self.history.append(row)
         improved = val_acc > self.best_acc
         if improved:

@@ -174,3 +174,17 @@ def test_sigterm_to_the_process_group_saves_and_stops_with_workers(folder, tmp_p
                        timeout=600, capture_output=True, text=True, start_new_session=True)
     assert p.returncode == 128 + signal.SIGTERM, p.stderr[-2000:]
     assert "Traceback" not in p.stderr and ckpt.latest(out).name == "step-00000004"  # the next step saves
+
+
+def test_a_bad_val_image_stops_after_the_epochs_training_and_resumes_into_its_evaluation(folder, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(folder, data)
+    bad = data / "val" / "red" / "01.jpg"
+    bad.write_bytes(b"")
+    out = tmp_path / "run"
+    one = {**RUN, "epochs": 1}
+    with pytest.raises(DataError, match="cannot decode val image") as e:
+        train("convnext_atto", str(data), out=out, **one)
+    assert str(bad) in e.value.message and ckpt.latest(out).name == "step-00000006"
+    r = train("convnext_atto", str(data), out=out, resume=True, skip_bad_images=True, **one)
+    assert r.history[-1]["bad_images"] == 1 and r.history[-1]["step"] == 6
