@@ -46,14 +46,14 @@ class Paths:
     of every path packed in one byte buffer (os.fsencode'd), with their offsets."""
 
     def __init__(self, paths: Sequence[str] = (), *, prefix: str = "", _blob: bytes | None = None,
-                 _lengths: array | None = None):
+                 _lengths: array | np.ndarray | None = None):
         if _blob is None:
             encoded = [os.fsencode(p) for p in paths]
             _blob, _lengths = b"".join(encoded), array("q", map(len, encoded))
         self._prefix = os.fsencode(prefix)
         self._offsets = np.zeros(len(_lengths) + 1, dtype=np.int64)
         if len(_lengths):
-            np.cumsum(np.frombuffer(_lengths, dtype=np.int64), out=self._offsets[1:])
+            np.cumsum(np.asarray(_lengths, dtype=np.int64), out=self._offsets[1:])
         self._blob = np.frombuffer(_blob, dtype=np.uint8)
 
     def __len__(self) -> int:
@@ -67,6 +67,11 @@ class Paths:
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
+
+    def parts(self) -> tuple[bytes, np.ndarray]:
+        """(the packed names without the prefix, their lengths): what `Paths(_blob=, _lengths=)`
+        takes back."""
+        return self._blob.tobytes(), np.diff(self._offsets)
 
     def digest_into(self, h) -> None:
         """Feed the names without the prefix (so a moved folder hashes the same) to hash `h`."""

@@ -1,12 +1,15 @@
 """Write an ImageFolder as WebDataset tar shards: `pack(root, to, shard_size=...)`.
 
-OUTDIR gets train-000000.tar, train-000001.tar, ..., val-000000.tar, ... and index.json:
+OUTDIR gets train-000000.tar, train-000001.tar, ..., val-000000.tar, ..., index.json:
     {"format": "archdsl-shards/1", "classes": [...], "seed": 0, "shard_size": 1000,
      "splits": {"train": {"count": N, "shards": [{"name", "count", "bytes", "sha256"}, ...]},
                 "val": {...}}, "skipped": [[path, why], ...]}
 Each sample is two members, `<key>.<ext>` (the image file's bytes as they are, never
 re-encoded; ext its lower-cased suffix) and `<key>.cls` (the class index as decimal text),
-key = the sample's 9-digit number in its split. Samples are shuffled once (seeded) before they
+key = the sample's 9-digit number in its split. Beside them, index-train.npz and
+index-val.npz hold each sample's shard, byte offset, size and label, so archdsl opens a split
+of any size without walking the tar headers (used only while every shard keeps the size and
+count index.json records; other readers ignore these files). Samples are shuffled once (seeded) before they
 are cut into shards, so a shard holds a mix of classes (what shard-streaming readers such as
 webdataset need; archdsl's reader does not care). Members carry no time, owner or
 permissions, so packing the same folder twice gives byte-identical shards (same sha256).
@@ -34,7 +37,7 @@ from typing import Callable
 from ..lang.errors import DataError
 from . import decode
 from .listing import SKIP_HINT, list_folder
-from .shards import INDEX_FORMAT, INDEX_NAME
+from .shards import INDEX_FORMAT, INDEX_NAME, index_shards, save_index, saved_index_name
 
 DEFAULT_SHARD_SIZE = 1000
 
@@ -93,6 +96,8 @@ def pack(root: str | os.PathLike, to: str | os.PathLike, *, shard_size: int = DE
                 if progress:
                     progress(name, min(start + shard_size, len(good)), len(good))
             splits[name] = {"count": len(good), "shards": entries}
+            shard_paths = [os.path.join(work, e["name"]) for e in entries]
+            save_index(index_shards(shard_paths), os.path.join(work, saved_index_name(name)))
         index = {"format": INDEX_FORMAT, "classes": folder.classes, "seed": seed,
                  "shard_size": shard_size, "splits": splits,
                  "skipped": [[p, why] for p, why in skipped]}

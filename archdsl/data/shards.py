@@ -322,14 +322,64 @@ def _sample(path: str, s: dict) -> tuple[str, str, int, int, int]:
 
 
 def open_split(source: ShardSource, split: str) -> ShardIndex:
-    """Index the `split` ("train" or "val") shards of `source`, checked against index.json."""
+    """Index the `split` ("train" or "val") shards of `source`, checked against index.json:
+    from the index-<split>.npz that `data pack` wrote beside them when every shard still has
+    the size and sample count index.json records, else by walking the tar headers."""
     paths = source.train if split == "train" else source.val
     expected = None
     if source.index:
         by_name = {e["name"]: e for e in source.index["splits"][split]["shards"]}
         if all(os.path.basename(p) in by_name for p in paths):
             expected = [by_name[os.path.basename(p)] for p in paths]
+    if expected is not None:
+        saved = _load_saved(source, split, paths, expected)
+        if saved is not None:
+            return saved
     return index_shards(paths, expected)
+
+
+def saved_index_name(split: str) -> str:
+    return f"index-{split}.npz"
+
+
+def save_index(index: ShardIndex, path: str) -> None:
+    """Write `index` (shards by position, not by path) as an .npz `_load_saved` reads back."""
+    blob, lengths = index.keys.parts()
+    with open(path, "wb") as f:
+        np.savez(f, shard=index.shard, offset=index.offset, size=index.size, label=index.label,
+                 key_blob=np.frombuffer(blob, np.uint8), key_lengths=lengths)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _load_saved(source: ShardSource, split: str, paths: list[str],
+                expected: list[dict]) -> ShardIndex | None:
+    folder = os.path.dirname(paths[0])
+    path = os.path.join(folder, saved_index_name(split))
+    if not os.path.isfile(path):
+        return None
+    if any(os.path.getsize(p) != e["bytes"] for p, e in zip(paths, expected)):
+        return None  # a shard changed: the header walk names it (E705)
+    names = [e["name"] for e in source.index["splits"][split]["shards"]]
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in ("shard", "offset", "size", "label", "key_blob", "key_lengths")}
+    except (OSError, ValueError, KeyError):
+        return None
+    shard = arrays["shard"]
+    counts = np.bincount(shard, minlength=len(names)) if len(shard) else np.zeros(len(names), int)
+    if len(counts) != len(names) or any(counts[names.index(e["name"])] != e["count"] for e in expected):
+        return None
+    keys = Paths(_blob=arrays["key_blob"].tobytes(), _lengths=arrays["key_lengths"])
+    wanted = [names.index(os.path.basename(p)) for p in paths]
+    if wanted != list(range(len(names))):  # a pattern naming some of the shards, in its order
+        new_id = np.full(len(names), -1, np.int64)
+        new_id[wanted] = np.arange(len(wanted))
+        keep = np.flatnonzero(new_id[shard] >= 0)
+        keep = keep[np.argsort(new_id[shard[keep]], kind="stable")]
+        return ShardIndex(list(paths), new_id[shard[keep]].astype(np.int32), arrays["offset"][keep],
+                          arrays["size"][keep], arrays["label"][keep], Paths([keys[i] for i in keep]))
+    return ShardIndex(list(paths), shard, arrays["offset"], arrays["size"], arrays["label"], keys)
 
 
 class ShardDataset(ImageDataset):

@@ -33,8 +33,8 @@ def sha(path):
 
 def test_pack_writes_shards_and_an_index(packed, tmp_path):
     root, out = packed
-    assert sorted(os.listdir(out)) == ["index.json"] + [f"train-00000{i}.tar" for i in range(4)] \
-        + ["val-000000.tar", "val-000001.tar"]
+    assert sorted(os.listdir(out)) == ["index-train.npz", "index-val.npz", "index.json"] \
+        + [f"train-00000{i}.tar" for i in range(4)] + ["val-000000.tar", "val-000001.tar"]
     index = json.load(open(os.path.join(out, "index.json")))
     assert index["classes"] == ["a", "b", "c"]
     assert index["splits"]["train"]["count"] == 18 and index["splits"]["val"]["count"] == 6
@@ -44,7 +44,8 @@ def test_pack_writes_shards_and_an_index(packed, tmp_path):
             assert e["sha256"] == sha(p) and e["bytes"] == os.path.getsize(p)
     assert [e["count"] for e in index["splits"]["train"]["shards"]] == [5, 5, 5, 3]
     pack(root, tmp_path / "again", shard_size=5)  # reproducible: byte-identical shards
-    assert all(sha(os.path.join(out, n)) == sha(tmp_path / "again" / n) for n in os.listdir(out))
+    assert all(sha(os.path.join(out, n)) == sha(tmp_path / "again" / n) for n in os.listdir(out)
+               if n.endswith((".tar", ".json")))
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no partial folder left
 
 
@@ -188,3 +189,27 @@ def test_the_header_walk_equals_tarfiles(tmp_path, fmt):
         want = [(m.name, m.offset_data, m.size, m.isfile()) for m in tf]
     got = [(n, o, s, f) for n, o, s, f, _ in _members(path)]
     assert got == want
+
+
+@pytest.mark.parametrize("pattern", [None, "train-{000001..000002}.tar", "train-{000003,000000}.tar"])
+def test_the_saved_index_equals_the_header_walk(packed, pattern):
+    from archdsl.data.shards import index_shards
+
+    _, out = packed
+    src = find_shards(os.path.join(out, pattern) if pattern else out)
+    saved, walked = open_split(src, "train"), index_shards(src.train)
+    assert saved.shards == walked.shards and list(saved.keys) == list(walked.keys)
+    for k in ("shard", "offset", "size", "label"):
+        assert getattr(saved, k).tolist() == getattr(walked, k).tolist()
+
+
+def test_a_stale_or_broken_saved_index_is_not_trusted(packed):
+    _, out = packed
+    open(os.path.join(out, "index-val.npz"), "wb").write(b"not a zip")
+    assert len(open_split(find_shards(out), "val")) == 6  # walked instead
+    path = os.path.join(out, "train-000002.tar")
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) - 1024)
+    with pytest.raises(DataError) as e:  # the saved index is not used for a changed shard
+        open_split(find_shards(out), "train")
+    assert "train-000002.tar" in e.value.message
