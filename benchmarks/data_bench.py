@@ -22,6 +22,8 @@ Pipelines (batch --batch, --workers DataLoader workers, uint8 (B, 3, S, S) batch
   ImageFolder), PIL open + convert("RGB"), RandomResizedCrop on the original image written here
   from torchvision's get_params (10 tries, then the centre crop), bicubic resize, flip, default
   collate, a shuffled RandomSampler.
+- shards: archdsl's ShardDataset over FOLDER-shards (`archdsl data pack FOLDER --to FOLDER-shards`)
+  with the same transform, sampler and collate as `archdsl`.
 The machine's load (/proc/loadavg) is printed beside each row: the cores may be shared.
 """
 from __future__ import annotations
@@ -153,11 +155,16 @@ def loader(kind: str, folder: str, size: int, batch: int, workers: int, draft: b
     from archdsl.data.datasets import FolderDataset
     from archdsl.data.listing import list_folder
     from archdsl.data.sampler import EpochSampler
+    from archdsl.data.shards import ShardDataset, find_shards, open_split
     from archdsl.data.transforms import train_transform
 
-    f = list_folder(folder)
     t = train_transform((size, size), randaugment=(9, 0.5) if ra else None, draft=draft)
-    ds = FolderDataset(f.train.files, f.train.labels, t, channels=3, seed=0)
+    if kind == "shards":
+        ds = ShardDataset(open_split(find_shards(folder.rstrip("/") + "-shards"), "train"), t,
+                          channels=3, seed=0)
+    else:
+        f = list_folder(folder)
+        ds = FolderDataset(f.train.files, f.train.labels, t, channels=3, seed=0)
     sampler = EpochSampler(len(ds), seed=0)
     return DataLoader(ds, sampler=sampler, collate_fn=collate, **common), len(ds)
 
@@ -166,7 +173,7 @@ def measure(kind, folder, size, batch, workers, draft, ra, batches) -> dict:
     # The program's imports come first and are not timed: a training run has torch (and, for
     # archdsl, its own package) loaded before it sets up data.
     import torch  # noqa: F401
-    if kind == "archdsl":
+    if kind != "baseline":
         import archdsl.data.datasets  # noqa: F401
         import archdsl.data.transforms  # noqa: F401
     mem = PeakMemory()
@@ -202,7 +209,7 @@ def child(args) -> None:
 
 
 def run_child(args, folder: str, size: int, pipe: str) -> dict | None:
-    kind = "baseline" if pipe == "baseline" else "archdsl"
+    kind = pipe.split("+")[0]
     cmd = [sys.executable, __file__, "--child", "--kind", kind, "--folder", folder,
            "--size", str(size), "--batch", str(args.batch), "--workers",
            str(args.workers), "--batches", str(args.batches)]
@@ -236,11 +243,13 @@ def main(argv=None) -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batches", type=int, default=20, help="batches timed after the first")
     ap.add_argument("--pipelines", default="baseline,archdsl,archdsl+draft",
-                    help="comma list of baseline, archdsl, archdsl+draft, archdsl+draft+ra")
+                    help="comma list of baseline, archdsl, archdsl+draft, archdsl+draft+ra, shards, "
+                         "shards+draft (shards: FOLDER-shards, from `archdsl data pack FOLDER "
+                         "--to FOLDER-shards`)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per configuration (medians shown)")
     ap.add_argument("--json", help="also write the rows here")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--kind"), ap.add_argument("--folder"), ap.add_argument("--size", type=int)
+    ap.add_argument("--kind", choices=("baseline", "archdsl", "shards")), ap.add_argument("--folder"), ap.add_argument("--size", type=int)
     ap.add_argument("--draft", action="store_true"), ap.add_argument("--ra", action="store_true")
     args = ap.parse_args(argv)
     if args.child:
