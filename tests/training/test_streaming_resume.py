@@ -83,17 +83,20 @@ def test_sigkill_mid_epoch_resumes_at_the_sample_bit_identical(folder, tmp_path,
                                for r, h in zip(whole.history, resumed.history)]
 
 
+ONE = {**RUN, "epochs": 1}
+
+
 def test_resume_on_other_data_needs_force(folder, tmp_path, capsys):
     out = tmp_path / "run"
-    train("convnext_atto", str(folder), out=out, **RUN)  # a finished run, as train-roadmap reuses
+    train("convnext_atto", str(folder), out=out, **ONE)  # a finished run, as train-roadmap reuses
     other = tmp_path / "other"
     shutil.copytree(folder, other)
     (other / "train" / "red" / "00.jpg").rename(other / "train" / "red" / "99.jpg")
     with pytest.raises(TrainError, match=r"other data \(path .*; fingerprint ") as e:
-        train("convnext_atto", str(other), out=out, resume=True, **RUN)
+        train("convnext_atto", str(other), out=out, resume=True, **ONE)
     assert e.value.code == "E756" and "--force" in e.value.hint
-    r = train("convnext_atto", str(other), out=out, resume=True, force=True, **RUN)
-    assert r.history[-1]["epoch"] == 2 and "on other data" in capsys.readouterr().err
+    r = train("convnext_atto", str(other), out=out, resume=True, force=True, **ONE)
+    assert r.history[-1]["epoch"] == 1 and "on other data" in capsys.readouterr().err
 
 
 def test_a_bad_image_stops_with_a_resumable_checkpoint_or_is_skipped(folder, tmp_path):
@@ -103,12 +106,12 @@ def test_a_bad_image_stops_with_a_resumable_checkpoint_or_is_skipped(folder, tmp
     bad.write_bytes(bad.read_bytes()[:300])  # a truncated JPEG: the header opens, the pixels do not
     out = tmp_path / "run"
     with pytest.raises(DataError) as e:
-        train("convnext_atto", str(data), out=out, **RUN)
+        train("convnext_atto", str(data), out=out, **ONE)
     assert e.value.code == "E702" and str(bad) in e.value.message and "resumable" in e.value.message
     assert "--skip-bad-images" in e.value.hint
     assert ckpt.newest_verified(out) is not None  # saved before stopping
-    r = train("convnext_atto", str(data), out=out, resume=True, skip_bad_images=True, **RUN)
-    assert r.history[-1]["epoch"] == 2 and sum(h["bad_images"] for h in r.history) >= 1
+    r = train("convnext_atto", str(data), out=out, resume=True, skip_bad_images=True, **ONE)
+    assert r.history[-1]["epoch"] == 1 and sum(h["bad_images"] for h in r.history) >= 1
     assert str(bad) in (out / "bad_images.txt").read_text()
 
 
@@ -123,12 +126,22 @@ def rehash(step_dir: Path, state: dict) -> None:
     (step_dir / ckpt.MANIFEST).write_text(json.dumps(m))
 
 
+TINY_DIGITS = dict(epochs=1, quiet=True, widths="8,16,32,64", depths="1,1,1,1")
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("digits") / "run"
+    train("convnext_atto", "digits", out=out, **TINY_DIGITS)
+    return out
+
+
 @pytest.mark.parametrize("field,value", [("batch", 10 ** 6), ("epoch", -3), ("best_acc", float("nan")),
                                          ("step", 99), ("world", 0)])
-def test_out_of_range_state_values_are_refused(tmp_path, field, value):
+def test_out_of_range_state_values_are_refused(digits_run, tmp_path, field, value):
     out = tmp_path / "run"
-    tiny = dict(epochs=1, quiet=True, widths="8,16,32,64", depths="1,1,1,1")
-    train("convnext_atto", "digits", out=out, **tiny)
+    shutil.copytree(digits_run, out)
+    tiny = TINY_DIGITS
     step_dir = ckpt.latest(out)
     _, state, _ = ckpt.load(step_dir)
     rehash(step_dir, {**state, field: value})
@@ -137,10 +150,10 @@ def test_out_of_range_state_values_are_refused(tmp_path, field, value):
     assert e.value.code == "E752" and field in e.value.message
 
 
-def test_a_renamed_step_directory_is_not_newest_and_bad_outs_are_refused(tmp_path):
+def test_a_renamed_step_directory_is_not_newest_and_bad_outs_are_refused(digits_run, tmp_path):
     out = tmp_path / "run"
-    tiny = dict(epochs=1, quiet=True, widths="8,16,32,64", depths="1,1,1,1")
-    train("convnext_atto", "digits", out=out, **tiny)
+    shutil.copytree(digits_run, out)
+    tiny = TINY_DIGITS
     step_dir = ckpt.latest(out)
     os.rename(step_dir, step_dir.with_name("step-99999999"))
     assert "not the 99999999 of its name" in ckpt.verify(out / "checkpoints" / "step-99999999")
