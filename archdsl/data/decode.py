@@ -22,6 +22,10 @@ The dataset turns both into a `BadSample`; nothing here prints a Pillow warning.
 - animated images (GIF, APNG, WebP): the first frame.
 EXIF orientation is not applied (neither the ConvNeXt/timm pipeline nor torchvision applies it).
 
+Pillow's DecompressionBombWarning is turned into a BadImage with `warnings.catch_warnings`,
+which is process-wide: decode in processes (DataLoader workers), not in several threads of one
+process, or a raw warning may slip through.
+
 Decoder threads: Pillow's AVIF decoder uses os.cpu_count() threads by default; it is limited
 to one here, so memory per DataLoader worker does not grow with the machine's core count
 (JPEG, PNG, WebP, GIF and TIFF decode single-threaded in Pillow anyway).

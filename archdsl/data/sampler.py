@@ -37,6 +37,9 @@ RA_ROUND = 256  # DeiT: num_selected_samples = floor(n // 256 * 256 / world)
 
 
 class EpochSampler(Sampler):
+    """The sampler of one rank (module docstring): set_epoch(e), then set_position(p) to resume;
+    len() is what this rank yields from the current position."""
+
     def __init__(self, n: int, *, world: int = 1, rank: int = 0, seed: int = 0, repeats: int = 1,
                  drop_last: bool = True, shuffle: bool = True):
         if n <= 0:
