@@ -68,12 +68,16 @@ def register(app: typer.Typer) -> None:
                                                  "shards, or a pattern 'DIR/train-{000000..000127}.tar'.")],
         skip_bad_images: Annotated[bool, typer.Option(
             "--skip-bad-images", help="List files that are no regular file instead of stopping.")] = False,
+        verify: Annotated[bool, typer.Option(
+            "--verify", help="Shards: also hash every shard and compare with index.json's sha256 "
+                             "(reads every byte).")] = False,
     ) -> None:
         """List the folder (names only) or index the shards (tar headers only), as training does,
         and print the classes and counts; a missing or truncated shard, a symbolic-link loop or a
         FIFO is reported here, before a run."""
         from ..data.listing import list_folder
         from ..data.shards import find_shards, is_shards, open_split
+        from ..data.shards import verify as verify_shards
 
         try:
             if is_shards(data):
@@ -84,7 +88,11 @@ def register(app: typer.Typer) -> None:
                     shards = src.train if split == "train" else src.val
                     say(f"{split}: {len(idx):,} images in {len(shards)} shard(s)")
                 say(f"classes: {n_classes}" + ("" if src.classes else " (no index.json: 0..max label)"))
+                if verify:
+                    say(f"sha256: {verify_shards(src)} shard(s) match index.json")
                 return
+            if verify:
+                usage("--verify checks shards against their index.json; DATA is a folder")
             folder = list_folder(data, skip_bad=skip_bad_images)
         except ArchError as e:
             fail(e)

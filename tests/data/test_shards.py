@@ -213,3 +213,22 @@ def test_a_stale_or_broken_saved_index_is_not_trusted(packed):
     with pytest.raises(DataError) as e:  # the saved index is not used for a changed shard
         open_split(find_shards(out), "train")
     assert "train-000002.tar" in e.value.message
+
+
+def test_cli_check_verify_names_a_corrupt_shard(packed):
+    from archdsl.cli.main import app
+
+    root, out = packed
+    run = CliRunner().invoke(app, ["data", "check", out, "--verify"])
+    assert run.exit_code == 0 and "sha256: 6 shard(s) match index.json" in run.output
+    path = os.path.join(out, "val-000001.tar")
+    data = bytearray(open(path, "rb").read())
+    data[700] ^= 0xFF  # one flipped bit inside an image: same size, same headers
+    open(path, "wb").write(bytes(data))
+    run = CliRunner().invoke(app, ["data", "check", out])
+    assert run.exit_code == 0  # sizes and headers still agree
+    run = CliRunner().invoke(app, ["data", "check", out, "--verify"])
+    assert run.exit_code == 1 and "E705" in run.output and "val-000001.tar" in run.output
+    assert "sha256 differs" in run.output
+    run = CliRunner().invoke(app, ["data", "check", root, "--verify"])
+    assert run.exit_code == 2
