@@ -2,7 +2,7 @@
 decoding any Pillow mode to L/RGB, per-sample seeds, samplers, collation, and the recipe's
 per-image transforms.
 
-May import archdsl.lang.errors (and numpy, PIL, torch; `webdataset` never: shards are read
+May import archdsl.lang.errors and archdsl.atomic (and numpy, PIL, torch; `webdataset` never: shards are read
 with tarfile). Never imports training/, evaluate/, cli/, compiler/, interop/ or api:
 training/ and evaluate/ import this room, not the other way round.
 

@@ -34,6 +34,7 @@ import tarfile
 from dataclasses import dataclass
 from typing import Callable
 
+from ..atomic import fsync_dir
 from ..lang.errors import DataError
 from . import decode
 from .listing import SKIP_HINT, list_folder
@@ -103,9 +104,9 @@ def pack(root: str | os.PathLike, to: str | os.PathLike, *, shard_size: int = DE
                  "skipped": [[p, why] for p, why in skipped]}
         _write_synced(os.path.join(work, INDEX_NAME),
                       (json.dumps(index, indent=1) + "\n").encode("ascii"))
-        _fsync_dir(work)
+        fsync_dir(work)
         os.replace(work, to)  # onto a missing or empty folder: atomic
-        _fsync_dir(parent)
+        fsync_dir(parent)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -156,10 +157,3 @@ def _write_synced(path: str, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
 
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
