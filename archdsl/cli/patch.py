@@ -144,7 +144,10 @@ def register(app: typer.Typer) -> None:
         if not new_name.isidentifier():
             usage(f"`{new_name}` is not a network name (letters, digits, `_`); pass --name")
         note = (f"{patch.step}'s change applied to {base.name} (`archdsl apply`):",
-                *(f"  {e.describe()}" for e in patch.edits))
+                *(f"  {e.describe()}" for e in patch.edits),
+                *([f"  carried (--carry): depths {','.join(map(str, result.depths))}, widths "
+                   f"{','.join(map(str, result.widths))}"] if carry and (result.depths, result.widths) !=
+                  (base.depths, base.widths) else []))
         _write(format_spec(child_spec(result, base, new_name, note), layout=False), output)
 
     @app.command("ablate")
