@@ -6,6 +6,8 @@ import sys
 import typer
 
 from . import compile as compile_commands
+from . import data as data_commands
+from . import eval as eval_commands
 from . import export as export_commands
 from . import patch as patch_commands
 from . import roadmap as roadmap_commands
@@ -14,7 +16,8 @@ from .common import err
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="archdsl: describe a conv net in .arch, check it, count it, build it.")
-for group in (compile_commands, roadmap_commands, train_commands, patch_commands, export_commands):
+for group in (compile_commands, roadmap_commands, train_commands, eval_commands, data_commands,
+              patch_commands, export_commands):
     group.register(app)
 
 

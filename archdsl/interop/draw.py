@@ -18,6 +18,7 @@ from ..api import SpecLike, as_network, check
 from ..diff.compare import facts_of
 from ..diff.opdiff import same_op, views
 from ..lang import ast
+from ..lang.errors import ResourceError
 from ..lang.to_ir import guard_holds
 from .transfer import align_moves, id_of
 
@@ -223,21 +224,42 @@ def _column(net, ir) -> list[tuple[str, str, str]]:
     return rows
 
 
+DPI = 110
+MAX_INCHES = 300  # 33,000 pixels at DPI: a picture no viewer shows whole, and gigabytes to render
+
+
 def _save(fig, path: Path) -> str:
-    fig.savefig(path, dpi=110, bbox_inches="tight", facecolor="white")
+    """Render into a temporary beside `path`, then rename: a failed render never leaves half a file."""
+    import matplotlib
     import matplotlib.pyplot as plt
 
-    plt.close(fig)
+    from ..atomic import atomic_write
+
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format=path.suffix[1:].lower(), dpi=DPI,
+                                                 bbox_inches="tight", facecolor="white"))
+    finally:
+        plt.close(fig)
+        matplotlib.rcParams["text.parse_math"] = fig._archdsl_parse_math
     return f"{path.suffix[1:].upper()}"
 
 
 def _figure(width: float, height: float):
+    """A blank figure, refused before anything is drawn when it would be too large to render.
+    User text is never markup: mathtext is off while archdsl draws (`$x^2$` prints as typed)."""
+    if max(width, height) > MAX_INCHES:
+        raise ResourceError(f"the diagram would be {width * DPI:,.0f} x {height * DPI:,.0f} pixels; the most "
+                            f"archdsl draws is {MAX_INCHES * DPI:,} on a side",
+                            hint="draw a smaller variant (`--set depths=...`), or fewer block kinds", code="E903")
     import matplotlib
 
     matplotlib.use("Agg", force=False) if matplotlib.get_backend().lower() != "agg" else None
     import matplotlib.pyplot as plt
 
+    parse_math = matplotlib.rcParams["text.parse_math"]
+    matplotlib.rcParams["text.parse_math"] = False
     fig, ax = plt.subplots(figsize=(width, height))
+    fig._archdsl_parse_math = parse_math
     ax.set_axis_off()
     ax.set_aspect("equal")
     return fig, ax

@@ -108,6 +108,7 @@ class Node:
     layout: str
     shape: tuple
     call: Call | None = None
+    expr: str = ""     # a structural node other than a join, as a format of its inputs (a features build's)
 
 
 @dataclass
@@ -148,7 +149,7 @@ def lowered(spec: SpecLike, **overrides) -> tuple[Lowered, object]:
             if d["path"]:
                 built[nid] = ops.get(d["op"]).module(d["attrs"], meta["in_shape"], meta["ran_in"])
             nodes[nid] = Node(nid, d["op"], d["path"], ir.inputs(nid), ir.users(nid), meta.get("layout", NCHW),
-                              tuple(meta.get("shape", ())))
+                              tuple(meta.get("shape", ())), expr=_structural(d, len(ir.inputs(nid))))
     for nid, module in built.items():
         if id(module) not in rec.calls:
             raise ExportError(f"could not record how `{type(module).__name__}` at {nodes[nid].path} was built")
@@ -160,11 +161,28 @@ def lowered(spec: SpecLike, **overrides) -> tuple[Lowered, object]:
         for j in range(st.depth):
             key = f"stages.{i}.blocks.{j}"
             members = [nodes[n] for n in order if section[n] == key]
-            first = next(n for n in members if n.op not in JOINS)
+            first = next((n for n in members if n.op not in JOINS), None)
+            if first is None:
+                raise ExportError(f"block `{st.block}` has no ops (stage {i + 1} is an identity); "
+                                  "give the block an op, or remove the stage")
             in_dim = nodes[first.inputs[0]].shape[0]
             low.blocks.setdefault(st.block, []).append(
                 BlockUse(i, j, members, st.width, in_dim, st.stride if j == 0 else 1, nodes[first.inputs[0]].layout))
     return low, net
+
+
+def _structural(d: dict, inputs: int) -> str:
+    """How a features build's own nodes read (compiler/passes/taps.py): tokens back to their
+    map, and the output returning the maps (after the network's output where it keeps it)."""
+    if d["op"] == "tap":
+        return "{0}"
+    if d["op"] == "tomap":
+        return f"{{0}}[:, {d['drop']}:].unflatten(1, {tuple(d['grid'])})"
+    if d["op"] == "output" and d.get("returns") == "taps":
+        return "return [" + ", ".join(f"{{{i}}}" for i in range(inputs)) + "]"
+    if d["op"] == "output" and d.get("returns") == "both":
+        return "return {0}, [" + ", ".join(f"{{{i}}}" for i in range(1, inputs)) + "]"
+    return ""
 
 
 def _sections(nodes: dict[int, Node], order: list[int]) -> dict[int, str]:
@@ -490,7 +508,12 @@ def forward_lines(nodes: list[Node], call_of, symbolic: bool, optional: frozense
     guarded = False
     for n in nodes:
         args = [reads.pop((s, n.nid)) for s in n.inputs]
-        if n.op in JOINS:
+        if n.op == "output":
+            lines.append(n.expr.format(*args))
+            continue
+        if n.expr:
+            expr, out = n.expr.format(*args), args[0]
+        elif n.op in JOINS:
             expr, out = JOINS[n.op].format(*args, dim=cat_dim(n.layout)), "x" if "x" in args else args[0]
         elif n.op == "permute":
             expr, out = f"{args[0]}{_PERMUTE[n.layout][1:]}", args[0]
@@ -647,7 +670,8 @@ def code(spec: SpecLike, **overrides) -> str:
         item_of[nid] = last
     items: list[Node] = []
     for nid in low.order:
-        if item_of[nid] != nid or low.nodes[nid].op in ("input", "output"):
+        if item_of[nid] != nid or low.nodes[nid].op == "input" or (low.nodes[nid].op == "output"
+                                                                    and not low.nodes[nid].expr):
             continue
         n = low.nodes[nid]
         if nid in block_of_item:
@@ -655,7 +679,7 @@ def code(spec: SpecLike, **overrides) -> str:
             srcs = sorted({item_of[s] for x in members[sec] for s in low.nodes[x].inputs if low.section[s] != sec})
             n = Node(nid, "block", sec, srcs, n.users, n.layout, n.shape)
         items.append(Node(n.nid, n.op, n.path, [item_of[s] for s in n.inputs], sorted({item_of[u] for u in n.users}),
-                          n.layout, n.shape, n.call))
+                          n.layout, n.shape, n.call, n.expr))
 
     def call_of(n: Node) -> str:
         if n.nid in block_of_item:
@@ -664,9 +688,16 @@ def code(spec: SpecLike, **overrides) -> str:
         return _access(n.path.split("."), tree)
 
     # the IR's input node feeds the first item: it reads `x`
+    inside = [s for n in items if n.op == "output" for s in low.nodes[n.nid].inputs
+              if low.section[s] and s != members[low.section[s]][-1]]
+    if inside:
+        raise ExportError(f"the tap on `{low.nodes[inside[0]].path or low.section[inside[0]]}` sits inside the block "
+                          f"`{low.section[inside[0]]}`, which the file writes as one class; tap a block's or a "
+                          "stage's end (`stages.I.blocks.J`, `stages.I`) to export")
     body = forward_lines(items, call_of, False)
+    returns = next((n.expr for n in items if n.op == "output"), "")
     body = _collapse(_loops(body, net), _sequentials(tree))
-    net_class = _class_name(net.name)
+    net_class = _class_name(net.name, {c.__name__ for c in classes} | {bc.name for bc in bcs})
     init_lines = []
     for key, child in tree.children.items():
         init_lines.append(f"        {_access([key], tree)} = {_text(child, '        ')}")
@@ -700,16 +731,26 @@ def code(spec: SpecLike, **overrides) -> str:
     out += [f"class {net_class}(nn.Module):",
             f'    """`network {_docstring_safe(net.name)}`: input {shape}, {net.classes} classes."""', "",
             "    def __init__(self):", "        super().__init__()", *init_lines, "",
-            f"    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, {', '.join(map(str, low.input_shape))})",
+            f"    def forward(self, x: torch.Tensor){_returns(returns)}:  # (B, {', '.join(map(str, low.input_shape))})",
             *([f"        x = x.contiguous(memory_format=torch.channels_last)  # {CHANNELS_LAST_WHY}"]
               if channels_last else []),
-            *[f"        {line}" for line in body], "        return x", "", "",
+            *[f"        {line}" for line in body], *([] if returns else ["        return x"]), "", "",
             f"def build() -> {net_class}:",
             f"    return {net_class}(){'.to(memory_format=torch.channels_last)' if channels_last else ''}", "", "",
             'if __name__ == "__main__":',
             "    model = build().eval()",
-            f"    print(model(torch.randn(1, {', '.join(map(str, low.input_shape))})).shape)", ""]
+            f"    print({_printed(returns, 'model(torch.randn(1, ' + ', '.join(map(str, low.input_shape)) + '))')})", ""]
     return "\n".join(out)
+
+
+def _returns(returns: str) -> str:
+    return (" -> list[torch.Tensor]" if returns.startswith("return [") else
+            " -> tuple[torch.Tensor, list[torch.Tensor]]" if returns else " -> torch.Tensor")
+
+
+def _printed(returns: str, call: str) -> str:
+    return (f"[f.shape for f in {call}]" if returns.startswith("return [") else
+            f"{call}[0].shape" if returns else f"{call}.shape")
 
 
 def _loops(lines: list[str], net) -> list[str]:
@@ -741,9 +782,12 @@ def _docstring_safe(text: str) -> str:
 TAKEN = {"F", "nn", "torch", "Stage"}  # names the file itself defines or imports
 
 
-def _class_name(name: str) -> str:
-    """The network's class: `convnext_t` -> ConvnextT; a keyword (`none` -> None) or a name the
-    file already uses (`f` -> F, torch.nn.functional) gains `Net`."""
+def _class_name(name: str, defined: set[str] = frozenset()) -> str:
+    """The network's class: `convnext_t` -> ConvnextT; a keyword (`none` -> None), a name the
+    file already uses (`f` -> F, torch.nn.functional) or one of the classes it `defined` (a
+    copied `Linear`, a block's `ConvnextBlock`) gains `Net` until it is free."""
     cls = "".join(part.capitalize() for part in re.split(r"\W|_", name, flags=re.ASCII) if part) or "Network"
     cls = cls if cls[0].isalpha() else f"Net{cls}"
-    return cls + "Net" if keyword.iskeyword(cls) or cls in TAKEN else cls
+    while keyword.iskeyword(cls) or cls in TAKEN or cls in defined:
+        cls += "Net"
+    return cls

@@ -43,7 +43,7 @@ def check_int(kind: str, value: int, what: str, span: Span | None = None, code: 
     low, high = INT_RANGES[kind]
     if not low <= value <= high:
         raise ArchError(f"{what} must be between {low:,} and {high:,}, got {value:,}", span,
-                        hint=f"the {kind} limits are documented in README.md (What is guaranteed)",
+                        hint=f"the {kind} limits are documented in docs/guarantees.md",
                         code=code)
     return value
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from . import ast, printer
 from .errors import ArchError, ErrorCollector, Span
@@ -109,6 +109,15 @@ class Patch(BaseModel):
     parent: str | None = None
     edits: tuple[Edit, ...] = ()
 
+    @field_validator("step", "parent")
+    @classmethod
+    def _one_printable_line(cls, v: str | None) -> str | None:
+        # the names are written into specs (`# STEP's change applied ...`) and onto terminals
+        if v is not None and not (v.isprintable() and 0 < len(v) <= 200):
+            raise ValueError(f"a step name is one line of printable text (at most 200 characters), "
+                             f"not {ascii(v[:60])}")
+        return v
+
     def __bool__(self) -> bool:
         return bool(self.edits)
 
@@ -130,7 +139,8 @@ class Patch(BaseModel):
         try:
             return cls.model_validate_json(text)
         except ValidationError as e:
-            raise PatchError(f"not a change: {e.errors()[0]['msg']}", code="E905") from None
+            raise PatchError(f"not a change: {e.errors()[0]['msg'].removeprefix('Value error, ')}",
+                             code="E905") from None
 
 
 # ---- words, ops and units --------------------------------------------------------------------

@@ -94,6 +94,8 @@ def attrs_for(op: ast.Op, opdef: registry.OpDef, kernel: int | None, ctx: Contex
                           hint=f"write `{op.name.text}` alone; it is {opdef.summary}", code="E304")
         if kind == "group_width":
             kind, a["group_width"], value = "groups", value, None
+        if kind == "width" and "width" not in opdef.accepts and "value" in opdef.accepts:
+            kind, value = "value", float(value)  # `dropout 1` is a probability of 1, not a width
         if kind not in opdef.accepts:
             takes = ", ".join(opdef.accepts) if opdef.accepts else "no arguments"
             raise OpError(f"`{op.name.text}` takes no {kind} (`{word.text}`)", word.span,
@@ -128,7 +130,7 @@ def _bounded(kind: str, value: int, what: str, word: ast.Word) -> None:
     low, high = INT_RANGES[kind]
     if value > high:
         raise OpError(f"{what} is {value:,}; the most is {high:,}", word.span,
-                      hint="the limits are listed in README.md (What is guaranteed)", code="E310")
+                      hint="the limits are listed in docs/guarantees.md", code="E310")
 
 
 def _check_value(kind: str, value: object, word_text: str, op: str, word: ast.Word) -> None:

@@ -41,6 +41,8 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..lang.errors import TrainError
+from ..atomic import atomic_write as _atomic_write
+from ..atomic import fsync_dir
 
 KEEP = 2
 MANIFEST_FORMAT = 1
@@ -64,36 +66,13 @@ def os_error(e: OSError, path: Path | str, doing: str) -> TrainError:
                       code="E759")
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Write a file via a temporary beside it: write, flush, fsync, rename, fsync the dir.
-    An OSError (full disk, read-only filesystem, ...) leaves the old file and no temporary,
-    and is raised as a TrainError naming the path."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """archdsl.atomic.atomic_write, with an OSError (full disk, read-only filesystem, ...) raised
+    as a TrainError naming the path."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        return _atomic_write(path, write, make_parents=True)
     except OSError as e:
         raise os_error(e, path, "write") from None
-    finally:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-    return path
 
 
 def sha256_file(path: Path) -> str:
@@ -134,7 +113,7 @@ def _best_of(ckpt: Path) -> tuple[Path, dict] | None:
     """The best-weights file of a verified checkpoint and its manifest entry, if it has one."""
     try:
         entry = json.loads((ckpt / MANIFEST).read_text())["files"].get(BEST)
-    except (OSError, ValueError, KeyError, AttributeError):
+    except (OSError, ValueError, KeyError, AttributeError, TypeError, RecursionError):
         return None
     return (ckpt / BEST, entry) if entry else None
 
@@ -256,8 +235,11 @@ def verify(ckpt: Path) -> str | None:
         assert isinstance(files, dict) and manifest.get("format") == MANIFEST_FORMAT
     except FileNotFoundError:
         return "no manifest.json (the save did not finish, or an older archdsl wrote it)"
-    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+    except (OSError, ValueError, KeyError, TypeError, AssertionError, RecursionError):
         return "manifest.json is unreadable"
+    m = STEP_DIR.match(ckpt.name)
+    if m and manifest.get("step") != int(m.group(1)):  # a renamed directory would stay "newest"
+        return f"its manifest is for step {manifest.get('step')!r}, not the {int(m.group(1))} of its name"
     for required in (MODEL, STATE):
         if required not in files:
             return f"the manifest lists no {required}"
@@ -357,7 +339,11 @@ def load_checkpoint(out_dir: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise ArchError(f"load_checkpoint takes a run directory (a str or Path), not {type(out_dir).__name__}",
                         hint='for example archdsl.load_checkpoint("runs/atto")', code="E751")
     problems: list[str] = []
-    ckpt = newest_verified(Path(out_dir), problems=problems)
+    try:
+        ckpt = newest_verified(Path(out_dir), problems=problems)
+    except OSError as e:  # a name too long, a folder we may not read
+        raise TrainError(f"cannot read the run directory {str(out_dir)[:200]}: {e.strerror or e}",
+                         hint="pass the OUT of an earlier `archdsl train`", code="E751") from None
     if ckpt is None:
         raise TrainError(f"no checkpoint in {out_dir}" + (" verifies: " + "; ".join(problems) if problems else ""),
                          hint="checkpoints live in OUT/checkpoints/step-*/; train with --out OUT",

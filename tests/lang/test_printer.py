@@ -186,11 +186,16 @@ def test_flatten_writes_the_convnet_constructs_as_one_writes_them():
 
 
 def _readme_quotes():
-    """(spec path, quoted lines) for each README code block that quotes a shipped spec: its first
-    line is `# specs/NAME.arch ...`, or the two lines before it name `specs/NAME.arch`."""
+    """(spec path, quoted lines) for each code block of the README or the docs pages that quotes a
+    shipped spec: its first line is `# specs/NAME.arch ...`, or the two lines before it name
+    `specs/NAME.arch`."""
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        yield from _quotes(page.read_text().split("\n"))
+
+
+def _quotes(lines):
     import re
 
-    lines = (REPO / "README.md").read_text().split("\n")
     i = 0
     while i < len(lines):
         if not lines[i].startswith("```"):
