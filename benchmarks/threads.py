@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--compete", type=int, default=0, help="busy-looping processes to start alongside")
+    ap.add_argument("--rounds", type=int, default=1, help="rounds of all settings, interleaved (the load drifts)")
     args = ap.parse_args()
     cores = str(len(os.sched_getaffinity(0)))
     settings = {"torch default": {"OMP_NUM_THREADS": cores}, "passive": {"OMP_NUM_THREADS": cores,
@@ -58,10 +60,15 @@ def main() -> None:
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.compete)]
     try:
         print(f"{cores} cores, {args.compete} competing processes of ours")
-        for name, env in settings.items():
-            r = run(env, args.epochs)
-            print(f"{name:14} {r['img_per_s']:7.1f} img/s  {r['wall_s']:6.1f} s wall  {r['cpu_s']:6.1f} s CPU  "
-                  f"loadavg {r['loadavg_before']} -> {r['loadavg_after']}", flush=True)
+        results: dict[str, list[float]] = {name: [] for name in settings}
+        names = list(settings)
+        for k in range(args.rounds):
+            for name in names[k % len(names):] + names[:k % len(names)]:  # each round starts elsewhere
+                r = run(settings[name], args.epochs)
+                results[name].append(r["img_per_s"])
+                print(f"{name:14} {r['img_per_s']:7.1f} img/s  {r['wall_s']:6.1f} s wall  {r['cpu_s']:6.1f} s CPU  "
+                      f"loadavg {r['loadavg_before']} -> {r['loadavg_after']}", flush=True)
+        print("median img/s: " + ", ".join(f"{n} {statistics.median(v):.1f}" for n, v in results.items()))
     finally:
         for p in busy:
             p.kill()

@@ -13,6 +13,7 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from . import catalog as catalog_commands
 from . import compile as compile_commands
+from . import editor as editor_commands
 from . import export as export_commands
 from . import patch as patch_commands
 from . import roadmap as roadmap_commands
@@ -72,7 +73,7 @@ def _root(_version: Annotated[bool, typer.Option("--version", callback=_show_ver
 
 
 for group in (compile_commands, catalog_commands, roadmap_commands, train_commands, patch_commands,
-              export_commands):
+              export_commands, editor_commands):
     group.register(app)
 
 
@@ -151,7 +152,8 @@ def main() -> None:
             command()(prog_name="archdsl")
         except SystemExit as e:
             code = e.code
-        sys.stdout.flush()  # a reader gone before the last buffered line shows here
+        if not sys.stdout.closed:  # (the language server closes it on exit)
+            sys.stdout.flush()  # a reader gone before the last buffered line shows here
     except KeyboardInterrupt:
         err.print("interrupted")
         code = 130
