@@ -134,8 +134,21 @@ def make_server() -> LanguageServer:
 
     @server.command(DIFF_PARENT)
     def diff_parent(ls, *args) -> str:
-        """The diff from the parent to this document, as text (an editor shows it in a new tab)."""
-        return A.diff_against_parent(current(_uri(args)))
+        """The diff from the parent to this document, as text; where the editor can show a
+        document (window/showDocument), it is written to a temporary file and shown."""
+        a = current(_uri(args))
+        text = A.diff_against_parent(a)
+        caps = ls.client_capabilities.window
+        if caps is not None and caps.show_document is not None and caps.show_document.support:
+            import tempfile
+            from pathlib import Path
+
+            folder = Path(tempfile.gettempdir()) / "archdsl-lsp"
+            folder.mkdir(exist_ok=True)
+            shown = folder / f"{Path(a.path).stem}.diff.txt"
+            shown.write_text(text)
+            ls.window_show_document(lsp.ShowDocumentParams(uri=shown.as_uri(), take_focus=True))
+        return text
 
     @server.command(SERVER_INFO)
     def server_info(ls, *args) -> dict:
