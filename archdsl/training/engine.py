@@ -73,6 +73,14 @@ class TrainResult:
     network: object = None
     notes: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:  # views in training/views.py
+        from .views import result_text
+        return result_text(self)
+
+    def _repr_html_(self) -> str:
+        from .views import result_html
+        return result_html(self)
+
 
 class SkipSampler(Sampler):
     """A sampler with its first `skip` indices dropped: where a resumed epoch picks up."""
