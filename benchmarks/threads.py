@@ -10,7 +10,7 @@ after each run. Settings:
   torch default   OMP_NUM_THREADS=<cores>, OMP_WAIT_POLICY unset: what torch does by itself
   passive         OMP_NUM_THREADS=<cores>, OMP_WAIT_POLICY=PASSIVE
   one thread      OMP_NUM_THREADS=1
-  archdsl         nothing set: archdsl's own choice (training/threads.py)
+(archdsl itself keeps torch's default and prints a note naming the other two; training/threads.py.)
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def main() -> None:
     args = ap.parse_args()
     cores = str(len(os.sched_getaffinity(0)))
     settings = {"torch default": {"OMP_NUM_THREADS": cores}, "passive": {"OMP_NUM_THREADS": cores,
-                "OMP_WAIT_POLICY": "PASSIVE"}, "one thread": {"OMP_NUM_THREADS": "1"}, "archdsl": {}}
+                "OMP_WAIT_POLICY": "PASSIVE"}, "one thread": {"OMP_NUM_THREADS": "1"}}
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.compete)]
     try:
         print(f"{cores} cores, {args.compete} competing processes of ours")

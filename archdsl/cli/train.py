@@ -131,9 +131,6 @@ def register(app: typer.Typer) -> None:
 
         if precision not in (None, "fp32", "bf16"):
             usage(f"--precision takes fp32 or bf16, not `{precision}`")
-        from ..training.threads import before_torch
-
-        before_torch()  # OMP_WAIT_POLICY is read when torch is imported
         from ..training import train
         from ..training.engine import Interrupted
 
@@ -177,9 +174,6 @@ def register(app: typer.Typer) -> None:
         import io
         import sys
 
-        from ..training.threads import before_torch
-
-        before_torch()  # OMP_WAIT_POLICY is read when torch is imported
         from ..roadmap.render import notes, roadmap_table
         from ..lang.errors import ArchError
         from ..training.report import pct

@@ -71,8 +71,8 @@ def train(spec: Any, data: Any = "digits", epochs: int | None = None,
         report.line(f"training {net.name} ({shape}, {net.classes} classes) on {p.data.info.name}: "
                     f"{len(p.data.train)} train / {len(p.data.val)} val images, "
                     f"{p.recipe.epochs} epoch{'s' if p.recipe.epochs != 1 else ''}, batch {p.recipe.batch}{world} -> {out}")
-        from .threads import share_cores
-        for note in [*p.notes, share_cores()]:
+        from .threads import shared_machine_note
+        for note in [*p.notes, shared_machine_note()]:
             if note:
                 report.line(f"  note: {note}")
 

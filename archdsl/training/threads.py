@@ -1,24 +1,27 @@
-"""CPU threads on a machine other processes share.
+"""CPU threads on a machine other processes share: detect it and say what to set.
 
-torch runs its CPU kernels on an OpenMP pool (GNU libgomp in the pip wheels) with one thread
-per core. Each op ends at a barrier that waits for the slowest thread. When other processes
-hold some of the cores, one of torch's threads is often descheduled; the others wait for it at
-every barrier, and libgomp's waiting threads spin first, burning the time slices the late
-thread (and the other processes) needed. Measured on 2 cores with a load average of 9-12,
-`archdsl train convnext_atto --data digits --epochs 1`: 7.9 img/s with torch's default (2
-threads, 54 s of CPU for 12 s of work), 53 img/s with OMP_WAIT_POLICY=PASSIVE, 115 img/s
-with one thread (docs/shell.md, "Threads on a shared machine").
+torch runs its CPU kernels on an OpenMP pool (GNU libgomp in the pip wheels), one thread per
+core, and every op ends at a barrier that waits for the slowest thread. When other processes
+hold the cores, one of torch's threads is often descheduled while the others wait for it, and
+libgomp's waiting threads spin before they sleep. How much that costs depends on what the
+other processes do, so no fixed setting wins everywhere. Measured on 2 cores shared with 9
+other busy processes, `archdsl train convnext_atto --data digits --epochs 1`
+(benchmarks/threads.py; docs/shell.md has the runs):
 
-So, unless OMP_NUM_THREADS says otherwise, a run uses only the cores the load average leaves
-free (at least one), and the CLI asks libgomp to sleep instead of spin while waiting
-(OMP_WAIT_POLICY=PASSIVE, read when torch is imported, so the CLI sets it before). Both are
-said in one line when they apply. Imports no torch at module level.
+  - once (load 9.3): torch's default 7.9 img/s, burning 54 s of CPU for 12 s of work
+    (spinning); OMP_WAIT_POLICY=PASSIVE 53 img/s; OMP_NUM_THREADS=1 115 img/s;
+  - in three interleaved rounds later (load 10-16, the others single-threaded): torch's
+    default 108-226 img/s, PASSIVE 64-185, one thread 27-60: two threads get two shares of
+    the scheduler's time, and nothing spun (13 s of CPU each).
 
-May import nothing of archdsl (it is a leaf of `training`)."""
+So archdsl keeps torch's default and, when the load average says the cores are shared and
+neither OMP_NUM_THREADS nor OMP_WAIT_POLICY is set, prints one line naming both settings.
+Imports no torch.
+
+May import nothing of archdsl (a leaf of `training`)."""
 from __future__ import annotations
 
 import os
-import sys
 
 
 def cores() -> int:
@@ -45,31 +48,14 @@ def shared(total: int | None = None, load: float | None = None) -> bool:
     return load is not None and load > max(total - 1, 0.5)
 
 
-def free_threads(total: int, load: float) -> int:
-    """The cores the load leaves free, at least one."""
-    return max(1, min(total, int(total - load + 0.5)))
-
-
-def before_torch() -> None:
-    """For the CLI, before torch is imported: on a shared machine, libgomp's waiting threads
-    sleep instead of spinning (unless OMP_WAIT_POLICY is set)."""
-    if "torch" not in sys.modules and "OMP_WAIT_POLICY" not in os.environ and shared():
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-
-
-def share_cores() -> str | None:
-    """Lower torch's CPU threads to the cores the load average leaves free, unless
-    OMP_NUM_THREADS was set; return the note to print when it did, else None."""
-    if os.environ.get("OMP_NUM_THREADS"):
+def shared_machine_note() -> str | None:
+    """The line to print when the cores are shared and the user has not chosen how torch's
+    threads behave; None otherwise."""
+    if os.environ.get("OMP_NUM_THREADS") or os.environ.get("OMP_WAIT_POLICY"):
         return None
-    import torch
-
-    total, load, current = cores(), load_average(), torch.get_num_threads()
-    if load is None or not shared(total, load):
+    total, load = cores(), load_average()
+    if load is None or total < 2 or not shared(total, load):
         return None
-    n = min(current, free_threads(total, load))
-    if n >= current:
-        return None
-    torch.set_num_threads(n)
-    return (f"{n} CPU thread{'s' if n > 1 else ''} of {current}: the load average {load:.1f} on {total} cores "
-            f"says other processes compete for them (set OMP_NUM_THREADS to choose)")
+    return (f"the load average {load:.1f} on {total} cores says other processes compete for them; if img/s is "
+            f"low, torch's threads may be waiting on each other: try OMP_NUM_THREADS=1 or "
+            f"OMP_WAIT_POLICY=PASSIVE (docs/shell.md, \"Threads on a shared machine\")")
