@@ -10,7 +10,7 @@ import typer
 from rich.text import Text
 
 from ..lang.errors import ArchError
-from .common import PIPE_WIDTH, SetOpt, SpecArg, fail, out, overrides, plain_console, say, usage, visible
+from .common import SetOpt, SpecArg, fail, out, overrides, plain_console, say, usage, visible
 
 DirArg = Annotated[Optional[Path], typer.Argument(help="A directory of step specs (default: the shipped "
                                                   "specs/roadmap).", show_default=False)]
@@ -28,7 +28,6 @@ def register(app: typer.Typer) -> None:
 
         Compares the resolved networks, never their text: `archdsl diff step05 step06`."""
         from ..diff import diff
-        from ..diff.render import plain
 
         try:
             d = diff(a, b, **overrides(set_))
@@ -40,7 +39,7 @@ def register(app: typer.Typer) -> None:
             if out.is_terminal:
                 out.print(d)
             else:
-                sys.stdout.write(visible(plain(d.model, width=PIPE_WIDTH)))  # piped: plain, never wrapped
+                sys.stdout.write(visible(str(d)))  # piped: plain text, as str() gives it
         if exit_code and d:
             raise typer.Exit(1)
 
