@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
     @app.command("export")
     def export(
         spec: Annotated[str, typer.Argument(help="A spec: a path to a .arch file or a shipped name.",
-                                                autocompletion=complete_spec)],
+                                            autocompletion=complete_spec)],
         to: ToOpt,
         set_: SetOpt = None,
         dynamic_batch: Annotated[bool, typer.Option("--dynamic-batch", help="ONNX: a batch axis of any "
@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
     @app.command("draw")
     def draw(
         specs: Annotated[list[str], typer.Argument(help="A spec (or, with --diff, two).", show_default=False,
-                                                            autocompletion=complete_spec)],
+                                                   autocompletion=complete_spec)],
         to: ToOpt,
         diff: Annotated[bool, typer.Option("--diff", help="Two specs: their blocks side by side, the "
                                                           "changed ops marked.")] = False,

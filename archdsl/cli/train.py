@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_command(
         spec: Annotated[str, typer.Argument(help="A spec: a .arch path or a shipped name.",
-                                                     autocompletion=complete_spec)],
+                                            autocompletion=complete_spec)],
         data: Annotated[str, typer.Option(help="`digits` (scikit-learn's, bundled) or a directory "
                                                "with train/<class>/ and val/<class>/ images.")] = "digits",
         epochs: Annotated[Optional[int], typer.Option(help="Epochs (overrides the recipe's).")] = None,

@@ -63,7 +63,10 @@ def make_server() -> LanguageServer:
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls, params: lsp.DidSaveTextDocumentParams) -> None:
-        refresh(params.text_document.uri)  # a parent saved on disk may change this one
+        refresh(params.text_document.uri)
+        for uri in list(analyses):  # the others read this file from disk if they extend it
+            if uri != params.text_document.uri:
+                refresh(uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls, params: lsp.DidCloseTextDocumentParams) -> None:
