@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-RANK = {"cli": 7, "lsp": 6, "roadmap": 6, "training": 5, "interop": 5, "diff": 4, "summary": 4, "api": 3, "report": 2, "lang": 1}
+RANK = {"cli": 7, "lsp": 6, "roadmap": 6, "training": 5, "interop": 5, "diff": 4, "summary": 4, "api": 3, "report": 2,
+        "lang": 1, "atomic": 0}
 
 
 def room(module: str) -> str | None:

@@ -23,12 +23,21 @@ def search_dirs() -> list[Path]:
 
 
 def shipped_names() -> dict[str, Path]:
-    """Every spec on the search path, by file stem."""
+    """Every spec on the search path, by file stem: regular files only (a FIFO, a device or a
+    dangling link named `x.arch` would hang or fail the read of every lookup)."""
     names: dict[str, Path] = {}
     for d in reversed(search_dirs()):
-        for f in sorted(d.rglob("*.arch")) if d.is_dir() else []:
-            names[f.stem] = f
+        for f in sorted(d.rglob("*.arch")) if _is_dir(d) else []:
+            if _is_file(f, None):
+                names[f.stem] = f
     return names
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def _is_file(path: Path, span: Span | None) -> bool:
