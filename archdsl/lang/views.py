@@ -96,8 +96,9 @@ def _block_ops(stmts, depth: int = 0) -> list[str]:
             out.append("  " * depth + op_text(s))
         elif kind == "Residual":
             out += ["  " * depth + "residual {", *_block_ops(s.body, depth + 1), "  " * depth + "}"]
-        elif kind == "Gate":
-            out += ["  " * depth + "gate {", *_block_ops(s.body, depth + 1), "  " * depth + "}"]
+        elif kind in ("Gate", "Join"):
+            word = s.kind if kind == "Join" else "gate"
+            out += ["  " * depth + word + " {", *_block_ops(s.body, depth + 1), "  " * depth + "}"]
         elif kind == "Guard":
             out += ["  " * depth + f"if {s.name.text} {s.cmp.text} {s.value.text} {{", *_block_ops(s.body, depth + 1),
                     "  " * depth + "}"]

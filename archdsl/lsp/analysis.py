@@ -141,7 +141,7 @@ def _ops(stmts) -> list[ast.Op]:
             found.append(s)
         elif isinstance(s, ast.Residual):
             found += _ops(s.body) + list(s.shortcut or ())
-        elif isinstance(s, (ast.Gate, ast.Guard)):
+        elif isinstance(s, (ast.Gate, ast.Guard, ast.Join)):
             found += _ops(s.body)
     return found
 
@@ -274,7 +274,7 @@ def inlay_hints(a: Analysis) -> list[tuple[Position, str]]:
 SECTIONS = ("network", "input", "classes", "block", "stem", "downsample", "stages", "head", "init", "train", "set")
 ARG_WORDS = {"width": ["4x", "1x", "0.25x in", "in"], "stride": ["s2", "stride"], "groups": ["g32", "gw16"],
              "bias": ["bias", "nobias"], "value": [], "eps": ["eps=1e-6"], "heads": ["h6"], "headdim": ["d32"],
-             "shift": ["shift"]}
+             "shift": ["shift"], "momentum": ["momentum=0.1"], "padding": ["p1"]}
 
 
 @dataclass(frozen=True)
@@ -351,13 +351,17 @@ def completions(a: Analysis, position: Position) -> list[Item]:
         if d is not None:
             from ..lang.docgen import ARG_SYNTAX
 
-            return [Item(w, "argument", f"{d.name}: {ARG_SYNTAX[k]}") for k in d.accepts for w in ARG_WORDS[k]]
+            return [Item(w, "argument", f"{d.name}: {ARG_SYNTAX[k]}") for k in d.accepts for w in ARG_WORDS.get(k, ())]
         return []
     items = [Item(f"{name}K" if d.kernel else name, "op", d.summary, insert=f"{name}${{1:3}}" if d.kernel else name)
              for name, d in sorted(registry.REGISTRY.items())]
     if open_ and open_[0] == "block":
         items += [Item("residual", "keyword", "residual { ... }: adds its input back", "residual {\n\t$0\n}"),
-                  Item("gate", "keyword", "gate { ... }: multiplies its input", "gate {\n\t$0\n}")]
+                  Item("gate", "keyword", "gate { ... }: multiplies its input", "gate {\n\t$0\n}"),
+                  Item("concat", "keyword", "concat { ... }: the input and the body's output side by side",
+                       "concat {\n\t$0\n}"),
+                  Item("subtract", "keyword", "subtract { ... }: the body's output less the input",
+                       "subtract {\n\t$0\n}")]
     return items
 
 

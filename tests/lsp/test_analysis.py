@@ -53,3 +53,9 @@ def test_positions_count_utf16_units():
     assert d.code == "E101" and d.range == ((3, 10), (3, 12))
     a = A.analyze("network n  # 𝕏\ninput 3x32x32\nblock b {\n    relu\n}\nstages {\n    8 b x1\n}\n", "/tmp/n.arch")
     assert A.word_at(a, (0, 9)) == ("n", ((0, 8), (0, 9)))
+
+
+def test_every_argument_kind_has_words_to_offer():
+    from compiler.ops import ARG_KINDS
+
+    assert set(ARG_KINDS) == set(A.ARG_WORDS)
