@@ -289,7 +289,6 @@ def _enclosing(text: str) -> list[str]:
     """The `{ }` sections open at the end of `text`, outermost first, each named by its first
     word (`block`, `residual`, `gate`, `if`, `stages`, `train`)."""
     stack: list[str] = []
-    line_start = 0
     for line in text.split("\n"):
         code = line.split("#", 1)[0]
         for i, c in enumerate(code):
@@ -298,7 +297,6 @@ def _enclosing(text: str) -> list[str]:
                 stack.append(words[0] if words else "")
             elif c == "}" and stack:
                 stack.pop()
-        line_start += len(line) + 1
     return stack
 
 
