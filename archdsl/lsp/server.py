@@ -53,6 +53,9 @@ def make_server() -> LanguageServer:
     def current(uri: str) -> A.Analysis:
         return analyses.get(uri) or refresh(uri)
 
+    def at_cursor(params, feature):
+        return feature(current(params.text_document.uri), _pos(params.position))
+
     @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls, params: lsp.DidOpenTextDocumentParams) -> None:
         refresh(params.text_document.uri)
@@ -76,11 +79,9 @@ def make_server() -> LanguageServer:
 
     @server.feature(lsp.TEXT_DOCUMENT_HOVER)
     def hover(ls, params: lsp.HoverParams) -> lsp.Hover | None:
-        found = A.hover(current(params.text_document.uri), _pos(params.position))
-        if found is None:
-            return None
-        text, rng = found
-        return lsp.Hover(contents=lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=text), range=_range(rng))
+        found = at_cursor(params, A.hover)  # (markdown, range)
+        return None if found is None else lsp.Hover(
+            contents=lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=found[0]), range=_range(found[1]))
 
     @server.feature(lsp.TEXT_DOCUMENT_INLAY_HINT)
     def inlay_hints(ls, params: lsp.InlayHintParams) -> list[lsp.InlayHint]:
@@ -104,11 +105,8 @@ def make_server() -> LanguageServer:
 
     @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
     def definition(ls, params: lsp.DefinitionParams) -> lsp.Location | None:
-        found = A.definition(current(params.text_document.uri), _pos(params.position))
-        if found is None:
-            return None
-        path, rng = found
-        return lsp.Location(uri=from_fs_path(path) or path, range=_range(rng))
+        found = at_cursor(params, A.definition)  # (path, range)
+        return None if found is None else lsp.Location(uri=from_fs_path(found[0]) or found[0], range=_range(found[1]))
 
     @server.feature(lsp.TEXT_DOCUMENT_FORMATTING)
     def formatting(ls, params: lsp.DocumentFormattingParams) -> list[lsp.TextEdit] | None:
