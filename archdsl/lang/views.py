@@ -166,3 +166,21 @@ def patch_html(patch) -> str:
     head = f"change {patch.parent} -> {patch.step}" if patch.parent else f"change of {patch.step}"
     rows = [[e.kind, e.describe()] for e in patch.edits]
     return f"<div><b>{escape(head)}</b>" + (table(["edit", "what"], rows) if rows else ": none") + "</div>"
+
+
+# ---------------------------------------------------------------- Roadmap
+def _roadmap_rows(rm) -> list[list[str]]:
+    return [["  " * r.level + r.step, f"{r.params / 1e6:.1f}M", f"{r.macs / 1e9:.2f}",
+             f"{r.paper_top1:.1f}" if r.paper_top1 is not None else "", r.change] for r in rm.rows]
+
+
+def roadmap_text(rm) -> str:
+    lines = [f"Roadmap {display_path(rm.dir)}: {len(rm.rows)} steps"]
+    lines += ["  " + line for line in text_table(["step", "params", "GMACs", "paper top-1", "change"],
+                                                 _roadmap_rows(rm), (1, 2, 3))]
+    return screen(lines)
+
+
+def roadmap_html(rm) -> str:
+    return (f"<div><b>{escape(display_path(rm.dir))}</b>: {len(rm.rows)} steps"
+            + table(["step", "params", "GMACs", "paper top-1 (%)", "change"], _roadmap_rows(rm), (1, 2, 3)) + "</div>")

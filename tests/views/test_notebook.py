@@ -30,12 +30,13 @@ def test_roadmap_notebook_runs(tmp_path, monkeypatch):
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     html = [o["data"]["text/html"] for o in outputs if o.output_type == "execute_result" and "text/html" in o["data"]]
-    assert len(html) == 7  # network, report, diff, patch, diff, summary, training result
+    assert len(html) == 8  # network, report, roadmap, diff, patch, diff, summary, training result
     assert "<svg" in html[0] and "bottleneck" in html[0]
     assert "25,557,032" in html[1]                         # ResNet-50, as torchvision counts it
-    assert "-7,909,536 (-23.4%)" in html[2]
-    assert "`relu` -&gt; `gelu`" in html[3]
-    assert "28,589,128" in html[5]                          # step 13 is ConvNeXt-T
-    assert "val acc" in html[6] and "<svg" in html[6]
+    assert "step06_inverted" in html[2] and "82.0" in html[2]  # Table 10: ConvNeXt-T at 82.0%
+    assert "-7,909,536 (-23.4%)" in html[3]
+    assert "`relu` -&gt; `gelu`" in html[4]
+    assert "28,589,128" in html[6]                          # step 13 is ConvNeXt-T
+    assert "val acc" in html[7] and "<svg" in html[7]
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-    assert "step06_inverted" in printed and "28,589,128 params, 4.46 GMACs per image" in printed
+    assert "28,589,128 params, 4.46 GMACs per image" in printed

@@ -52,6 +52,17 @@ def test_diff_and_patch_views():
     assert "<td" in p._repr_html_() and "`relu` -&gt; `gelu`" in p._repr_html_()
 
 
+def test_roadmap_view():
+    from archdsl.roadmap import roadmap
+
+    rm = roadmap()
+    text = repr(rm)
+    fits_screen(text)
+    assert text.startswith("Roadmap specs/roadmap: 18 steps")
+    assert "step13_downsample" in text and "82.0" in text  # Table 10's last row: ConvNeXt-T, 82.0%
+    assert rm._repr_html_().count("<tr>") == len(rm.rows) + 1
+
+
 def test_train_result_view():
     history = [{"epoch": e, "train_loss": 2.0 / e, "val_loss": 1.5 / e, "val_acc": 0.5 + 0.1 * e,
                 "images_per_s": 100.0 + e} for e in range(1, 31)]
