@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import compiler
@@ -9,7 +10,7 @@ from compiler import CompileErrors
 
 import os
 
-from .lang.errors import ArchError, ArchErrors, ShapeError
+from .lang.errors import ArchError, ArchErrors, ShapeError, WeightsError
 from .lang.network import Network
 from .lang.overrides import apply_overrides, from_keywords, split_overrides
 from .lang.parser import parse
@@ -114,25 +115,83 @@ def as_network(spec: SpecLike, **overrides) -> Network:
     return apply_overrides(net, rest) if rest else net
 
 
-def check(spec: SpecLike, **overrides) -> tuple[Network, compiler.IRGraph]:
-    """Resolve and run every check pass; raises ArchError with everything found."""
+def check(spec: SpecLike, *, features: bool = False, out_indices=None, taps=None,
+          **overrides) -> tuple[Network, compiler.IRGraph]:
+    """Resolve and run every check pass; raises ArchError with everything found. With
+    `features`/`out_indices`/`taps` (see `build`) the IR returns those maps; its
+    `ir.feature_info` says what each is."""
     _spec_arg(spec, "check")
     net = as_network(spec, **overrides)
     ir = network_to_ir(net)
     _run(compiler.check, ir)
+    _select_taps(net, ir, features, out_indices, taps)
     return net, ir
 
 
-def analyze(spec: SpecLike, **overrides) -> Report:
-    """Params, MACs and activation sizes per layer, per stage and in total, at the spec's input."""
+def analyze(spec: SpecLike, *, features: bool = False, out_indices=None, taps=None, **overrides) -> Report:
+    """Params, MACs and activation sizes per layer, per stage and in total, at the spec's input.
+    A features build's report counts what it computes (no head) and lists its taps."""
     _spec_arg(spec, "analyze")
-    net, ir = check(spec, **overrides)
-    return report_from_ir(net, ir)
+    net, ir = check(spec, features=features, out_indices=out_indices, taps=taps, **overrides)
+    report = report_from_ir(net, ir)
+    report.taps = list(getattr(ir, "feature_info", []))
+    return report
+
+
+def _select_taps(net: Network, ir: compiler.IRGraph, features: bool, out_indices, taps) -> None:
+    """A features build (`features=True`: the maps at the end of each stage, `out_indices` of
+    them, or the named `taps`) or a full build that also returns `taps`: compiler/passes/taps.py."""
+    from compiler.passes import taps as tapping
+
+    if not isinstance(features, bool):
+        raise _type_error("`features`", features, "True or False", 'archdsl.build("convnext_t", features=True)')
+    if taps is not None and (isinstance(taps, str) or not all(isinstance(t, str) for t in _items(taps))):
+        raise _type_error("`taps`", taps, "a list of names", 'taps=["stages.1", "stages.2.blocks.5"]')
+    if out_indices is not None and (isinstance(out_indices, (str, bytes)) or
+                                    not all(type(i) is int for i in _items(out_indices))):
+        raise _type_error("`out_indices`", out_indices, "a list of stage indices", "out_indices=(1, 2, 3)")
+    where = net.spans.get("stages")
+    if out_indices is not None and (taps is not None or not features):
+        raise ArchError("`out_indices` picks among the stages' maps of a features build" +
+                        (", and `taps` names them: give one of the two" if taps is not None else ""),
+                        span=where, code="E411",
+                        hint='archdsl.build(spec, features=True, out_indices=(1, 2, 3)), or name any map '
+                             'with taps=["stages.1", ...]')
+    if not features and taps is None:
+        return
+    if taps is None:
+        names = tapping.stage_names(ir)
+        picked = list(range(len(names))) if out_indices is None else list(out_indices)
+        bad = [i for i in picked if not -len(names) <= i < len(names)]
+        if bad or not picked:
+            raise ShapeError(f"out_indices {tuple(picked)}: " + (f"{bad[0]} is out of range" if bad else "empty") +
+                             f"; {net.name} has {len(names)} " +
+                             ("stages" if len(names) == len(net.stages) else "blocks") +
+                             f" to tap, indices 0..{len(names) - 1} (or -{len(names)}..-1)",
+                             where, code="E411", hint="the maps: " + ", ".join(
+                                 f"{i}: `{n}`" for i, n in enumerate(names) if i < 6 or i == len(names) - 1))
+        taps = [names[i] for i in picked]
+    try:
+        found = _run(tapping.resolve, ir, list(taps), features)
+    except ArchError as e:  # a name that is not in the spec: point at its stages
+        for err in e.errors:
+            err.span = err.span or where
+        e.span = e.span or where
+        raise
+    _run(tapping.select_taps, ir, found, not features)
+    ir.feature_info = tapping.FeatureInfo(t.as_dict() for t in found)
+
+
+def _items(value):
+    try:
+        return list(value)
+    except TypeError:
+        return [value]
 
 
 def build(spec: SpecLike, *, device: str | torch.device | None = None, mode: str = "train",
           compile: bool | dict = False, state_dict: dict | None = None, check_memory: bool = True,
-          **overrides) -> fx.GraphModule:
+          features: bool = False, out_indices=None, taps=None, **overrides) -> fx.GraphModule:
     """A torch.fx.GraphModule. `device="meta"` allocates nothing.
 
     mode="train" (default): trainable. mode="eval": inference only, in eval mode, with
@@ -146,16 +205,37 @@ def build(spec: SpecLike, *, device: str | torch.device | None = None, mode: str
 
     Before allocating, the weights' size is compared with the memory `device` has available
     (MemAvailable on the CPU); a model that cannot fit is a ResourceError (E901) instead of
-    an allocator crash. `check_memory=False` skips that."""
+    an allocator crash. `check_memory=False` skips that.
+
+    features=True: a backbone. Its forward returns a list of NCHW maps, the end of every stage
+    (of every block where the network has one stage: ViT, isotropic ConvNeXt), or those
+    `out_indices` pick (negative counts from the end); the head and anything after the last
+    map are not built. Tokens come back as their map, a class token dropped.
+    taps=[names]: the maps named (`stem`, `stages.I`, `stages.I.blocks.J`, `downsample.I`,
+    `head`, or any op's module path); with features=False the forward returns
+    `(output, [taps])`, the named values as they are where they are no map.
+    Either way `model.feature_info` lists module, num_chs, reduction and shape per map
+    (docs/backbones.md)."""
     _spec_arg(spec, "build")
     if mode not in ("train", "eval"):
         raise _type_error("archdsl.build's `mode`", mode, '"train" or "eval"', 'archdsl.build("resnet50", mode="eval")')
     if not isinstance(compile, (bool, dict)):
         raise _type_error("archdsl.build's `compile`", compile, "True, False or torch.compile's arguments as a dict",
                           'archdsl.build("convnext_t", compile=True)')
+    if state_dict is not None:
+        state_dict = _tensors(state_dict)
+    if isinstance(compile, dict):
+        _check_backend(compile)
     dev = as_device(device)
     net = as_network(spec, **overrides)
     ir = network_to_ir(net)
+    if features or taps is not None or out_indices is not None:
+        _run(compiler.check, ir)
+        paths = {d["path"] for _, d in ir.op_nodes()}
+        _select_taps(net, ir, features, out_indices, taps)
+        if state_dict is not None:  # the full network's weights: those of what was cut are left out
+            cut = paths - {d["path"] for _, d in ir.op_nodes()}
+            state_dict = {k: v for k, v in state_dict.items() if k.rpartition(".")[0] not in cut}
     if check_memory and (dev is None or dev.type != "meta"):
         import torch
 
@@ -165,8 +245,45 @@ def build(spec: SpecLike, *, device: str | torch.device | None = None, mode: str
         require_memory(weights, where, f"the weights of {net.name}",
                        'build it with device="meta" to inspect it without allocating, shrink it '
                        "(--set widths=..., depths=...), or pass check_memory=False", span=net.spans.get("stages"))
-    return _run(compiler.compile, ir, device=dev, init=(net.init.scheme, net.init.arg), mode=mode,
-                torch_compile=compile, state_dict=state_dict)
+    try:
+        model = _run(compiler.compile, ir, device=dev, init=(net.init.scheme, net.init.arg), mode=mode,
+                     torch_compile=compile, state_dict=state_dict)
+    except RuntimeError as e:
+        if state_dict is None or "state_dict" not in str(e):
+            raise
+        lines = [ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()]
+        raise WeightsError(f"the state dict does not fit {net.name}: " + "; ".join(lines)[:400],
+                           hint="pass the state_dict() of a model built from this spec; weights in another "
+                                "layout load with archdsl.load_weights(model, sd, layout=...)") from None
+    if hasattr(ir, "feature_info"):
+        model.feature_info = ir.feature_info
+    return model
+
+
+def _tensors(state_dict) -> dict:
+    """A state dict: a mapping of names to tensors (a path or anything else is a clear E010)."""
+    import torch
+
+    if isinstance(state_dict, (str, os.PathLike)):
+        raise _type_error("archdsl.build's `state_dict`", state_dict, "a dict of tensors, not a file",
+                          'archdsl.build("convnext_t", state_dict=safetensors.torch.load_file("w.safetensors"))')
+    if not isinstance(state_dict, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()):
+        raise _type_error("archdsl.build's `state_dict`", state_dict, "a dict of names to tensors",
+                          'archdsl.build("convnext_t", state_dict=model.state_dict())')
+    return dict(state_dict)
+
+
+def _check_backend(options: dict) -> None:
+    """torch.compile's backend is looked up when the model first runs; name a bad one now."""
+    backend = options.get("backend", "inductor")
+    if isinstance(backend, str):
+        from torch._dynamo import list_backends
+
+        known = set(list_backends(exclude_tags=())) | {"inductor"}
+        if backend not in known:
+            raise ArchError(f"archdsl.build's `compile`: unknown torch.compile backend `{backend}`",
+                            hint="backends here: " + ", ".join(sorted(known)), code="E010")
 
 
 def _run(fn, *args, **kwargs):

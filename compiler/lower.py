@@ -1,6 +1,7 @@
 """IR -> torch.fx.GraphModule. Every op node becomes a `call_module` at its spec path
 (`stages.2.blocks.5.dwconv`), residual joins become `add`, gates `mul`, `concat { }` `torch.cat`,
-`subtract { }` `sub`, layout changes `permute`."""
+`subtract { }` `sub`, layout changes `permute`; a features build's tokens become maps through
+`tokens_to_map` (passes/taps.py)."""
 from __future__ import annotations
 
 import operator
@@ -11,8 +12,15 @@ from torch import fx, nn
 from . import ops
 from .ir import IRGraph
 from .ops import NCHW, NHWC, cat_dim
+from .sections import Section
 
 _PERMUTE = {NHWC: (0, 2, 3, 1), NCHW: (0, 3, 1, 2)}
+
+
+def tokens_to_map(x: torch.Tensor, drop: int, h: int, w: int) -> torch.Tensor:
+    """Tokens (B, N, C) -> the channels-last map (B, H, W, C) they were flattened from, row by
+    row, the `drop` tokens in front (a class token) left out."""
+    return x[:, drop:].unflatten(1, (h, w))
 
 
 def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
@@ -36,8 +44,15 @@ def lower(ir: IRGraph) -> fx.GraphModule:
         args = [env[i] for i in ir.inputs(nid)]
         if op == "input":
             env[nid] = graph.placeholder("x", type_expr=torch.Tensor)
-        elif op == "output":
-            graph.output(args[0])
+        elif op == "output":  # a features build returns its taps (and the output): passes/taps.py
+            returns = data.get("returns")
+            graph.output(args[0] if returns is None else list(args) if returns == "taps"
+                         else (args[0], list(args[1:])))
+        elif op == "tap":  # a value a features build returns twice
+            env[nid] = args[0]
+        elif op == "tomap":
+            h, w = data["grid"]
+            env[nid] = graph.call_function(tokens_to_map, (args[0], data["drop"], h, w))
         elif op == "add":
             env[nid] = graph.call_function(operator.add, tuple(args))
         elif op == "mul":  # a gate: x * branch(x), the branch broadcast over the map
@@ -53,7 +68,21 @@ def lower(ir: IRGraph) -> fx.GraphModule:
             _set_submodule(root, data["path"], module)
             env[nid] = graph.call_module(data["path"], (args[0],))
     graph.lint()
-    return fx.GraphModule(root, graph, class_name=_class_name(ir.name))
+    gm = fx.GraphModule(root, graph, class_name=_class_name(ir.name))
+    _containers(gm, gm, "")
+    return gm
+
+
+def _containers(gm: fx.GraphModule, module: nn.Module, prefix: str) -> None:
+    """fx makes the containers of the called ops plain `nn.Module`s; they become `Section`s
+    (indexable and hookable: sections.py), holding the same children."""
+    for name, child in list(module._modules.items()):
+        if type(child) is nn.Module:
+            section = Section()
+            section._modules = child._modules
+            section.bind(gm, prefix + name)
+            module._modules[name] = section
+            _containers(gm, section, f"{prefix}{name}.")
 
 
 def _class_name(name: str) -> str:

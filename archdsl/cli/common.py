@@ -21,7 +21,8 @@ from rich.text import Text
 
 from ..lang.errors import ArchError, visible
 
-__all__ = ["PIPE_WIDTH", "SetOpt", "SpecArg", "complete_spec", "err", "fail", "out", "overrides", "plain_console", "say", "shout",
+__all__ = ["FeaturesOpt", "OutIndicesOpt", "PIPE_WIDTH", "SetOpt", "SpecArg", "TapsOpt", "complete_spec",
+           "tap_options", "err", "fail", "out", "overrides", "plain_console", "say", "shout",
            "styled", "usage", "visible"]
 
 # Wide enough that no cell of a table is ever cut or wrapped: rich falls back to 80 columns
@@ -77,6 +78,30 @@ SpecArg = Annotated[str, typer.Argument(help="A spec: a path to a .arch file or 
                                         autocompletion=complete_spec)]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a scalar: KEY=VALUE (repeatable), "
                                                      "e.g. classes=10, input=3x64x64, depths=2,2,6,2, train.epochs=5.")]
+
+
+FeaturesOpt = Annotated[bool, typer.Option("--features", help="A backbone: the maps at the end of each stage "
+                                            "(each block where there is one stage), no head.")]
+OutIndicesOpt = Annotated[Optional[str], typer.Option("--out-indices", help="With --features: which maps, "
+                                                      "e.g. 1,2,3 or -1 (the last).", show_default=False)]
+TapsOpt = Annotated[Optional[str], typer.Option("--taps", help="Named maps instead: stem, stages.I, "
+                                                "stages.I.blocks.J, downsample.I, head or an op's path, "
+                                                "comma-separated.", show_default=False)]
+
+
+def tap_options(features: bool, out_indices: str | None, taps: str | None) -> dict:
+    """--features/--out-indices/--taps as archdsl.build's keywords (a non-integer index is a usage error)."""
+    kw: dict = {}
+    if features:
+        kw["features"] = True
+    if out_indices is not None:
+        try:
+            kw["out_indices"] = tuple(int(i) for i in out_indices.split(","))
+        except ValueError:
+            usage(f"--out-indices takes integers separated by commas (1,2,3), not `{out_indices}`")
+    if taps is not None:
+        kw["taps"] = [t.strip() for t in taps.split(",") if t.strip()]
+    return kw
 
 
 def plain_console(**kwargs) -> Console:

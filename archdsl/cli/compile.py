@@ -10,7 +10,8 @@ from rich.table import Table
 
 from ..lang.errors import ArchError
 from ..report import count, gmacs
-from .common import SetOpt, SpecArg, fail, out, overrides, say, usage, visible
+from .common import (FeaturesOpt, OutIndicesOpt, SetOpt, SpecArg, TapsOpt, fail, out, overrides, say, tap_options,
+                     usage, visible)
 
 
 def register(app: typer.Typer) -> None:
@@ -32,21 +33,26 @@ def register(app: typer.Typer) -> None:
         set_: SetOpt = None,
         emit: Annotated[Optional[str], typer.Option(help="Instead of the summary print: `code` (the fx "
                                                     "GraphModule's Python), `layers` (a row per op) or `json`.")] = None,
+        features: FeaturesOpt = False,
+        out_indices: OutIndicesOpt = None,
+        taps: TapsOpt = None,
     ) -> None:
-        """Check a spec and print its cost per stage: output shape, params and MACs."""
+        """Check a spec and print its cost per stage: output shape, params and MACs. With
+        --features (or --taps) the backbone's: no head, and the maps it returns."""
         from ..api import analyze, build
 
         if emit not in (None, "code", "layers", "json"):
             usage(f"--emit takes code, layers or json, not `{emit}`")
+        tapped = tap_options(features, out_indices, taps)
         try:
             if emit == "code":
-                text = visible(build(spec, device="meta", **overrides(set_)).code)
+                text = visible(build(spec, device="meta", **tapped, **overrides(set_)).code)
                 if sys.stdout.isatty():
                     out.print(text, markup=False, highlight=False)
                 else:  # redirected: the exact text, never re-wrapped at a console width
                     sys.stdout.write(text if text.endswith("\n") else text + "\n")
                 return
-            report = analyze(spec, **overrides(set_))
+            report = analyze(spec, **tapped, **overrides(set_))
         except ArchError as e:
             fail(e)
         if emit == "json":
@@ -69,5 +75,14 @@ def register(app: typer.Typer) -> None:
             cells += ["x".join(map(str, r.shape)), count(r.params), f"{r.macs / 1e9:.3f} G"]
             table.add_row(*cells)
         out.print(table)
+        if report.taps:
+            taps_table = Table(show_edge=False, header_style="bold")
+            for col, justify in (("tap", "left"), ("module", "left"), ("map (C x H x W)", "left"),
+                                 ("channels", "right"), ("reduction", "right")):
+                taps_table.add_column(col, justify=justify)
+            for i, t in enumerate(report.taps):
+                taps_table.add_row(str(i), visible(t["module"]), "x".join(map(str, t["shape"])), str(t["num_chs"]),
+                                   str(t["reduction"]) if t["reduction"] else "-")
+            out.print(taps_table)
         say("total: ", (f"{count(report.params)} params", "bold"), ", ", (gmacs(report.macs), "bold"),
             f" at {shape}; peak activation {count(report.peak_activation)} values per image")

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from ..lang.errors import ArchError
-from .common import SetOpt, complete_spec, fail, failed, out, overrides, usage
+from .common import (FeaturesOpt, OutIndicesOpt, SetOpt, TapsOpt, complete_spec, fail, failed, out, overrides,
+                     tap_options, usage)
 
 ToOpt = Annotated[str, typer.Option("--to", help="The file to write; its suffix says what to write.",
                                     show_default=False)]
@@ -47,17 +48,21 @@ def register(app: typer.Typer) -> None:
         set_: SetOpt = None,
         dynamic_batch: Annotated[bool, typer.Option("--dynamic-batch", help="ONNX: a batch axis of any "
                                                     "size (default: fixed at 2).")] = False,
+        features: FeaturesOpt = False,
+        out_indices: OutIndicesOpt = None,
+        taps: TapsOpt = None,
     ) -> None:
         """Write the network as one PyTorch file (.py, torch only) or as ONNX (.onnx, validated
         with onnx.checker and onnxruntime)."""
         path = target(to, (".py", ".onnx"))
+        tapped = tap_options(features, out_indices, taps)
         try:
             kw = overrides(set_)
             if path.suffix.lower() == ".py":
                 from ..interop.export_code import ExportError, code
 
                 try:
-                    text = code(spec, **kw)
+                    text = code(spec, **tapped, **kw)
                 except ExportError as e:
                     failed(f"cannot export {spec} as Python: {e}")
                 from ..atomic import write_text
@@ -79,7 +84,7 @@ def register(app: typer.Typer) -> None:
             from ..api import as_network, build
 
             net = as_network(spec, **kw)
-            model = build(net)
+            model = build(net, **tapped)
             try:
                 result = export_onnx(model, tuple(net.input), path, dynamic_batch=dynamic_batch)
             except OSError as e:
@@ -88,7 +93,7 @@ def register(app: typer.Typer) -> None:
                 failed(f"ONNX export of {net.name} failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
             batch = "any batch size" if dynamic_batch else "batch 2"
             out.print(f"wrote {path}: {result.size_bytes / 1e6:.1f} MB, opset {result.opset}, input x "
-                      f"({batch}, {', '.join(map(str, net.input))}), output logits; onnx.checker ok; "
+                      f"({batch}, {', '.join(map(str, net.input))}), output {', '.join(result.outputs)}; onnx.checker ok; "
                       f"onnxruntime vs PyTorch max |diff| {result.max_abs_diff:.2g} on batch {result.batch}"
                       + "".join(f"; its weights are in {f} (keep it beside the .onnx)" for f in result.extra_files),
                       markup=False, soft_wrap=True)

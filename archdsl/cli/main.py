@@ -13,7 +13,9 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from . import catalog as catalog_commands
 from . import compile as compile_commands
+from . import data as data_commands
 from . import editor as editor_commands
+from . import eval as eval_commands
 from . import export as export_commands
 from . import patch as patch_commands
 from . import roadmap as roadmap_commands
@@ -72,8 +74,8 @@ def _root(_version: Annotated[bool, typer.Option("--version", callback=_show_ver
     pass
 
 
-for group in (compile_commands, catalog_commands, roadmap_commands, train_commands, patch_commands,
-              export_commands, editor_commands):
+for group in (compile_commands, catalog_commands, roadmap_commands, train_commands, eval_commands, data_commands,
+              patch_commands, export_commands, editor_commands):
     group.register(app)
 
 

@@ -2,6 +2,7 @@
 
     archdsl train specs/convnext_atto.arch --data digits --epochs 5
     archdsl train convnext_atto --data ./my_images --out runs/mine --set train.lr=1e-3
+    archdsl train convnext_atto --data 'shards/train-{000000..000127}.tar' --set train.workers=8
     torchrun --nproc_per_node=2 -m archdsl train convnext_atto --data digits --epochs 5
 
     archdsl train convnext_atto --data digits --compile      # torch.compile (inductor)
@@ -43,9 +44,12 @@ def _overrides(set_: list[str] | None, precision: str | None, channels_last: boo
     return overrides
 
 
-def _init_from(source: Path, source_spec: str, quiet: bool):
+def _init_from(source: Path, source_spec: str | None, quiet: bool):
     """`--init-from`: the weights, read now (a bad path fails before training starts), and the
-    function that carries them into the built model (`archdsl.transfer`)."""
+    function that carries them into the built model (`archdsl.transfer`). Without --init-spec
+    the source is the network being trained itself (its --set values included), so a run
+    carried to another input size, window or class count pairs every op with itself and the
+    tensors are fitted to their new shapes (interop/resize.py)."""
     from ..interop.transfer import transfer
     from ..lang.errors import ArchError
 
@@ -61,10 +65,20 @@ def _init_from(source: Path, source_spec: str, quiet: bool):
         except Exception as e:  # noqa: BLE001 - a damaged file is the user's to fix
             raise ArchError(f"cannot read {source}: {e}", hint="pass a run directory or a model.safetensors",
                             code="E751") from None
+        if not weights:
+            raise ArchError(f"--init-from {source} holds no tensors: the run would start from scratch",
+                            hint="pass the weights of a trained run (OUT/best.safetensors, or OUT)", code="E751")
     else:
         raise ArchError(f"--init-from {source}: no run directory or .safetensors file there",
                         hint="pass a run directory (OUT of an earlier `archdsl train`) or a .safetensors file",
                         code="E751")
+
+    import torch
+
+    nonfinite = next((k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if nonfinite is not None:
+        raise ArchError(f"--init-from {source}: `{nonfinite}` holds NaN or infinite values",
+                        hint="start from a checkpoint of the run before it diverged", code="E751")
 
     def init(model, net) -> None:
         import re
@@ -74,13 +88,14 @@ def _init_from(source: Path, source_spec: str, quiet: bool):
         def kinds(keys) -> set[str]:  # tensor names with the stage and block numbers left out
             return {re.sub(r"\d+", "#", k) for k in keys}
 
-        expected = kinds(build(source_spec, device="meta", classes=net.classes, input=net.input).state_dict())
+        spec = source_spec or net
+        expected = kinds(build(spec, device="meta").state_dict())
         foreign = sorted(kinds(weights) - expected)
         if len(foreign) > len(kinds(weights)) / 2:  # another network's weights: little would carry over
-            raise ArchError(f"--init-from {source}: these weights are not {source_spec}'s (e.g. `{foreign[0]}` "
-                            f"is no tensor of it)", hint="name the spec they were trained with: --init-spec SPEC",
-                            code="E751")
-        transfer(source_spec, net, weights, into=model, quiet=quiet, classes=net.classes, input=net.input)
+            raise ArchError(f"--init-from {source}: these weights are not {source_spec or net.name}'s (e.g. "
+                            f"`{foreign[0]}` is no tensor of it)",
+                            hint="name the spec they were trained with: --init-spec SPEC", code="E751")
+        transfer(spec, net, weights, into=model, quiet=quiet)
 
     return init
 
@@ -92,8 +107,10 @@ def register(app: typer.Typer) -> None:
     def train_command(
         spec: Annotated[str, typer.Argument(help="A spec: a .arch path or a shipped name.",
                                             autocompletion=complete_spec)],
-        data: Annotated[str, typer.Option(help="`digits` (scikit-learn's, bundled) or a directory "
-                                               "with train/<class>/ and val/<class>/ images.")] = "digits",
+        data: Annotated[str, typer.Option(help="`digits` (scikit-learn's, bundled), a directory "
+                                               "with train/<class>/ and val/<class>/ images, or WebDataset "
+                                               "shards (a directory of train-*.tar/val-*.tar, or "
+                                               "'shards/train-{000000..000127}.tar').")] = "digits",
         epochs: Annotated[Optional[int], typer.Option(help="Epochs (overrides the recipe's).")] = None,
         out: Annotated[Optional[Path], typer.Option(help="Run directory: checkpoints, metrics.jsonl, "
                                                         "curves.png. Default runs/<network>.")] = None,
@@ -108,14 +125,15 @@ def register(app: typer.Typer) -> None:
         channels_last: Annotated[bool, typer.Option("--channels-last",
                                                     help="Channels-last memory format.")] = False,
         skip_bad_images: Annotated[bool, typer.Option(
-            "--skip-bad-images", help="Leave out (and count) images Pillow cannot decode "
-                                      "instead of stopping.")] = False,
+            "--skip-bad-images", help="Leave out images Pillow cannot decode, counted in metrics.jsonl "
+                                      "and logged with their path in OUT/bad_images.txt, instead of "
+                                      "saving a checkpoint and stopping (E702).")] = False,
         device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: the "
                                                            "local GPU if any).")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
         force: Annotated[bool, typer.Option("--force", help="With --resume: continue even though the "
-                                                            "network differs from the checkpoint's "
-                                                            "(where the weights still fit).")] = False,
+                                                            "network or the data differs from the "
+                                                            "checkpoint's (where the weights still fit).")] = False,
         no_memory_check: Annotated[bool, typer.Option("--no-memory-check", help="Skip the estimate that "
                                                       "refuses a run too big for the device's free memory.")] = False,
         init_from: Annotated[Optional[Path], typer.Option(
@@ -137,7 +155,7 @@ def register(app: typer.Typer) -> None:
         keep_freed_memory()
         try:
             overrides = _overrides(set_, precision, channels_last, train)
-            init = _init_from(init_from, init_spec or spec, quiet) if init_from is not None else None
+            init = _init_from(init_from, init_spec, quiet) if init_from is not None else None
             train(spec, data=data, epochs=epochs, out=out, seed=seed, resume=resume,
                   skip_bad_images=skip_bad_images, quiet=quiet, device=device, force=force,
                   check_memory=not no_memory_check, init_from=init,

@@ -107,6 +107,7 @@ class Node:
     layout: str
     shape: tuple
     call: Call | None = None
+    expr: str = ""     # a structural node other than a join, as a format of its inputs (a features build's)
 
 
 @dataclass
@@ -147,7 +148,7 @@ def lowered(spec: SpecLike, **overrides) -> tuple[Lowered, object]:
             if d["path"]:
                 built[nid] = ops.get(d["op"]).module(d["attrs"], meta["in_shape"], meta["ran_in"])
             nodes[nid] = Node(nid, d["op"], d["path"], ir.inputs(nid), ir.users(nid), meta.get("layout", NCHW),
-                              tuple(meta.get("shape", ())))
+                              tuple(meta.get("shape", ())), expr=_structural(d, len(ir.inputs(nid))))
     for nid, module in built.items():
         if id(module) not in rec.calls:
             raise ExportError(f"could not record how `{type(module).__name__}` at {nodes[nid].path} was built")
@@ -167,6 +168,20 @@ def lowered(spec: SpecLike, **overrides) -> tuple[Lowered, object]:
             low.blocks.setdefault(st.block, []).append(
                 BlockUse(i, j, members, st.width, in_dim, st.stride if j == 0 else 1, nodes[first.inputs[0]].layout))
     return low, net
+
+
+def _structural(d: dict, inputs: int) -> str:
+    """How a features build's own nodes read (compiler/passes/taps.py): tokens back to their
+    map, and the output returning the maps (after the network's output where it keeps it)."""
+    if d["op"] == "tap":
+        return "{0}"
+    if d["op"] == "tomap":
+        return f"{{0}}[:, {d['drop']}:].unflatten(1, {tuple(d['grid'])})"
+    if d["op"] == "output" and d.get("returns") == "taps":
+        return "return [" + ", ".join(f"{{{i}}}" for i in range(inputs)) + "]"
+    if d["op"] == "output" and d.get("returns") == "both":
+        return "return {0}, [" + ", ".join(f"{{{i}}}" for i in range(1, inputs)) + "]"
+    return ""
 
 
 def _sections(nodes: dict[int, Node], order: list[int]) -> dict[int, str]:
@@ -492,7 +507,12 @@ def forward_lines(nodes: list[Node], call_of, symbolic: bool, optional: frozense
     guarded = False
     for n in nodes:
         args = [reads.pop((s, n.nid)) for s in n.inputs]
-        if n.op in JOINS:
+        if n.op == "output":
+            lines.append(n.expr.format(*args))
+            continue
+        if n.expr:
+            expr, out = n.expr.format(*args), args[0]
+        elif n.op in JOINS:
             expr, out = JOINS[n.op].format(*args, dim=cat_dim(n.layout)), "x" if "x" in args else args[0]
         elif n.op == "permute":
             expr, out = f"{args[0]}{_PERMUTE[n.layout][1:]}", args[0]
@@ -649,7 +669,8 @@ def code(spec: SpecLike, **overrides) -> str:
         item_of[nid] = last
     items: list[Node] = []
     for nid in low.order:
-        if item_of[nid] != nid or low.nodes[nid].op in ("input", "output"):
+        if item_of[nid] != nid or low.nodes[nid].op == "input" or (low.nodes[nid].op == "output"
+                                                                    and not low.nodes[nid].expr):
             continue
         n = low.nodes[nid]
         if nid in block_of_item:
@@ -657,7 +678,7 @@ def code(spec: SpecLike, **overrides) -> str:
             srcs = sorted({item_of[s] for x in members[sec] for s in low.nodes[x].inputs if low.section[s] != sec})
             n = Node(nid, "block", sec, srcs, n.users, n.layout, n.shape)
         items.append(Node(n.nid, n.op, n.path, [item_of[s] for s in n.inputs], sorted({item_of[u] for u in n.users}),
-                          n.layout, n.shape, n.call))
+                          n.layout, n.shape, n.call, n.expr))
 
     def call_of(n: Node) -> str:
         if n.nid in block_of_item:
@@ -666,7 +687,14 @@ def code(spec: SpecLike, **overrides) -> str:
         return _access(n.path.split("."), tree)
 
     # the IR's input node feeds the first item: it reads `x`
+    inside = [s for n in items if n.op == "output" for s in low.nodes[n.nid].inputs
+              if low.section[s] and s != members[low.section[s]][-1]]
+    if inside:
+        raise ExportError(f"the tap on `{low.nodes[inside[0]].path or low.section[inside[0]]}` sits inside the block "
+                          f"`{low.section[inside[0]]}`, which the file writes as one class; tap a block's or a "
+                          "stage's end (`stages.I.blocks.J`, `stages.I`) to export")
     body = forward_lines(items, call_of, False)
+    returns = next((n.expr for n in items if n.op == "output"), "")
     body = _collapse(_loops(body, net), _sequentials(tree))
     net_class = _class_name(net.name, {c.__name__ for c in classes} | {bc.name for bc in bcs})
     init_lines = []
@@ -702,16 +730,26 @@ def code(spec: SpecLike, **overrides) -> str:
     out += [f"class {net_class}(nn.Module):",
             f'    """`network {_docstring_safe(net.name)}`: input {shape}, {net.classes} classes."""', "",
             "    def __init__(self):", "        super().__init__()", *init_lines, "",
-            f"    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, {', '.join(map(str, low.input_shape))})",
+            f"    def forward(self, x: torch.Tensor){_returns(returns)}:  # (B, {', '.join(map(str, low.input_shape))})",
             *([f"        x = x.contiguous(memory_format=torch.channels_last)  # {CHANNELS_LAST_WHY}"]
               if channels_last else []),
-            *[f"        {line}" for line in body], "        return x", "", "",
+            *[f"        {line}" for line in body], *([] if returns else ["        return x"]), "", "",
             f"def build() -> {net_class}:",
             f"    return {net_class}(){'.to(memory_format=torch.channels_last)' if channels_last else ''}", "", "",
             'if __name__ == "__main__":',
             "    model = build().eval()",
-            f"    print(model(torch.randn(1, {', '.join(map(str, low.input_shape))})).shape)", ""]
+            f"    print({_printed(returns, 'model(torch.randn(1, ' + ', '.join(map(str, low.input_shape)) + '))')})", ""]
     return "\n".join(out)
+
+
+def _returns(returns: str) -> str:
+    return (" -> list[torch.Tensor]" if returns.startswith("return [") else
+            " -> tuple[torch.Tensor, list[torch.Tensor]]" if returns else " -> torch.Tensor")
+
+
+def _printed(returns: str, call: str) -> str:
+    return (f"[f.shape for f in {call}]" if returns.startswith("return [") else
+            f"{call}[0].shape" if returns else f"{call}.shape")
 
 
 def _loops(lines: list[str], net) -> list[str]:

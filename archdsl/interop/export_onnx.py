@@ -49,6 +49,7 @@ class OnnxResult:
     batch: int
     size_bytes: int
     extra_files: list[Path] = field(default_factory=list)  # external weights, beside the .onnx
+    outputs: list[str] = field(default_factory=lambda: ["logits"])
 
 # Protobuf refuses messages over 2 GiB; above this the weights go into NAME.onnx.data.
 EXTERNAL_DATA_BYTES = 2 * 1024 ** 3 - 64 * 1024 ** 2
@@ -76,7 +77,7 @@ def export_onnx(model, input_shape: tuple, path: str | Path, *, dynamic_batch: b
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return OnnxResult(path, result.opset, dynamic_batch, result.max_abs_diff, result.batch,
-                      path.stat().st_size + sum(f.stat().st_size for f in extra), extra)
+                      path.stat().st_size + sum(f.stat().st_size for f in extra), extra, result.outputs)
 
 
 def _gather_external_data(onnx, path: Path, external_data_bytes: int) -> list[Path]:
@@ -103,23 +104,42 @@ def _export_and_check(model, input_shape: tuple, path: Path, dynamic_batch: bool
     model = model.eval()
     batch = 2
     x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(0))
-    axes = {"x": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
+    with torch.no_grad():
+        names = output_names(model(x))
+    axes = {name: {0: "batch"} for name in ("x", *names)} if dynamic_batch else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=OPSET, input_names=["x"],
-                          output_names=["logits"], dynamic_axes=axes)
+                          output_names=names, dynamic_axes=axes)
     extra = _gather_external_data(onnx, path, external_data_bytes)
     onnx.checker.check_model(str(path), full_check=True)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     if dynamic_batch:  # another batch size must run too
         batch = 3
         x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(1))
-    (got,) = session.run(None, {"x": x.numpy()})
+    got = session.run(None, {"x": x.numpy()})
     with torch.no_grad():
-        want = model(x)
-    diff = float((torch.from_numpy(got) - want).abs().max())
-    scale = max(1.0, float(want.abs().max()))  # logits of 1e14 agree to float precision, not to 1e-4
+        want = _flat(model(x))
+    diff = max(float((torch.from_numpy(g) - w).abs().max()) for g, w in zip(got, want))
+    scale = max(1.0, max(float(w.abs().max()) for w in want))  # logits of 1e14 agree to float precision
     if not diff <= tolerance * scale:
-        raise ValueError(f"onnxruntime's logits differ from PyTorch's by {diff:.3g} "
-                         f"(tolerance {tolerance:g} x {scale:.3g}, the largest |logit|)")
-    return OnnxResult(path, OPSET, dynamic_batch, diff, batch, path.stat().st_size, extra)
+        what = "logits" if len(want) == 1 else "outputs"
+        raise ValueError(f"onnxruntime's {what} differ from PyTorch's by {diff:.3g} "
+                         f"(tolerance {tolerance:g} x {scale:.3g}, the largest magnitude)")
+    return OnnxResult(path, OPSET, dynamic_batch, diff, batch, path.stat().st_size, extra, names)
+
+
+def _flat(out) -> list:
+    """A model's output as a flat list of tensors: logits, a features build's maps, or both."""
+    if isinstance(out, (list, tuple)):
+        return [t for o in out for t in _flat(o)]
+    return [out]
+
+
+def output_names(out) -> list[str]:
+    """`logits`; a features build's `feature0`, `feature1`, ...; or `logits` and the features."""
+    if not isinstance(out, (list, tuple)):
+        return ["logits"]
+    if isinstance(out, tuple):  # (logits, [taps])
+        return ["logits", *(f"feature{i}" for i in range(len(out[1])))]
+    return [f"feature{i}" for i in range(len(out))]

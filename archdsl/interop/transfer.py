@@ -13,7 +13,11 @@ gamma) takes the old op's tensor of the same name:
   grown conv computes the same function);
 - changed channels: the overlapping slice is copied (`[:min(old, new)]` on each channel
   axis), the rest keeps the spec's init. This is not Net2Net's function-preserving widening;
-- a 1x1 conv that became an `nn.Linear` (a layout change) or back: reshaped.
+- a 1x1 conv that became an `nn.Linear` (a layout change) or back: reshaped;
+- made at another input size, channel count or class count (resize.py, as timm): a position
+  embedding resampled bicubically to the new grid (class token kept), a Swin bias table
+  resized to the new window, the conv reading the image adapted to its channels, and the
+  layer giving the logits fresh for another number of classes (not a slice of the old one).
 Ops of a different kind (bn -> ln), convs whose groups changed (dense -> depthwise), and
 ops or blocks with no partner keep the spec's init. The report lists every tensor.
 """
@@ -23,12 +27,15 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..api import SpecLike, as_network, build, check
 from ..diff.compare import facts_of
 from ..diff.opdiff import (GateView, OpView, ResidualView, SeqDiff, _branches, _gaps, _pair, _same_head, lcs,
                            same_op, units, views)
+from ..lang.errors import WeightsError
+from .resize import FRESH, fit, roles_of
 
 if TYPE_CHECKING:
     import torch
@@ -154,7 +161,7 @@ class TransferReport:
         lines = [self.summary()]
         moved = [e for e in self.exact if e.source != e.path]
         for title, entries, show_source in (("moved or renamed (exact)", moved, True),
-                                            ("adapted (overlap copied: the rest keeps the spec's init)",
+                                            ("adapted (where the overlap is copied, the rest keeps the spec's init)",
                                              self.adapted, True),
                                             ("freshly initialised (the spec's init)", self.fresh, False)):
             if entries:
@@ -243,15 +250,21 @@ def transfer(src: SpecLike, dst: SpecLike, weights, *, into: nn.Module | None = 
 
     a_net, b_net = as_network(src, **overrides), as_network(dst, **overrides)
     state = _state_dict(weights)
+    from torch import nn
+
+    if into is not None and not isinstance(into, nn.Module):
+        raise WeightsError(f"`into` takes the model to fill (an nn.Module), not {type(into).__name__}",
+                           hint="leave it out to build a fresh model of `dst`")
     old_model = build(a_net, device="meta")
     model = into if into is not None else build(b_net)
     mapping = op_map(a_net, b_net)
     old_modules, new_modules = dict(old_model.named_modules()), dict(model.named_modules())
     report = TransferReport(a_net.name, b_net.name)
     new_state = model.state_dict()  # shares the model's storage: copying into it sets the weights
+    roles = roles_of(model)
     with torch.no_grad():
         for name, tensor in new_state.items():
-            owner, _, leaf = name.rpartition(".")
+            owner, leaf = _op_of(name, mapping)
             source_op = mapping.get(owner)
             if source_op is None:
                 report.fresh.append(Entry(name, None, "no op in the source pairs with it"))
@@ -268,7 +281,11 @@ def transfer(src: SpecLike, dst: SpecLike, weights, *, into: nn.Module | None = 
                 tensor.copy_(old)
                 report.exact.append(Entry(name, source, "exact"))
                 continue
-            fitted, how = _adapt(old, tensor)
+            special = fit(roles, name, source, old, tuple(tensor.shape))
+            if special is not None and isinstance(special[0], str) and special[0] == FRESH:
+                report.fresh.append(Entry(name, source, special[1]))
+                continue
+            fitted, how = special if special is not None else _adapt(old, tensor)
             if fitted is None:
                 report.fresh.append(Entry(name, source, how))
             else:
@@ -279,13 +296,48 @@ def transfer(src: SpecLike, dst: SpecLike, weights, *, into: nn.Module | None = 
     return model, report
 
 
+def _op_of(name: str, mapping: dict[str, str]) -> tuple[str, str]:
+    """(the op's module path, the tensor's name inside it): an op's module may hold modules of
+    its own (attention's `qkv`, `proj`), so the op is the longest paired prefix."""
+    parts = name.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        owner = ".".join(parts[:cut])
+        if owner in mapping:
+            return owner, ".".join(parts[cut:])
+    return name.rpartition(".")[0], parts[-1]
+
+
 def _state_dict(weights) -> dict:
+    """Weights as a state dict of real tensors: a model, a .safetensors file or a mapping.
+    Anything else (None, a directory, a missing or foreign file, meta tensors) is a WeightsError."""
+    import torch
     from torch import nn
 
     if isinstance(weights, nn.Module):
-        return weights.state_dict()
-    if isinstance(weights, (str, Path)):
+        state = weights.state_dict()
+    elif isinstance(weights, (str, Path)):
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(weights))
-    return dict(weights)
+        path = Path(weights)
+        if not path.is_file():
+            raise WeightsError(f"no weights file `{path}`" + (" (it is a directory)" if path.is_dir() else ""),
+                               hint="pass a .safetensors file (a run's best.safetensors), a model or a state dict")
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise WeightsError(f"cannot read `{path}` as safetensors: {str(e).splitlines()[0] if str(e) else e}",
+                               hint="pass a .safetensors file, a model or a state dict") from None
+    elif isinstance(weights, Mapping):
+        state = dict(weights)
+    else:
+        raise WeightsError(f"cannot take weights from {type(weights).__name__}",
+                           hint="pass a .safetensors path, an nn.Module or a state dict")
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor) or v.is_meta]
+    if bad:
+        raise WeightsError(f"`{bad[0]}` holds no values (a meta tensor or not a tensor)"
+                           + (f", and {len(bad) - 1} more" if len(bad) > 1 else ""),
+                           hint="weights built with device=\"meta\" have no values to carry")
+    if not state:
+        raise WeightsError("the weights hold no tensors", hint="pass the weights of a trained model")
+    return state

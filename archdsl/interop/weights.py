@@ -13,8 +13,10 @@ The first rule that matches a key and names a tensor the model has wins (so one 
 `norm1` or `head.fc`, can mean another native module in another family); with no such rule,
 the first that matches. A tensor whose shape differs from the model's only
 by size-1 axes is reshaped (Linear [out, in] <-> 1x1 conv [out, in, 1, 1]; layer scale
-[C] <-> [C, 1, 1]); any other difference is an error. Every missing, unexpected and
-mis-shaped key is reported together in one `WeightsError`.
+[C] <-> [C, 1, 1]); a checkpoint made at another input size, channel count or class count
+is fitted as timm does (resize.py: position embeddings resampled, Swin's bias tables resized,
+the input conv adapted, a fresh head), each change printed; any other difference is an error.
+Every missing, unexpected and mis-shaped key is reported together in one `WeightsError`.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from compiler.init import rebuild_buffers
 
 from ..lang.errors import WeightsError
 from ..lang.suggest import did_you_mean
+from .resize import FRESH, Change, Roles, fit, roles_of
 
 _SLOT = re.compile(r"\{(\d*)([a-z])(?:\+(\d+))?\}")
 
@@ -291,9 +294,12 @@ class _Problems:
 
 
 def convert(state_dict: Mapping[str, torch.Tensor], layout: str,
-            target: Mapping[str, torch.Size]) -> dict[str, torch.Tensor]:
+            target: Mapping[str, torch.Size], roles: Roles | None = None,
+            changes: list[Change] | None = None) -> dict[str, torch.Tensor]:
     """Rename and reshape `state_dict` onto the keys and shapes of `target`, or raise a
-    `WeightsError` naming every missing, unexpected and mis-shaped key."""
+    `WeightsError` naming every missing, unexpected and mis-shaped key. With `roles`, tensors
+    made at another input size, channel count or class count are fitted (resize.py) and each
+    change appended to `changes`; a fresh tensor maps to FRESH."""
     if layout not in LAYOUTS:
         raise WeightsError(f"unknown weights layout `{layout}`",
                            hint=did_you_mean(layout, list(LAYOUTS)) or
@@ -321,6 +327,10 @@ def convert(state_dict: Mapping[str, torch.Tensor], layout: str,
                 out[name] = value
             elif _squeezed(value.shape) == _squeezed(want):
                 out[name] = value.reshape(want)
+            elif roles is not None and (fitted := fit(roles, name, key, value, tuple(want))) is not None:
+                out[name] = fitted[0]
+                if changes is not None:
+                    changes.append(Change(name, key, fitted[1]))
             else:
                 problems.misshaped.append(
                     (key, name, f"checkpoint {list(value.shape)}, model {list(want)}"))
@@ -358,12 +368,6 @@ def _weights_error(layout: str, problems: _Problems, state_dict: Mapping,
     hint = None
     if best != layout and _fits(state_dict, best, target) > _fits(state_dict, layout, target):
         hint = f"these keys look like layout `{best}`: try layout=\"{best}\""
-    positions = [name for _, name, _ in problems.misshaped if name.endswith(".pos_embed")]
-    if positions and hint is None:
-        have, want = state_dict_shape(state_dict, layout, positions[0]), target[positions[0]]
-        hint = (f"a position embedding has one entry per token: the checkpoint's {have[-2]} tokens come from "
-                f"another input than the model's {want[-2]}; build the model at the checkpoint's input "
-                "(`--set input=...`, `input=` in Python). archdsl does not interpolate position embeddings")
     error = WeightsError(f"weights in layout `{layout}` do not fit the model ({counts}):\n"
                          + "\n".join(lines), hint=hint)
     error.missing = list(problems.missing)
@@ -372,24 +376,43 @@ def _weights_error(layout: str, problems: _Problems, state_dict: Mapping,
     return error
 
 
-def state_dict_shape(state_dict: Mapping, layout: str, name: str) -> tuple[int, ...]:
-    """The shape of the checkpoint tensor that maps to the native `name`."""
-    return next(tuple(v.shape) for k, v in state_dict.items() if native_name(k, layout) == name)
-
-
 def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
-                 layout: str = "native") -> nn.Module:
+                 layout: str = "native", *, quiet: bool = False) -> nn.Module:
     """Load `state_dict`, written in `layout`, into `model` strictly; return the model.
 
-    Raises `WeightsError` naming every missing, unexpected and mis-shaped key."""
+    Weights made at another input size, input channels or classes are fitted as timm does
+    (position embeddings resampled bicubically, Swin's bias tables resized to the window, the
+    input conv adapted, a fresh head: resize.py); each change is printed unless `quiet` and
+    kept in `model.weights_changes`. Raises `WeightsError` naming every missing, unexpected
+    and mis-shaped key."""
     _check_arguments(model, state_dict, layout)
     own = model.state_dict()
-    converted = convert(state_dict, layout, {k: v.shape for k, v in own.items()})
+    changes: list[Change] = []
+    converted = convert(state_dict, layout, {k: v.shape for k, v in own.items()}, roles_of(model), changes)
     on_meta = any(t.is_meta for t in own.values())
+    for name in [n for n, v in converted.items() if isinstance(v, str) and v == FRESH]:
+        converted[name] = _fresh(model, name)
     model.load_state_dict(converted, strict=True, assign=on_meta)
+    model.weights_changes = changes
+    if changes and not quiet:
+        print(f"load_weights: {len(changes)} tensors fitted to the model:")
+        print("\n".join(f"  {c.path}" + (f" <- {c.source}" if c.source != c.path else "") + f"  ({c.how})"
+                        for c in changes))
     if on_meta:  # buffers no checkpoint holds (Swin's index and mask) are computed now
         rebuild_buffers(model)
     return model
+
+
+def _fresh(model: nn.Module, name: str) -> torch.Tensor:
+    """The model's own tensor for `name` (a new head), initialised now if the model is on meta."""
+    owner, _, leaf = name.rpartition(".")
+    module = model.get_submodule(owner)
+    tensor = getattr(module, leaf)
+    if tensor.is_meta:
+        module.to_empty(device="cpu")
+        module.reset_parameters()  # PyTorch's default for a Linear/Conv2d
+        tensor = getattr(module, leaf)
+    return tensor.detach()
 
 
 def _check_arguments(model, state_dict, layout) -> None:

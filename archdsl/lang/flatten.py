@@ -11,7 +11,7 @@ import re
 from . import ast
 from .errors import OverrideError, Span
 from .network import Network
-from .recipe import TrainRecipe
+from .recipe import LINE_FIELDS, TrainRecipe
 
 _NOWHERE = Span("<flatten>", 1, 1, 1, 1)
 
@@ -64,20 +64,25 @@ def recipe_settings(recipe: TrainRecipe) -> tuple[ast.Setting, ...]:
                 words += [k, num(getattr(r, k))]
         out.append(setting("schedule", tuple(words)))
     augments = []
-    for k in ("rrc", "flip", "randaugment", "mixup", "cutmix", "erasing"):
-        if k in changed:
+    for k in ("rrc", "flip", "randaugment", "color_jitter", "mixup", "cutmix", "erasing"):
+        if k in changed or k == "erasing" and "erasing_mode" in changed:
             value = getattr(r, k)
             if isinstance(value, bool):
                 if value:
                     augments.append((k,))
             elif isinstance(value, tuple):
                 augments.append((k, *map(num, value)))
+            elif isinstance(value, str):
+                augments.append((k, value))
             elif value is not None:
-                augments.append((k, num(value)))
+                augments.append((k, num(value)) + ((r.erasing_mode,) if k == "erasing" and "erasing_mode" in changed
+                                                   else ()))
     if augments:
         out.append(setting("augment", *augments))
-    for k in ("label_smoothing", "droppath", "ema", "clip_grad", "accumulate", "checkpoint_every", "precision",
-              "channels_last"):
+    if changed & {"normalize", "mean", "std"}:
+        out.append(setting("normalize", (r.normalize,) if r.normalize != "explicit" else
+                           ("mean", *map(num, r.mean or ()), "std", *map(num, r.std or ()))))
+    for k in LINE_FIELDS:
         if k in changed:
             value = getattr(r, k)
             if isinstance(value, bool):
@@ -85,6 +90,8 @@ def recipe_settings(recipe: TrainRecipe) -> tuple[ast.Setting, ...]:
                     out.append(setting(k))
             elif value is None:
                 out.append(setting(k, ("off",)))
+            elif isinstance(value, tuple):
+                out.append(setting(k, value))
             else:
                 out.append(setting(k, (value if isinstance(value, str) else num(value),)))
     return tuple(out)

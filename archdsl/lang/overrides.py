@@ -13,7 +13,7 @@ from . import ast
 from .errors import ErrorCollector, OverrideError
 from .limits import INT_RANGES
 from .network import Network
-from .recipe import FIELDS
+from .recipe import EXAMPLES, FIELDS, TrainRecipe
 from .suggest import did_you_mean
 
 NETWORK_KEYS = ("name", "classes", "input", "widths", "depths")
@@ -106,6 +106,9 @@ def train_values(overrides: dict[str, object]) -> dict[str, object]:
             raise OverrideError(f"unknown recipe field `{field}` in `{key}`",
                                 hint=did_you_mean(field, list(FIELDS)) or "fields: " + ", ".join(FIELDS),
                                 code="E501")
+        if isinstance(value, bool) and TrainRecipe.model_fields[field].annotation is not bool:
+            raise OverrideError(f"`{key}` is not an on/off setting: it takes a value, not {value}",
+                                hint=f"for example `{key}={EXAMPLES.get(field, '...')}`", code="E502")
         if isinstance(value, str) and "," in value:
             value = tuple(v.strip() for v in value.split(","))
         elif isinstance(value, str) and value.lower() in ("none", "off"):

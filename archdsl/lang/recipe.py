@@ -13,11 +13,28 @@ overridden as `--set train.FIELD=VALUE` (or `train_FIELD=` in the API):
                                                    torchvision's MobileNetV2 recipe)
     augment rrc, flip, randaugment 9 0.5, mixup 0.8, cutmix 1.0, erasing 0.25
                                                 -> rrc, flip, randaugment, mixup, cutmix, erasing
+    augment randaugment rand-m9-mstd0.5-inc1    -> randaugment as timm's config string
+    augment erasing 0.25 pixel, color_jitter 0.4 -> erasing, erasing_mode (pixel|const|rand), color_jitter
+    normalize imagenet | measured | auto | mean 0.5 0.5 0.5 std 0.25 0.25 0.25
+                                                -> normalize, mean, std
     label_smoothing 0.1 · droppath 0.1 · ema 0.9999 · clip_grad 1.0 · accumulate 2
     checkpoint_every 500 (steps) · precision bf16 · channels_last
+    workers 4 · crop_pct 0.875 · interpolation bicubic · repeats 3
+    log_every 50 (steps between progress lines off a terminal) · track wandb mlflow
+
+Normalization: `imagenet` is timm's IMAGENET_DEFAULT_MEAN/STD (what the ConvNeXt, DeiT and
+Swin code and every timm/torchvision/official weight expect); `measured` is the per-channel
+mean/std of the training images; `auto` (the default) is `imagenet` for RGB input and
+`measured` for grey input (ImageNet has no grey statistics, and grey sets such as digits sit
+far from a photograph's mean); `mean ... std ...` states them.
+`repeats N` is DeiT's repeated augmentation (its RASampler: each image N times per epoch,
+differently augmented, on different processes). `workers`: DataLoader worker processes
+(`auto`/unset: min(4, CPUs)). `crop_pct`: evaluation resizes the shorter side to
+int(size / crop_pct) and centre-crops (ConvNeXt's rule: no crop from 384 up).
 """
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
@@ -46,11 +63,22 @@ class TrainRecipe(BaseModel):
     rrc: bool = False
     flip: bool = False
     # (magnitude M of 10, noise std of M), two ops per image: the paper's RandAugment (9, 0.5),
-    # timm's `rand-m9-mstd0.5`
-    randaugment: tuple[float, float] | None = None
+    # timm's `rand-m9-mstd0.5-inc1`; or timm's config string itself
+    randaugment: tuple[float, float] | str | None = None
+    color_jitter: float | None = None
     mixup: float = 0.0  # Beta(alpha, alpha); 0 disables
     cutmix: float = 0.0
     erasing: float = 0.0  # probability
+    erasing_mode: Literal["pixel", "const", "rand"] = "pixel"  # timm's remode; the papers' `pixel`
+    normalize: Literal["auto", "imagenet", "measured", "explicit"] = "auto"
+    mean: tuple[float, ...] | None = None  # with std: normalize explicit
+    std: tuple[float, ...] | None = None
+    workers: int | None = None  # DataLoader worker processes; None: min(4, CPUs)
+    crop_pct: float = 0.875  # evaluation: resize to size / crop_pct, centre-crop
+    interpolation: Literal["bilinear", "bicubic"] = "bicubic"
+    repeats: int = 1  # DeiT's repeated augmentation (RASampler); 1: off
+    log_every: int = 50  # optimizer steps between progress lines when stderr is not a terminal
+    track: tuple[Literal["wandb", "mlflow"], ...] = ()  # trackers beside TensorBoard
     label_smoothing: float = 0.0
     droppath: float = 0.0  # stochastic-depth rate of the last block
     ema: float | None = None
@@ -63,7 +91,7 @@ class TrainRecipe(BaseModel):
     # Every number has a range (and pydantic rejects nan and inf: allow_inf_nan=False).
     @field_validator("epochs", "batch", "accumulate", "checkpoint_every", "lr", "wd", "momentum",
                      "warmup", "min_lr", "gamma", "every", "mixup", "cutmix", "erasing", "label_smoothing",
-                     "droppath", "ema", "clip_grad")
+                     "droppath", "ema", "clip_grad", "color_jitter", "workers", "crop_pct", "repeats", "log_every")
     @classmethod
     def _in_range(cls, v, info):
         if v is None:
@@ -99,10 +127,56 @@ class TrainRecipe(BaseModel):
 
     @field_validator("randaugment")
     @classmethod
-    def _magnitude(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+    def _magnitude(cls, v):
+        if isinstance(v, str):
+            if not RANDAUGMENT_CONFIG.fullmatch(v):
+                raise ValueError(f"`{v[:60]}` is not a RandAugment config string like timm's "
+                                 "`rand-m9-mstd0.5-inc1` (rand, then -mM -nN -mstdS -mmaxX -incI -pP)")
+            return v
         if v is not None and not (0.0 < v[0] <= 10.0 and 0.0 <= v[1] <= 10.0):
             raise ValueError("RandAugment takes a magnitude in (0, 10] and a noise std in [0, 10]")
         return v
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _auto_workers(cls, v):
+        return None if isinstance(v, str) and v.strip().lower() == "auto" else v
+
+    @field_validator("mean", "std", "track", mode="before")
+    @classmethod
+    def _one_channel(cls, v):
+        return (v,) if isinstance(v, (str, int, float)) else v
+
+    @field_validator("mean", "std")
+    @classmethod
+    def _stats(cls, v, info):
+        if v is None:
+            return v
+        if not 1 <= len(v) <= 4:
+            raise ValueError(f"takes one value per channel (1 or 3), got {len(v)}")
+        if info.field_name == "std" and not all(0 < s <= 10 for s in v):
+            raise ValueError("each std must be in (0, 10]")
+        if info.field_name == "mean" and not all(-10 <= m <= 10 for m in v):
+            raise ValueError("each mean must be in [-10, 10]")
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _explicit(cls, values):
+        """`mean`/`std` given (a spec line or --set train.mean=...) make normalization explicit."""
+        if isinstance(values, dict) and (values.get("mean") is not None or values.get("std") is not None):
+            values = {**values, "normalize": "explicit"}
+        return values
+
+    @model_validator(mode="after")
+    def _explicit_pair(self):
+        explicit = self.normalize == "explicit"
+        if explicit and (self.mean is None or self.std is None or len(self.mean) != len(self.std)):
+            raise ValueError("give `mean` and `std` together, one value per channel each "
+                             "(e.g. `normalize mean 0.5 0.5 0.5 std 0.25 0.25 0.25`)")
+        if not explicit and (self.mean is not None or self.std is not None):
+            raise ValueError(f"normalize {self.normalize} takes no mean/std")
+        return self
 
 
 def _num(x: float) -> str:
@@ -130,7 +204,14 @@ RANGES: dict[str, tuple] = {
     "droppath": (0.0, 1.0, True, False, " (a probability)"),
     "ema": (0.0, 1.0, False, False, " (the EMA decay)"),
     "clip_grad": (0.0, 1e6, False, True, " (a gradient norm; `none` disables clipping)"),
+    "color_jitter": (0.0, 1.0, True, True, " (brightness/contrast/saturation strength)"),
+    "workers": (0, 256, True, True, " (DataLoader worker processes; 0 loads in the training process)"),
+    "crop_pct": (0.0, 1.0, False, True, " (the evaluation crop's share of the resized image)"),
+    "repeats": (1, 16, True, True, " (repeated augmentation: each image this many times an epoch)"),
+    "log_every": (1, 1 << 40, True, True, " (optimizer steps between progress lines)"),
 }
+# timm's RandAugment config string (rand_augment_transform): `rand` then dash-separated options.
+RANDAUGMENT_CONFIG = re.compile(r"rand(-(m|mstd|mmax|p)\d+(\.\d+)?|-n\d+|-inc[01]|-w\d+)*")
 
 
 FIELDS = tuple(TrainRecipe.model_fields)
@@ -138,14 +219,22 @@ EXAMPLES = {"epochs": "5", "batch": "64", "accumulate": "2", "checkpoint_every":
             "wd": "0.05", "momentum": "0.9", "betas": "0.9,0.999", "warmup": "5", "min_lr": "1e-6",
             "gamma": "0.1", "milestones": "30,60", "every": "1", "mixup": "0.8", "cutmix": "1.0", "erasing": "0.25",
             "label_smoothing": "0.1", "droppath": "0.1", "ema": "0.9999", "clip_grad": "1.0",
-            "randaugment": "9,0.5", "optimizer": "adamw", "schedule": "cosine", "precision": "bf16"}
+            "randaugment": "9,0.5", "optimizer": "adamw", "schedule": "cosine", "precision": "bf16",
+            "color_jitter": "0.4", "erasing_mode": "pixel", "normalize": "imagenet", "mean": "0.5,0.5,0.5",
+            "std": "0.25,0.25,0.25", "workers": "4", "crop_pct": "0.875", "interpolation": "bicubic",
+            "repeats": "3", "log_every": "50", "track": "mlflow"}
 
 # Lines whose first word picks a value and whose later words are `name value` options.
 _OPTION_LINES = {
     "optimizer": ("optimizer", {"lr": 1, "wd": 1, "momentum": 1, "betas": 2, "nesterov": 0}),
     "schedule": ("schedule", {"warmup": 1, "min_lr": 1, "gamma": 1, "every": 1}),
 }
-_AUGMENTS = {"rrc": 0, "flip": 0, "randaugment": 2, "mixup": 1, "cutmix": 1, "erasing": 1}
+_AUGMENTS = {"rrc": 0, "flip": 0, "randaugment": 2, "mixup": 1, "cutmix": 1, "erasing": 1,
+             "color_jitter": 1}
+# Fields written as one `key value` line (flatten writes them back the same way).
+LINE_FIELDS = ("label_smoothing", "droppath", "ema", "clip_grad", "accumulate", "checkpoint_every",
+               "precision", "channels_last", "workers", "crop_pct", "interpolation", "repeats", "log_every",
+               "track")
 _FLAGS = {"nesterov", "rrc", "flip", "channels_last"}
 
 
@@ -154,7 +243,7 @@ def _value(field: str, words: tuple[Word, ...]):
     texts = [w.text for w in words]
     if field in _FLAGS and not texts:
         return True
-    if field in ("betas", "randaugment", "milestones"):
+    if field in ("betas", "milestones", "mean", "std", "track") or field == "randaugment" and len(texts) != 1:
         return tuple(texts)
     if len(texts) != 1:
         raise ValueError(f"`{field}` takes one value, got {len(texts)}")
@@ -206,7 +295,12 @@ def recipe_fields(settings: tuple[Setting, ...]) -> tuple[dict[str, object], dic
                     errors.add(RecipeError(f"unknown augmentation `{name}`", group[0].span,
                                            hint="augmentations: " + ", ".join(_AUGMENTS), code="E602"))
                     continue
+                if name == "erasing" and len(group) == 3:  # `erasing 0.25 pixel`
+                    put("erasing_mode", group[2:], group[2])
+                    group = group[:2]
                 put(name, group[1:], group[0])
+        elif key == "normalize":
+            _normalize(words, s, put, errors)
         elif key in FIELDS:
             put(key, tuple(words), s.key)
         else:
@@ -218,6 +312,23 @@ def recipe_fields(settings: tuple[Setting, ...]) -> tuple[dict[str, object], dic
     return values, where
 
 
+def _normalize(words, s: Setting, put, errors: ErrorCollector) -> None:
+    """`normalize imagenet|measured|auto` or `normalize mean M... std S...`."""
+    texts = [w.text for w in words]
+    if len(texts) == 1 and texts[0] in ("imagenet", "measured", "auto"):
+        put("normalize", tuple(words), words[0])
+        return
+    if texts[:1] == ["mean"] and "std" in texts:
+        k = texts.index("std")
+        put("mean", tuple(words[1:k]), words[0])
+        put("std", tuple(words[k + 1:]), words[k])
+        return
+    errors.add(RecipeError("`normalize` takes imagenet, measured, auto, or `mean M... std S...`",
+                           (words[0] if words else s.key).span,
+                           hint="for example `normalize imagenet` or `normalize mean 0.5 std 0.25`",
+                           code="E601"))
+
+
 def build_recipe(values: dict[str, object], where: dict[str, Word] | None = None) -> TrainRecipe:
     """Validate flat fields; a bad value is reported at the word that set it."""
     try:
@@ -225,8 +336,8 @@ def build_recipe(values: dict[str, object], where: dict[str, Word] | None = None
     except ValidationError as e:
         errors = ErrorCollector()
         for err in e.errors():
-            field = str(err["loc"][0]) if err["loc"] else "train"
-            anchor = (where or {}).get(field)
+            field = str(err["loc"][0]) if err["loc"] else "normalize"  # the only model-level rule
+            anchor = (where or {}).get(field if err["loc"] else "mean")
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "missing" and len(err["loc"]) > 1:  # pydantic's word for a short tuple
                 msg = "too few values"

@@ -5,12 +5,12 @@
     result.history[-1]["val_acc"], result.checkpoint
     weights = archdsl.load_checkpoint("runs/atto")
 
-Modules: `plan` (spec + data + overrides -> network, recipe, datasets), `data`, `augment`
-(kornia), `schedule` (torch.optim + lr_scheduler), `checkpoint` (atomic, safetensors),
+Modules: `plan` (spec + data + overrides -> network, recipe, datasets), `data` (sources as
+archdsl.data datasets), `augment` (the batch stage on the device), `schedule` (torch.optim + lr_scheduler), `checkpoint` (atomic, safetensors),
 `state` (RNG), `distributed` (torchrun), `report` (progress, metrics.jsonl, curves.png),
 `engine` (the loop).
 
-May import `api`, `lang` and `compiler`; never `roadmap`, `interop`, `diff` or `cli`.
+May import `api`, `data`, `lang` and `compiler`; never `roadmap`, `interop`, `diff` or `cli`.
 """
 from __future__ import annotations
 
@@ -51,19 +51,24 @@ def train(spec: Any, data: Any = "digits", epochs: int | None = None,
     _check_types(epochs=(epochs, int, True), seed=(seed, int, False), resume=(resume, bool, False),
                  force=(force, bool, False), quiet=(quiet, bool, False),
                  device=(device, str, True), check_memory=(check_memory, bool, False))
+    if not 0 <= seed < 2 ** 63:
+        raise ArchError(f"`seed` must be in 0..2**63-1, not {seed}"[:200], hint="for example seed=0",
+                        code="E760")
     if out is not None and not isinstance(out, (str, os.PathLike)):
         raise ArchError(f"`out` takes a directory path (str or Path), not {type(out).__name__}",
                         hint='for example out="runs/atto"', code="E760")
     dist = distributed.setup(device)
     lock = None
     try:
-        p = plan(spec, data, epochs=epochs, skip_bad=skip_bad_images, **overrides)
+        p = plan(spec, data, epochs=epochs, skip_bad=skip_bad_images, seed=seed, **overrides)
         net = p.network
         out = Path(out) if out is not None else Path("runs") / net.name
+        check_out(out)
         if check_memory:
             from .memory import check_training_memory
             check_training_memory(net, p.recipe, dist.device, dist.world)
-        report = Reporter(out, enabled=dist.main, quiet=quiet)
+        report = Reporter(out, enabled=dist.main, quiet=quiet, log_every=p.recipe.log_every,
+                          track=p.recipe.track)
         if dist.main:
             lock = RunLock(out).acquire()  # before anything is written to OUT
         shape = "x".join(map(str, net.input))
@@ -83,8 +88,13 @@ def train(spec: Any, data: Any = "digits", epochs: int | None = None,
                 init_from(model, net)
             return model
 
-        trainer = Trainer(net, builder, p.recipe, p.data, out, seed, dist, report, resume, force)
-        result = trainer.run()
+        trainer = Trainer(net, builder, p.recipe, p.data, out, seed, dist, report, resume, force,
+                          skip_bad=skip_bad_images)
+        report.begin(net, p.recipe, step=trainer.step)
+        try:
+            result = trainer.run()
+        finally:
+            report.close()
         result.notes = p.notes
         return result
     except OSError as e:  # anything the checkpoint and report writers did not already name
@@ -93,6 +103,24 @@ def train(spec: Any, data: Any = "digits", epochs: int | None = None,
         if lock is not None:
             lock.release()
         dist.close()
+
+
+def check_out(out: Path) -> None:
+    """A run directory that is a directory of its own: not '' (the current directory) and not
+    inside another run's checkpoints/ (it would be taken for, or prune, that run's checkpoints)."""
+    from .checkpoint import step_dirs
+    from ..lang.errors import ArchError
+
+    if str(out).strip() in ("", "."):
+        raise ArchError("--out '' would write the run into the current directory",
+                        hint="name a run directory, e.g. --out runs/atto", code="E760")
+    parts = Path(os.path.abspath(out)).parts
+    for i in range(1, len(parts)):
+        run = Path(*parts[:i])
+        if parts[i] == "checkpoints" and (step_dirs(run) or (run / "metrics.jsonl").is_file()):
+            raise ArchError(f"--out {out} is inside the checkpoints of the run {run}",
+                            hint=f"choose a directory outside it (to continue that run: --out {run} "
+                                 "--resume)", code="E760")
 
 
 def _check_types(**values: tuple[Any, type, bool]) -> None:

@@ -113,7 +113,7 @@ def _best_of(ckpt: Path) -> tuple[Path, dict] | None:
     """The best-weights file of a verified checkpoint and its manifest entry, if it has one."""
     try:
         entry = json.loads((ckpt / MANIFEST).read_text())["files"].get(BEST)
-    except (OSError, ValueError, KeyError, AttributeError):
+    except (OSError, ValueError, KeyError, AttributeError, TypeError, RecursionError):
         return None
     return (ckpt / BEST, entry) if entry else None
 
@@ -235,8 +235,11 @@ def verify(ckpt: Path) -> str | None:
         assert isinstance(files, dict) and manifest.get("format") == MANIFEST_FORMAT
     except FileNotFoundError:
         return "no manifest.json (the save did not finish, or an older archdsl wrote it)"
-    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+    except (OSError, ValueError, KeyError, TypeError, AssertionError, RecursionError):
         return "manifest.json is unreadable"
+    m = STEP_DIR.match(ckpt.name)
+    if m and manifest.get("step") != int(m.group(1)):  # a renamed directory would stay "newest"
+        return f"its manifest is for step {manifest.get('step')!r}, not the {int(m.group(1))} of its name"
     for required in (MODEL, STATE):
         if required not in files:
             return f"the manifest lists no {required}"
@@ -336,7 +339,11 @@ def load_checkpoint(out_dir: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise ArchError(f"load_checkpoint takes a run directory (a str or Path), not {type(out_dir).__name__}",
                         hint='for example archdsl.load_checkpoint("runs/atto")', code="E751")
     problems: list[str] = []
-    ckpt = newest_verified(Path(out_dir), problems=problems)
+    try:
+        ckpt = newest_verified(Path(out_dir), problems=problems)
+    except OSError as e:  # a name too long, a folder we may not read
+        raise TrainError(f"cannot read the run directory {str(out_dir)[:200]}: {e.strerror or e}",
+                         hint="pass the OUT of an earlier `archdsl train`", code="E751") from None
     if ckpt is None:
         raise TrainError(f"no checkpoint in {out_dir}" + (" verifies: " + "; ".join(problems) if problems else ""),
                          hint="checkpoints live in OUT/checkpoints/step-*/; train with --out OUT",

@@ -1,51 +1,58 @@
-"""Training data: where images come from and how they reach the network's input size.
+"""Training data: where images come from, as datasets the streaming loop reads.
 
-Every source ends as the same thing, a train and a val `Dataset` of `(image, label)` where
-`image` is a (C, H, W) tensor at the network's input size (uint8 for decoded images, float in
-[0, 1] for datasets handed in through the API), so nothing downstream asks where data came from.
+Every source ends as the same thing (archdsl/data's contract): a train and a val dataset keyed
+by `(index, epoch)` whose items are `(uint8 image (C, H, W) at the network's input, label)` or a
+`BadSample(path, message)`, made by the recipe's per-image transforms (archdsl.data.transforms)
+with a per-sample `random.Random`; `archdsl.data.collate` turns a list of them into a `Batch`.
+Nothing is decoded before the first step: a folder is listed by names, shards by their tar
+headers, and images are opened, cropped and decoded in DataLoader workers.
 
 - `"digits"`: scikit-learn's bundled 8x8 handwritten digits (real data, no download), split
-  once with a fixed seed (independent of the training seed, so runs compare on one val set).
-- a directory in ImageFolder layout: `train/<class>/*.png`, `val/<class>/*.jpg`, decoded with
-  Pillow. Every image is decoded once before training, so a corrupt file fails (or, with
-  `skip_bad`, is skipped and counted) before the first step rather than in epoch 7.
-- a `(train, val)` pair of torch Datasets.
+  once with a fixed seed, resized to the network's input once, and served as PIL images through
+  the same transforms (with the digits recipe, those leave the pixels as they are).
+- a directory in ImageFolder layout (`train/<class>/...`, `val/<class>/...`): archdsl.data.listing.
+- WebDataset tar shards (a directory of train-*.tar/val-*.tar or a brace pattern): archdsl.data.shards.
+- a `(train, val)` pair of torch Datasets of (image (C, H, W) tensor in [0, 1] or uint8, label).
 
 Loading is two steps because data and network size each other: `probe` reads what the data
-says (classes, channels, a natural input size) without decoding pixels; the network is
-resolved with that; `materialize` then decodes at the network's input size.
+says (classes, channels, a natural input size, its identity) without decoding pixels beyond a
+few headers; the network is resolved with that; `materialize` then builds the datasets for
+the network's input and the run's recipe, and picks the normalization.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, TensorDataset
+from PIL import Image
+from torch.utils.data import Dataset
 
+from ..data import decode
+from ..data.datasets import FolderDataset, ImageDataset
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
 from ..lang.errors import DataError
+from ..lang.recipe import TrainRecipe
 from ..report import require_memory
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
-                    ".pgm", ".pbm"}
 DIGITS_SPLIT_SEED = 0
 DIGITS_VAL_FRACTION = 0.2
 DIGITS_SIZE = (32, 32)  # 8x8 digits upsampled; 224x224 would add 49x the compute and no information
-GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}  # anything else (RGB, P, CMYK...) is read as RGB
-CACHE_LIMIT_BYTES = 2 << 30  # decoded ImageFolder images kept in memory up to this size
+GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}  # else read as RGB
+HEADER_SAMPLE = 64  # files whose headers decide grey or RGB (spread over the listing)
+MEASURE_LIMIT = 512  # images decoded to measure mean/std (`normalize measured` on files)
 # The paper's augmentations are tuned for 300 ImageNet epochs. On 8x8 digits a mirror flip
 # changes what a digit is, and crops down to 8% of the image, RandAugment, Mixup/CutMix and
 # erasing keep a few-epoch run from fitting at all (measured: 5 epochs of the full ConvNeXt
-# recipe leave ConvNeXt-Atto at chance). They stay one --set away.
+# recipe leave ConvNeXt-Atto at chance). They stay one --set away. The images are already at
+# the network's input, so evaluation takes them whole (crop_pct 1).
 DIGITS_RECIPE = {"flip": False, "rrc": False, "randaugment": None, "mixup": 0.0, "cutmix": 0.0,
-                 "erasing": 0.0}
-LAYOUT_HINT = "expected DIR/train/<class>/<image> and DIR/val/<class>/<image>"
+                 "erasing": 0.0, "crop_pct": 1.0}
 
 
 @dataclass
@@ -62,12 +69,15 @@ class DataInfo:
     skipped: list[str] = field(default_factory=list)  # unreadable files left out (skip_bad)
     recipe: dict[str, Any] = field(default_factory=dict)  # recipe defaults this data calls for
     recipe_why: str = ""
-    _materialize: Callable[..., tuple[Dataset, Dataset]] | None = field(default=None, repr=False)
+    identity: dict | None = None  # {"path", "files", "fingerprint"}: what a checkpoint records
+    in_memory: bool = False  # decoded already (digits, tensors): no worker processes needed
+    # (shape, transform maker (train: bool) -> transform, seed) -> (train, val) datasets
+    _make: Callable[..., tuple[Dataset, Dataset]] | None = field(default=None, repr=False)
 
 
 @dataclass
 class DataBundle:
-    """Datasets at the network's input shape, and what the batch pipeline needs to know."""
+    """Datasets at the network's input shape, and what the batch stage needs to know."""
 
     info: DataInfo
     train: Dataset
@@ -75,45 +85,94 @@ class DataBundle:
     shape: tuple[int, int, int]  # (C, H, W)
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    workers: int = 0  # DataLoader workers worth using (decoding on the fly)
+    workers: int = 0  # DataLoader worker processes
 
 
 def probe(data: Any, skip_bad: bool = False) -> DataInfo:
-    """Identify a data source: "digits", an ImageFolder directory, or a (train, val) pair."""
+    """Identify a data source: "digits", an ImageFolder directory, shards, or a (train, val) pair."""
     if isinstance(data, str) and data == "digits":
         return _probe_digits()
     if isinstance(data, (str, os.PathLike)):
-        return _probe_folder(Path(data), skip_bad)
+        from ..data.shards import is_shards
+
+        if is_shards(data) and not os.path.isdir(os.path.join(os.fspath(data), "train")):
+            return _probe_shards(os.fspath(data))
+        return _probe_folder(os.fspath(data), skip_bad)
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(d, Dataset) for d in data):
         return _probe_pair(data[0], data[1])
     raise DataError(f"cannot use {type(data).__name__} as training data",
-                    hint='pass "digits", a directory with train/ and val/, or a (train, val) '
+                    hint='pass "digits", a directory with train/ and val/, shards, or a (train, val) '
                          "pair of torch Datasets", code="E701")
 
 
-def materialize(info: DataInfo, shape: tuple[int, int, int], skip_bad: bool = False) -> DataBundle:
-    """Decode/resize the data to `shape` = (C, H, W) and measure its channel statistics."""
-    assert info._materialize is not None
-    train, val = info._materialize(shape, skip_bad)
-    if len(train) == 0 or len(val) == 0:
-        raise DataError(f"{info.name}: no usable images left in "
-                        f"{'train' if len(train) == 0 else 'val'} after skipping unreadable ones",
-                        code="E703")
-    mean, std = channel_stats(train)
-    workers = 0 if isinstance(train, (TensorDataset, _Converted)) else min(4, os.cpu_count() or 1)
+def materialize(info: DataInfo, shape: tuple[int, int, int], recipe: TrainRecipe | None = None,
+                seed: int = 0) -> DataBundle:
+    """The train and val datasets at `shape` = (C, H, W) with the recipe's transforms, and the
+    normalization the recipe asks for."""
+    assert info._make is not None
+    recipe = recipe or TrainRecipe()
+    c, h, w = shape
+    if c not in (1, 3):
+        raise DataError(f"images have 1 or 3 channels; the network takes {c}",
+                        hint="set `input` to 1xHxW or 3xHxW", code="E701")
+
+    # RandAugment's fill colour is the normalization mean (timm's img_mean); measured statistics
+    # are not known before the datasets exist, so those runs fill with ImageNet's mean.
+    fill_mean = IMAGENET_MEAN if recipe.normalize == "measured" else normalization(recipe, c)[0]
+
+    def transform(train: bool):
+        if not train:
+            return eval_transform((h, w), crop_pct=recipe.crop_pct, interpolation=recipe.interpolation,
+                                  channels=c)
+        return train_transform((h, w), rrc=recipe.rrc, flip=recipe.flip, randaugment=recipe.randaugment,
+                               color_jitter=recipe.color_jitter, interpolation=recipe.interpolation,
+                               channels=c, mean=fill_mean)
+
+    train, val = info._make(shape, transform, seed)
+    mean, std = normalization(recipe, c, train)
+    workers = recipe.workers if recipe.workers is not None else (
+        0 if info.in_memory else min(4, os.cpu_count() or 1))
     return DataBundle(info, train, val, shape, mean, std, workers)
 
 
+def normalization(recipe: TrainRecipe, channels: int, train: Dataset | None = None
+                  ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) in [0, 1] units: the recipe's `normalize` (see lang/recipe.py): `auto` is
+    ImageNet's for RGB and the data's own for grey images."""
+    mode = recipe.normalize
+    if mode == "auto":
+        mode = "imagenet" if channels == 3 else "measured"
+    if mode == "explicit":
+        mean, std = recipe.mean or (), recipe.std or ()
+        if len(mean) == 1 and channels > 1:
+            mean, std = mean * channels, std * channels
+        if len(mean) != channels:
+            raise DataError(f"normalize gives {len(mean)} mean/std values; the network takes {channels} "
+                            "channels", hint="give one value per channel (or one for all)", code="E701")
+        return tuple(mean), tuple(std)
+    if mode == "imagenet":
+        if channels == 3:
+            return IMAGENET_MEAN, IMAGENET_STD
+        # grey: the luma of ImageNet's mean, and its mean std
+        return ((0.299 * IMAGENET_MEAN[0] + 0.587 * IMAGENET_MEAN[1] + 0.114 * IMAGENET_MEAN[2],),
+                (sum(IMAGENET_STD) / 3,))
+    if train is None:
+        return (0.5,) * channels, (0.25,) * channels  # only to build the transform's fill colour
+    return channel_stats(train)
+
+
 def channel_stats(ds: Dataset, limit: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std in [0, 1] units, over at most `limit` evenly spaced images."""
-    if isinstance(ds, TensorDataset):
-        x = ds.tensors[0]
-        idx = torch.linspace(0, len(x) - 1, min(limit, len(x))).long()
-        x = x[idx]
+    """Per-channel mean and std in [0, 1] units, over at most `limit` evenly spaced images
+    (MEASURE_LIMIT for files, which must be decoded) through the evaluation geometry."""
+    images = getattr(ds, "images", None)
+    if isinstance(images, torch.Tensor):  # decoded already (digits)
+        idx = torch.linspace(0, len(images) - 1, min(limit, len(images))).long()
+        x = images[idx]
     else:
         n = len(ds)
-        idx = torch.linspace(0, n - 1, min(limit, n)).long().tolist()
-        x = torch.stack([torch.as_tensor(ds[i][0]) for i in idx])
+        idx = torch.linspace(0, n - 1, min(MEASURE_LIMIT, n)).long().tolist()
+        got = [ds[i] for i in idx]
+        x = torch.stack([g[0] for g in got if isinstance(g, tuple)])
     x = to_float(x).transpose(0, 1).flatten(1)  # (C, N*H*W)
     std = x.std(dim=1).clamp_min(1e-3)
     return tuple(x.mean(dim=1).tolist()), tuple(std.tolist())
@@ -122,6 +181,35 @@ def channel_stats(ds: Dataset, limit: int = 4096) -> tuple[tuple[float, ...], tu
 def to_float(x: torch.Tensor) -> torch.Tensor:
     """Images as float in [0, 1], whether they came as uint8 or float."""
     return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
+def fingerprint(*parts: Any) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        if isinstance(p, np.ndarray):
+            h.update(np.ascontiguousarray(p).tobytes())
+        elif isinstance(p, (bytes, bytearray)):
+            h.update(p)
+        else:
+            h.update(str(p).encode("utf-8", "surrogateescape"))
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+class TensorImages(ImageDataset):
+    """Decoded images (uint8 (N, C, H, W)) served as PIL images through the per-image
+    transforms, so in-memory data takes the same path as files."""
+
+    def __init__(self, images: torch.Tensor, labels, transform, *, seed: int = 0, name: str = "image"):
+        super().__init__(np.asarray(labels), transform, channels=images.shape[1], seed=seed)
+        self.images, self.label_name = images, name
+
+    def name(self, i: int) -> str:
+        return f"{self.label_name}[{i}]"
+
+    def open(self, i: int):
+        a = self.images[i].numpy()
+        return Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0))
 
 
 # ---------------------------------------------------------------- digits
@@ -136,10 +224,12 @@ def _probe_digits() -> DataInfo:
                     n_val=n_val, class_names=[str(i) for i in range(10)],
                     recipe=dict(DIGITS_RECIPE),
                     recipe_why="8x8 digits: no mirror flips, no ImageNet-strength augmentation",
-                    _materialize=lambda shape, skip_bad: _digits(shape))
+                    identity={"path": "digits", "files": n,
+                              "fingerprint": fingerprint(digits.images.astype(np.float64), digits.target)},
+                    in_memory=True, _make=_digits)
 
 
-def _digits(shape: tuple[int, int, int]) -> tuple[Dataset, Dataset]:
+def _digits(shape: tuple[int, int, int], transform, seed: int) -> tuple[Dataset, Dataset]:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -155,138 +245,63 @@ def _digits(shape: tuple[int, int, int]) -> tuple[Dataset, Dataset]:
     x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
     x = x.clamp(0, 1).mul(255).round().to(torch.uint8).expand(-1, c, -1, -1).contiguous()
     tr, va = torch.from_numpy(tr), torch.from_numpy(va)
-    return TensorDataset(x[tr], y[tr]), TensorDataset(x[va], y[va])
+    return (TensorImages(x[tr], y[tr], transform(True), seed=seed, name="digits"),
+            TensorImages(x[va], y[va], transform(False), seed=seed, name="digits val"))
 
 
-# ---------------------------------------------------------------- ImageFolder
+# ---------------------------------------------------------------- ImageFolder and shards
 
-def _list_split(root: Path, split: str) -> tuple[list[str], list[tuple[Path, str]]]:
-    """Class names and (file, class) pairs under root/split, or a DataError saying what is wrong."""
-    d = root / split
-    if not d.is_dir():
-        found = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
-        raise DataError(f"{root}: no `{split}/` folder (found: {', '.join(found) or 'nothing'})",
-                        hint=LAYOUT_HINT, code="E701")
-    entries = sorted(p for p in d.iterdir() if not p.name.startswith("."))
-    stray = [p.name for p in entries if not p.is_dir()]
-    if stray:
-        raise DataError(f"{d}: files outside class folders: {', '.join(stray[:3])}"
-                        + (f" and {len(stray) - 3} more" if len(stray) > 3 else ""),
-                        hint=LAYOUT_HINT, code="E701")
-    classes = [p.name for p in entries]
-    if not classes:
-        raise DataError(f"{d}: no class folders", hint=LAYOUT_HINT, code="E703")
-    files = []
-    for c in classes:
-        images = sorted(p for p in (d / c).rglob("*")
-                        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-                        and not p.name.startswith("."))
-        if not images:
-            raise DataError(f"{d / c}: class folder has no images",
-                            hint="image files end in " + ", ".join(sorted(IMAGE_EXTENSIONS)),
-                            code="E703")
-        files += [(p, c) for p in images]
-    return classes, files
+def _channels_of(opener: Callable[[int], Any], n: int) -> int:
+    """1 when the headers of up to HEADER_SAMPLE files spread over the set are all grey, else 3.
+    A file that cannot be opened is left to the training loop (skip or stop)."""
+    modes = set()
+    for i in sorted({int(k) for k in np.linspace(0, n - 1, min(HEADER_SAMPLE, n))}):
+        try:
+            with opener(i) as im:
+                modes.add(im.mode)
+        except (decode.BadImage, OSError):
+            continue
+    return 1 if modes and modes <= GREY_MODES else 3
 
 
-def _probe_folder(root: Path, skip_bad: bool) -> DataInfo:
-    from PIL import Image
+def _probe_folder(root: str, skip_bad: bool) -> DataInfo:
+    from ..data.listing import list_folder
 
-    if not root.exists():
-        raise DataError(f"data directory {root} does not exist",
-                        hint='use --data digits for the bundled digits, or ' + LAYOUT_HINT,
-                        code="E701")
-    if not root.is_dir():
-        raise DataError(f"{root} is not a directory", hint=LAYOUT_HINT, code="E701")
-    classes, train = _list_split(root, "train")
-    val_classes, val = _list_split(root, "val")
-    unknown = sorted(set(val_classes) - set(classes))
-    if unknown:
-        raise DataError(f"{root / 'val'}: classes not in train/: {', '.join(unknown)}",
-                        hint="val/ must use the class folders of train/", code="E701")
+    folder = list_folder(root, skip_bad=skip_bad)
+    train, val = folder.train, folder.val
+    channels = _channels_of(lambda i: decode.open_image(train.files[i]), len(train))
+    rel = [os.path.relpath(p, root) for p in (*train.files, *val.files)]
+    identity = {"path": os.path.abspath(root), "files": len(rel),
+                "fingerprint": fingerprint("\n".join(rel), train.labels, val.labels)}
 
-    # Headers only (Image.open is lazy): modes decide the channel count, and files that are not
-    # images at all are caught here. Truncated pixel data is caught by the full decode later.
-    modes: set[str] = set()
-    skipped: list[str] = []
-    for files in (train, val):
-        keep = []
-        for path, c in files:
-            try:
-                with Image.open(path) as im:
-                    modes.add(im.mode)
-                keep.append((path, c))
-            except Exception as e:  # PIL raises many kinds; all mean "not an image we can read"
-                if not skip_bad:
-                    raise _bad_image(path, e) from None
-                skipped.append(str(path))
-        files[:] = keep
-    grey = bool(modes) and modes <= GREY_MODES
-    index = {c: i for i, c in enumerate(classes)}
-    info = DataInfo(str(root), classes=len(classes), channels=1 if grey else 3, size=None,
-                    n_train=len(train), n_val=len(val), class_names=classes, skipped=skipped)
-    info._materialize = lambda shape, skip: _folder(info, train, val, index, shape, skip)
-    return info
+    def make(shape, transform, seed):
+        return (FolderDataset(train.files, train.labels, transform(True), channels=shape[0], seed=seed),
+                FolderDataset(val.files, val.labels, transform(False), channels=shape[0], seed=seed))
+
+    return DataInfo(root, classes=len(folder.classes), channels=channels, size=None,
+                    n_train=len(train), n_val=len(val), class_names=list(folder.classes),
+                    skipped=[p for p, _ in train.skipped + val.skipped], identity=identity, _make=make)
 
 
-def _bad_image(path: Path, e: Exception) -> DataError:
-    return DataError(f"cannot decode image {path}: {type(e).__name__}: {e}",
-                     hint="pass --skip-bad-images (API: skip_bad_images=True) to leave unreadable "
-                          "images out and count them", code="E702")
+def _probe_shards(spec: str) -> DataInfo:
+    from ..data.shards import ShardDataset, find_shards, open_split
 
+    source = find_shards(spec)
+    train, val = open_split(source, "train"), open_split(source, "val")
+    labels = np.concatenate([np.asarray(train.label), np.asarray(val.label)])
+    names = source.classes or [str(i) for i in range(int(labels.max()) + 1)]
+    probe_ds = ShardDataset(train, None)
+    channels = _channels_of(probe_ds.open, len(train))
+    identity = {"path": os.path.abspath(spec), "files": len(train) + len(val),
+                "fingerprint": fingerprint("\n".join(map(str, train.keys)), "\n".join(map(str, val.keys)),
+                                           labels)}
 
-def decode_image(path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
-    """One image file as a uint8 (C, H, W) tensor, converted and resized with Pillow."""
-    from PIL import Image
+    def make(shape, transform, seed):
+        return (ShardDataset(train, transform(True), channels=shape[0], seed=seed),
+                ShardDataset(val, transform(False), channels=shape[0], seed=seed))
 
-    c, h, w = shape
-    with Image.open(path) as im:
-        im = im.convert("L" if c == 1 else "RGB")
-        if im.size != (w, h):
-            im = im.resize((w, h), Image.Resampling.BILINEAR)
-        a = np.asarray(im, dtype=np.uint8)
-    t = torch.from_numpy(a.copy())
-    return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
-
-
-class FolderDataset(Dataset):
-    """ImageFolder files decoded on access (used when they would not fit in memory)."""
-
-    def __init__(self, files: list[tuple[Path, int]], shape: tuple[int, int, int]):
-        self.files, self.shape = files, shape
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        path, label = self.files[i]
-        return decode_image(path, self.shape), label
-
-
-def _folder(info: DataInfo, train, val, index, shape, skip_bad) -> tuple[Dataset, Dataset]:
-    """Decode every image once (validating it); keep the pixels when they fit in memory."""
-    cache = (info.n_train + info.n_val) * math.prod(shape) <= CACHE_LIMIT_BYTES
-
-    def load(files: list[tuple[Path, str]]) -> Dataset:
-        def one(pc):
-            try:
-                return decode_image(pc[0], shape)
-            except Exception as e:
-                if not skip_bad:
-                    raise _bad_image(pc[0], e) from None
-                return None
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            images = list(pool.map(one, files))
-        good = [(img, index[c], p) for img, (p, c) in zip(images, files) if img is not None]
-        info.skipped += [str(p) for img, (p, _) in zip(images, files) if img is None]
-        if not good:
-            return TensorDataset(torch.empty(0, *shape, dtype=torch.uint8), torch.empty(0).long())
-        if cache:
-            return TensorDataset(torch.stack([g[0] for g in good]),
-                                 torch.tensor([g[1] for g in good]))
-        return FolderDataset([(g[2], g[1]) for g in good], shape)
-
-    return load(train), load(val)
+    return DataInfo(spec, classes=len(names), channels=channels, size=None, n_train=len(train),
+                    n_val=len(val), class_names=names, identity=identity, _make=make)
 
 
 # ---------------------------------------------------------------- a pair of Datasets
@@ -316,40 +331,43 @@ def _probe_pair(train: Dataset, val: Dataset) -> DataInfo:
             targets = [int(train[i][1]) for i in range(len(train))]
         classes = int(torch.as_tensor(targets).max()) + 1
         names = [str(i) for i in range(classes)]
-    info = DataInfo("dataset", classes=classes, channels=x.shape[0],
-                    size=(x.shape[1], x.shape[2]), n_train=len(train), n_val=len(val),
-                    class_names=names)
-    info._materialize = lambda shape, skip: (_Converted(train, shape), _Converted(val, shape))
-    return info
+
+    def make(shape, transform, seed):
+        return (PairImages(train, shape, transform(True), seed=seed, name="train"),
+                PairImages(val, shape, transform(False), seed=seed, name="val"))
+
+    return DataInfo("dataset", classes=classes, channels=x.shape[0], size=(x.shape[1], x.shape[2]),
+                    n_train=len(train), n_val=len(val), class_names=names, in_memory=True, _make=make)
 
 
-def _as_tensor(x: Any) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x
-    a = np.asarray(x)  # PIL images and arrays
-    t = torch.from_numpy(a.copy())
-    return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1) if t.ndim == 3 else t
+def _as_tensor(x) -> torch.Tensor:
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor):
+        raise DataError(f"dataset images must be tensors or arrays, got {type(x).__name__}",
+                        code="E701")
+    return x
 
 
-class _Converted(Dataset):
-    """A user's dataset with images brought to the network's (C, H, W)."""
+class PairImages(ImageDataset):
+    """A user's Dataset of (tensor (C, H, W) in [0, 1] or uint8, label), served as 8-bit PIL
+    images through the per-image transforms (the label is read with the image)."""
 
-    def __init__(self, ds: Dataset, shape: tuple[int, int, int]):
-        self.ds, self.shape = ds, shape
+    def __init__(self, ds: Dataset, shape, transform, *, seed: int = 0, name: str = "train"):
+        self.ds, self.split = ds, name
+        super().__init__(np.zeros(len(ds), dtype=np.int64), transform, channels=shape[0], seed=seed)
 
-    def __len__(self) -> int:
-        return len(self.ds)  # type: ignore[arg-type]
+    def name(self, i: int) -> str:
+        return f"{self.split}[{i}]"
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def open(self, i: int):
         x, y = self.ds[i]
+        self.labels[i] = int(y)
         x = _as_tensor(x)
-        c, h, w = self.shape
-        if x.shape[0] != c:
-            if x.shape[0] != 1:
-                raise DataError(f"image {i} has {x.shape[0]} channels; the network takes {c}",
-                                code="E701")
-            x = x.expand(c, -1, -1)
-        if tuple(x.shape[1:]) != (h, w):
-            x = F.interpolate(to_float(x)[None], size=(h, w), mode="bilinear",
-                              align_corners=False, antialias=True)[0].clamp(0, 1)
-        return x, int(y)
+        if x.shape[0] not in (1, 3):
+            raise DataError(f"{self.split} image {i} has {x.shape[0]} channels; images have 1 or 3",
+                            code="E701")
+        if x.dtype != torch.uint8:
+            x = x.float().clamp(0, 1).mul(255).round().to(torch.uint8)
+        a = x.numpy()
+        return Image.fromarray(a[0] if a.shape[0] == 1 else np.ascontiguousarray(a.transpose(1, 2, 0)))

@@ -7,9 +7,11 @@ Precedence, lowest first: the spec -> what the data says -> what the user says.
   overrides `classes` or `input`.
 - A run shorter than the spec's (`--epochs 5` on a 300-epoch recipe) keeps the schedule's
   shape: warm-up and step milestones scale with the run, unless the user sets them.
-- An EMA whose horizon (1 / (1 - decay) steps) is longer than a tenth of the run gets a
-  decay that makes it a tenth, the proportion of the paper's 0.9999 over its 94k steps,
-  unless the user sets `ema`; otherwise the EMA would still be mostly the initial weights.
+- In a run shorter than the recipe's (fewer epochs, or a batch capped by a small dataset), an
+  EMA whose horizon (1 / (1 - decay) steps) is longer than a tenth of the run gets a decay that
+  makes it a tenth, the proportion of the paper's 0.9999 over its 94k steps, unless the user
+  sets `ema`; otherwise the EMA would still be mostly the initial weights. The recipe's own
+  run keeps the EMA as written.
 - Data may call for recipe defaults of its own (digits: no mirror flips, no ImageNet-strength
   augmentation for a few epochs on 8x8 images); `DataInfo.recipe` holds them.
 - A dataset far smaller than the recipe's batch (digits has 1,437 training images; the paper's
@@ -82,7 +84,10 @@ def adapt_recipe(spec: TrainRecipe, run: TrainRecipe, n_train: int, user: set[st
                      f"({'linear' if linear else 'square-root'} scaling)")
         notes.append(note)
     ema = update.get("ema", run.ema)
-    if ema is not None and "ema" not in user:
+    # The recipe's own run (its epochs, its batch) keeps its EMA as written: 0.9999 over
+    # ImageNet's 94k steps is the paper's. Only a run the user or the data shortened adapts it.
+    shortened = run.epochs < spec.epochs or update.get("batch", run.batch) != spec.batch
+    if ema is not None and "ema" not in user and shortened:
         batch = update.get("batch", run.batch)
         steps = run.epochs * max(1, n_train // batch) // run.accumulate
         if 1 / (1 - ema) > steps / EMA_RUN_FRACTION:
@@ -107,7 +112,7 @@ def _has_batchnorm(net: Network) -> bool:
     return any(d["op"] == "bn" for _, d in ir.op_nodes())
 
 
-def plan(spec: Any, data: Any, epochs: int | None = None, skip_bad: bool = False,
+def plan(spec: Any, data: Any, epochs: int | None = None, skip_bad: bool = False, seed: int = 0,
          **overrides: Any) -> Plan:
     from ..api import as_network
 
@@ -150,7 +155,11 @@ def plan(spec: Any, data: Any, epochs: int | None = None, skip_bad: bool = False
                           hint="set `--set train.batch=2` or more" + (", or use more training images"
                                                                       if "batch" not in train_keys else ""),
                           code="E605")
-    bundle = materialize(info, net.input, skip_bad=skip_bad)
+    bundle = materialize(info, net.input, net.train, seed)
     if info.skipped:
-        notes.append(f"skipped {len(info.skipped)} unreadable image(s), e.g. {info.skipped[0]}")
+        notes.append(f"skipped {len(info.skipped)} unreadable file(s), e.g. {info.skipped[0]}")
+    if net.train.normalize == "auto":
+        notes.append("normalize: " + ("ImageNet's mean/std (RGB input)" if net.input[0] == 3 else
+                                      "the training images' own mean/std (grey input)")
+                     + f" = {[round(m, 4) for m in bundle.mean]} / {[round(v, 4) for v in bundle.std]}")
     return Plan(net, bundle, notes)

@@ -19,16 +19,35 @@ from torch.optim import lr_scheduler as sched
 from ..lang.recipe import TrainRecipe
 
 
+# Parameters the official optimizer factories exempt from weight decay by name: timm's
+# VisionTransformer.no_weight_decay() (ViT, DeiT: cls_token, pos_embed, dist_token), Swin's
+# no_weight_decay() (absolute_pos_embed) and no_weight_decay_keywords()
+# (relative_position_bias_table).
+NO_DECAY_NAMES = frozenset({"cls_token", "pos_embed", "dist_token", "absolute_pos_embed",
+                            "relative_position_bias_table"})
+
+
+def decays(name: str, p: torch.Tensor, module: nn.Module) -> bool:
+    """Whether AdamW decays parameter `name` of `module` (its owner), as the official factories
+    decide: not 1-d tensors (norm scales, layer scale), not biases, not the names above, not
+    ConvNeXt V2's GRN gamma/beta (shape (1, 1, 1, C): its optim_factory exempts `.gamma` and
+    `.beta` by name, which the ndim rule alone misses)."""
+    from compiler.modules import GRN
+
+    leaf = name.rsplit(".", 1)[-1]
+    return not (p.ndim <= 1 or leaf == "bias" or leaf in NO_DECAY_NAMES or isinstance(module, GRN))
+
+
 def param_groups(model: nn.Module, recipe: TrainRecipe) -> list[dict]:
-    """AdamW: no weight decay on 1-d parameters (norm scales, biases, layer scale), as in the
-    ConvNeXt reference code; SGD: decay on everything, as in the torchvision ResNet recipe."""
+    """AdamW: decayed and exempt parameters as the official ConvNeXt/DeiT/Swin/ConvNeXt V2 code
+    splits them (`decays`); SGD: decay on everything, as in the torchvision ResNet recipe."""
+    owners = dict(model.named_modules())
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if recipe.optimizer == "sgd" or recipe.wd == 0:
         return [{"params": [p for _, p in params], "weight_decay": recipe.wd}]
-    decay = [p for _, p in params if p.ndim > 1]
-    no_decay = [p for _, p in params if p.ndim <= 1]
-    return [{"params": decay, "weight_decay": recipe.wd},
-            {"params": no_decay, "weight_decay": 0.0}]
+    split = [decays(n, p, owners[n.rpartition(".")[0]]) for n, p in params]
+    return [{"params": [p for (_, p), d in zip(params, split) if d], "weight_decay": recipe.wd},
+            {"params": [p for (_, p), d in zip(params, split) if not d], "weight_decay": 0.0}]
 
 
 FUSED_DEVICES = ("cpu", "cuda")  # where torch has fused SGD and AdamW kernels

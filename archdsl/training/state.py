@@ -1,7 +1,8 @@
 """Random-number state, captured and restored exactly.
 
-Everything random in a run draws from these generators: weight init, augmentation (kornia
-samples from torch's global generator), drop path. Saving them with a checkpoint and putting
+Everything random in a run draws from these generators: weight init, the batch stage's
+erasing and mixup (torch's global generators), drop path. Per-image augmentation draws from a
+per-sample generator (archdsl.data.seeding) and needs no state. Saving them with a checkpoint and putting
 them back on resume is what makes a resumed run bit-identical to an uninterrupted one. The
 values are plain tensors, ints and tuples so `torch.load(weights_only=True)` accepts them.
 """

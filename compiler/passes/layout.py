@@ -47,10 +47,14 @@ def _place(ir: IRGraph, nid: int, data: dict) -> None:
             return
         meta["layout"] = here
         return
-    if op == "output":
-        if here == NHWC and len(meta["shape"]) == 3:  # tokens stay (B, N, C)
-            _insert_permute(ir, nid, 0, NCHW)
-            return
+    if op == "output":  # maps leave NCHW (tokens stay (B, N, C)); a features build has several
+        for index, src in enumerate(inputs):
+            if _layout_of(ir, src) == NHWC and len(ir.g.nodes[src]["meta"]["shape"]) == 3:
+                _insert_permute(ir, nid, index, NCHW)
+                return
+        meta["layout"] = here
+        return
+    if op in ("tomap", "tap"):  # a `tap` passes its input on; tokens (B, N, C) -> their grid (B, H, W, C): channels-last as tokens are
         meta["layout"] = here
         return
     allowed = ops.get(op).layouts_for(data["attrs"])

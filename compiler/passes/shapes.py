@@ -159,8 +159,10 @@ def infer_shapes(ir: IRGraph) -> None:
         op = data["op"]
         if op == "input":
             shape = tuple(ir.input_shape)
-        elif op in ("output", "permute"):
+        elif op in ("output", "permute", "tap"):
             shape = shapes[inputs[0]]
+        elif op == "tomap":  # a features build's tokens as their map (passes/taps.py)
+            shape = (shapes[inputs[0]][0], *data["grid"])
         elif op == "add":
             a, b = (shapes[i] for i in inputs)
             if a != b:

@@ -36,3 +36,25 @@ def test_init_from_another_networks_run_asks_for_its_spec(tmp_path):
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["train", "convnext_atto", "--out", str(tmp_path / "dst"), "--init-from", str(src), *SMALL])
     assert r.exit_code == 1 and "E751" in r.output and "--init-spec" in r.output and "Traceback" not in r.output
+
+
+def test_a_swin_run_fine_tuned_at_a_larger_input_and_window(tmp_path):
+    """A Swin-T-like spec (three narrow stages) trained at 32x32 with 2x2 windows, then carried
+    to 48x48 with 3x3 windows (as 224 with window 7 -> 384 with window 12): every bias table
+    is resized, nothing else changes, and the run trains from there."""
+    spec = tmp_path / "swin_mini.arch"
+    spec.write_text("network swin_mini extends swin_t\ninput 1x32x32\nstages {\n    32  swin x2\n"
+                    "    64  swin x1\n    128 swin x1\n}\n")
+    runner = CliRunner()
+    small = ["--set", "train.batch=1024", "--epochs", "1"]
+    src = tmp_path / "at32"
+    r = runner.invoke(app, ["train", str(spec), "--out", str(src), "--set", "swin.wattn.kernel=2", *small, "-q"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["train", str(spec), "--out", str(tmp_path / "at48"), "--set", "input=1x48x48",
+                            "--set", "swin.wattn.kernel=3", "--init-from", str(src), *small])
+    assert r.exit_code == 0, r.output
+    assert "transfer swin_mini -> swin_mini: 66 tensors: 62 transferred exactly, 4 adapted, 0 freshly" in r.output
+    for table in ("stages.0.blocks.0-1", "stages.1.blocks.0", "stages.2.blocks.0"):
+        assert (f"{table}.attn.relative_position_bias_table  (relative-position-bias table resized "
+                "for window 2 -> 3 (3x3 -> 5x5 offsets; index rebuilt))") in r.output
+    assert "val_acc" in r.output

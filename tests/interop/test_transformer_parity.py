@@ -61,15 +61,15 @@ def test_vit_s16_matches_the_timm_layout():
     assert_same_outputs(reference, model, torch.randn(2, 3, 224, 224))
 
 
-def test_position_embedding_from_another_input_is_refused():
-    """archdsl does not interpolate position embeddings: a 224 checkpoint into a 32x32 model
-    is refused with a message that says why and what to do."""
+def test_position_embedding_from_another_input_is_resampled(capsys):
+    """A 224 checkpoint loads into a 32x32 model: its 14x14 position embedding is resampled
+    to 2x2 (class token kept), as timm does, and the load says so (tests/interop/test_resize.py
+    checks the values)."""
     reference = vit_s16()
     model = archdsl.build("deit_s", input="3x32x32", classes=1000, device="meta")
-    with pytest.raises(ArchError) as err:
-        load_weights(model, reference.state_dict(), layout="timm")
-    assert "pos_embed" in str(err.value) and "[1, 197, 384]" in str(err.value)
-    assert "interpolate" in err.value.hint and "input" in err.value.hint
+    load_weights(model, reference.state_dict(), layout="timm")
+    assert model.state_dict()["stem.3.pos_embed"].shape == (1, 5, 384)
+    assert "stem.3.pos_embed <- pos_embed  (position embedding resampled 14x14 -> 2x2" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("layout, family, make, name", [

@@ -24,26 +24,39 @@ def make_folder(root, classes=("cat", "dog"), per_class=3, mode="RGB", size=(12,
 def test_digits_fixed_split_at_requested_size():
     info = probe("digits")
     assert (info.classes, info.channels, info.size) == (10, 1, (32, 32))
-    a = materialize(info, (1, 16, 16))
+    from archdsl.lang.recipe import TrainRecipe
+    a = materialize(info, (1, 16, 16), TrainRecipe(**info.recipe))  # the digits recipe, as plan applies it
     b = materialize(probe("digits"), (3, 16, 16))
     assert (len(a.train), len(a.val)) == (info.n_train, info.n_val) == (1437, 360)
     x, y = a.train[0]
     assert x.dtype == torch.uint8 and x.shape == (1, 16, 16)
-    assert torch.equal(a.val.tensors[1], b.val.tensors[1])  # same split whatever the shape
-    assert torch.equal(b.train.tensors[0][:, 0], b.train.tensors[0][:, 2])  # grey -> 3 channels
-    counts = torch.bincount(a.val.tensors[1])
+    assert torch.equal(torch.as_tensor(a.val.labels), torch.as_tensor(b.val.labels))  # same split whatever the shape
+    x3, _ = b.train[(0, 5)]  # (index, epoch) keys, as the sampler yields them
+    assert torch.equal(x3[0], x3[2])  # grey -> 3 channels
+    assert torch.equal(a.val[3][0], a.val.images[3])  # the digits recipe's eval transform keeps the pixels
+    counts = np.bincount(a.val.labels)
     assert counts.min() >= 35  # stratified
-    assert len(a.mean) == 1 and 0 < a.mean[0] < 1
+    assert len(a.mean) == 1 and 0 < a.mean[0] < 1  # grey: measured on the data
+    assert info.identity["files"] == 1797 and len(info.identity["fingerprint"]) == 16
 
 
 def test_image_folder_rgb(tmp_path):
     root = make_folder(tmp_path / "data")
     info = probe(root)
-    assert (info.classes, info.channels, info.class_names) == (2, 3, ["cat", "dog"])
+    assert (info.classes, info.channels, info.n_train, info.n_val) == (2, 3, 6, 6)
+    assert info.class_names == ["cat", "dog"]
     bundle = materialize(info, (3, 8, 8))
-    x, y = bundle.train[5]
-    assert x.shape == (3, 8, 8) and x.dtype == torch.uint8 and y == 1
-    assert len(bundle.train) == 6 and len(bundle.val) == 6
+    x, y = bundle.train[(0, 0)]
+    assert x.shape == (3, 8, 8) and x.dtype == torch.uint8 and y == 0
+    assert bundle.mean == (0.485, 0.456, 0.406)  # normalize auto on RGB: ImageNet's constants
+    assert info.identity["files"] == 12 and info.identity["path"] == str(root.resolve())
+
+
+def test_listing_identity_changes_with_the_files(tmp_path):
+    root = make_folder(tmp_path / "d")
+    first = probe(root).identity
+    (root / "train" / "cat" / "0.png").rename(root / "train" / "cat" / "9.png")
+    assert probe(root).identity["fingerprint"] != first["fingerprint"]
 
 
 def test_image_folder_grey_gives_one_channel(tmp_path):
@@ -94,43 +107,23 @@ def test_val_class_unknown_to_train(tmp_path):
         probe(root)
 
 
-def test_corrupt_image_names_its_path(tmp_path):
-    root = make_folder(tmp_path / "d")
-    bad = root / "train" / "dog" / "broken.png"
-    bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    with pytest.raises(DataError) as e:
-        probe(root)
-    assert str(bad) in e.value.message and e.value.code == "E702"
-    assert "--skip-bad-images" in e.value.hint
+def test_bad_images_are_samples_not_errors(tmp_path):
+    """Nothing is decoded before training: a corrupt, empty or truncated file is found when the
+    loop reads it, as a BadSample naming it (the engine then skips or stops)."""
+    from archdsl.data.collate import BadSample
 
-
-def test_truncated_image_is_caught_before_training(tmp_path):
     root = make_folder(tmp_path / "d", size=(64, 64))
-    bad = root / "val" / "cat" / "0.png"
-    bad.write_bytes(bad.read_bytes()[:200])  # valid header, pixels cut off
-    info = probe(root)  # headers are fine
-    with pytest.raises(DataError, match="broken|truncated|decode"):
-        materialize(info, (3, 8, 8))
-    info = probe(root, skip_bad=True)
-    bundle = materialize(info, (3, 8, 8), skip_bad=True)
-    assert len(bundle.val) == 5 and info.skipped == [str(bad)]
-
-
-def test_skip_bad_images_counts_them(tmp_path):
-    root = make_folder(tmp_path / "d")
-    (root / "train" / "cat" / "x.jpg").write_bytes(b"nope")
-    (root / "train" / "dog" / "y.png").write_bytes(b"")
-    info = probe(root, skip_bad=True)
-    assert len(info.skipped) == 2 and info.n_train == 6
-
-
-def test_everything_unreadable_is_an_error(tmp_path):
-    root = make_folder(tmp_path / "d", per_class=1, classes=("a",))
-    for p in (root / "val").rglob("*.png"):
-        p.write_bytes(b"junk")
-    info = probe(root, skip_bad=True)
-    with pytest.raises(DataError, match="no usable images"):
-        materialize(info, (3, 8, 8), skip_bad=True)
+    broken = root / "train" / "dog" / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (root / "train" / "cat" / "empty.jpg").write_bytes(b"")
+    cut = root / "val" / "cat" / "0.png"
+    cut.write_bytes(cut.read_bytes()[:200])  # valid header, pixels cut off
+    info = probe(root)
+    assert info.n_train == 8
+    bundle = materialize(info, (3, 8, 8))
+    samples = [bundle.train[i] for i in range(len(bundle.train))] + [bundle.val[i] for i in range(len(bundle.val))]
+    bad = sorted(s.path for s in samples if isinstance(s, BadSample))
+    assert bad == sorted([str(broken), str(root / "train" / "cat" / "empty.jpg"), str(cut)])
 
 
 class Pairs(Dataset):
@@ -153,7 +146,8 @@ def test_dataset_pair_resized_and_channels_expanded():
     assert (info.classes, info.channels, info.size) == (3, 1, (20, 20))
     bundle = materialize(info, (3, 8, 8))
     x, y = bundle.train[4]
-    assert x.shape == (3, 8, 8) and x.dtype == torch.float32 and y == 1
+    assert x.shape == (3, 8, 8) and x.dtype == torch.uint8 and y == 1
+    assert torch.equal(x[0], x[1])  # grey -> 3 channels
 
 
 def test_empty_dataset_and_unknown_data():

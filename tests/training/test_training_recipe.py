@@ -39,7 +39,8 @@ def test_plan_takes_classes_and_input_from_data_and_adapts_a_short_run():
     assert (r.label_smoothing, r.droppath, r.wd) == (0.1, 0.1, 0.05)  # the rest of the spec's recipe
     steps = 5 * (1437 // 64)
     assert r.ema == pytest.approx(1 - 10 / steps)
-    assert len(p.notes) == 5 and p.data.shape == (1, 32, 32)
+    assert len(p.notes) == 6 and p.data.shape == (1, 32, 32)
+    assert p.notes[-1].startswith("normalize: the training images' own mean/std (grey input)")
 
 
 def test_user_values_win_over_data_and_adaptation():
@@ -89,3 +90,44 @@ def test_a_step_every_epoch_keeps_the_specs_decay_over_a_short_run():
     update, notes = adapt_recipe(spec, spec.model_copy(update={"epochs": 3}), n_train=1437, user=set())
     assert update["gamma"] ** 3 == pytest.approx(0.98 ** 300)
     assert any("step gamma 0.98 ->" in n for n in notes)
+
+
+def test_the_recipes_own_run_keeps_its_ema_and_a_shortened_one_adapts():
+    """convnext_t on ImageNet (1,281,167 images, 300 epochs, batch 4096): 93,600 steps, EMA
+    0.9999 as the paper ran it; the same recipe cut to 30 epochs adapts and says so."""
+    spec = archdsl.load("convnext_t").train
+    update, notes = adapt_recipe(spec, spec, n_train=1_281_167, user=set())
+    assert "ema" not in update and not any("EMA" in n for n in notes)
+    short = spec.model_copy(update={"epochs": 30})
+    update, notes = adapt_recipe(spec, short, n_train=1_281_167, user=set())
+    steps = 30 * (1_281_167 // 4096)
+    assert update["ema"] == pytest.approx(1 - 10 / steps) and any("EMA decay 0.9999 ->" in n for n in notes)
+
+
+def test_the_papers_recipe_values_in_the_shipped_specs():
+    assert archdsl.load("convnext_t").train.min_lr == 1e-6  # the official ConvNeXt main.py
+    assert archdsl.load("convnext_s").train.min_lr == 1e-6
+    deit = archdsl.load("deit_s").train
+    assert (deit.repeats, deit.min_lr, deit.erasing_mode) == (3, 1e-5, "pixel")  # DeiT main.py
+    assert archdsl.load("convnext_t").train.normalize == "auto"  # ImageNet's mean/std on RGB
+
+
+def test_new_recipe_fields_parse_print_and_refuse_bad_values(tmp_path):
+    from archdsl.lang.flatten import recipe_settings
+    spec = tmp_path / "r.arch"
+    spec.write_text("network r extends convnext_atto\ntrain {\n"
+                    "    augment randaugment rand-m9-mstd0.5-inc1, erasing 0.25 const\n"
+                    "    normalize mean 0.5 std 0.25\n    workers 2\n    crop_pct 0.9\n"
+                    "    interpolation bilinear\n    repeats 3\n}\n")
+    r = archdsl.load(str(spec), input="1x32x32").train
+    assert (r.randaugment, r.erasing_mode, r.normalize, r.mean, r.std) == (
+        "rand-m9-mstd0.5-inc1", "const", "explicit", (0.5,), (0.25,))
+    assert (r.workers, r.crop_pct, r.interpolation, r.repeats) == (2, 0.9, "bilinear", 3)
+    lines = {s.key.text: " ".join(w.text for g in s.groups for w in g) for s in recipe_settings(r)}
+    assert lines["normalize"] == "mean 0.5 std 0.25" and lines["repeats"] == "3"
+    assert "rand-m9-mstd0.5-inc1" in lines["augment"] and "erasing 0.25 const" in lines["augment"]
+    for bad, match in (({"train.randaugment": "rand-q9"}, "config string"),
+                       ({"train.mean": "0.5"}, "mean` and `std` together"),
+                       ({"train.crop_pct": "1.5"}, "crop_pct"), ({"train.workers": "-1"}, "workers")):
+        with pytest.raises(ArchError, match=match):
+            archdsl.load("convnext_atto", **bad)
