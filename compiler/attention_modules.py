@@ -20,11 +20,13 @@ from .pointwise import Linear
 SHIFT_MASK = -100.0  # what Swin adds to attention between tokens of different regions
 
 
-def relative_position_index(window: int) -> torch.Tensor:
-    """[N, N] index into the (2W-1)^2 bias table, N = W*W (Swin's construction)."""
-    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+def relative_position_index(window: int, width: int | None = None) -> torch.Tensor:
+    """[N, N] index into the (2H-1)(2W-1) bias table of an H x W window (W = H unless given),
+    N = H*W (Swin's construction, timm's `gen_relative_position_index`)."""
+    h, w = window, width or window
+    coords = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")).flatten(1)
     rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)
-    return (rel[..., 0] + window - 1) * (2 * window - 1) + rel[..., 1] + window - 1
+    return (rel[..., 0] + h - 1) * (2 * w - 1) + rel[..., 1] + w - 1
 
 
 def shift_mask(h: int, w: int, window: int, shift: int) -> torch.Tensor:
@@ -212,8 +214,7 @@ class RelPosAttention2d(nn.Module):
         self.heads, self.size, self.stride = heads, size, stride
         self.pool = nn.AvgPool2d(stride, stride) if stride > 1 else nn.Identity()
         self.qkv = nn.Conv2d(dim, 3 * dim_out, 1, bias=bias)
-        self.proj = nn.Conv2d(dim_out, dim_out, 1)
-        assert size[0] == size[1], "a square map"  # the index below is Swin's, for square windows
+        self.proj = nn.Conv2d(dim_out, dim_out, 1, bias=bias)
         self.relative_position_bias_table = nn.Parameter(torch.empty((2 * size[0] - 1) * (2 * size[1] - 1), heads))
         n = size[0] * size[1]
         self.register_buffer("relative_position_index", torch.empty(n, n, dtype=torch.long), persistent=False)
@@ -228,7 +229,7 @@ class RelPosAttention2d(nn.Module):
 
     def rebuild_buffers(self) -> None:
         device = self.relative_position_bias_table.device
-        self.relative_position_index = relative_position_index(self.size[0]).to(device)
+        self.relative_position_index = relative_position_index(*self.size).to(device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(x)

@@ -181,7 +181,10 @@ def register(app: typer.Typer) -> None:
         if not new_name.isidentifier():
             usage(f"`{new_name}` is not a network name (letters, digits, `_`); pass --name")
         note = (f"{patch.step}'s change applied to {base.name} (`archdsl apply`):",
-                *(f"  {e.describe()}" for e in patch.edits))
+                *(f"  {e.describe()}" for e in patch.edits),
+                *([f"  carried (--carry): depths {','.join(map(str, result.depths))}, widths "
+                   f"{','.join(map(str, result.widths))}"] if carry and (result.depths, result.widths) !=
+                  (base.depths, base.widths) else []))
         if _extends_reaches(base, output.parent if output else Path.cwd()):
             spec = child_spec(result, base, new_name, note)
         else:  # `extends NAME` would find another network there: write the whole network

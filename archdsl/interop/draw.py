@@ -19,6 +19,7 @@ from ..diff.compare import facts_of
 from ..diff.opdiff import same_op, views
 from ..lang import ast
 from ..lang.errors import ResourceError
+from ..lang.to_ir import guard_holds
 from .transfer import align_moves, id_of
 
 BOX_W, BOX_H, STEP = 3.2, 0.62, 0.92
@@ -79,7 +80,8 @@ def _attention(d) -> str:
 
 
 def _rows(body: tuple, chans: dict, family_of, values: dict | None = None) -> tuple[list[Item], list[Skip]]:
-    """A block's rows; `values`: the drawn stage's per-stage values, so `dwconvk` reads `dwconv5`."""
+    """A block's rows; `values`: the drawn stage's per-stage values, so `dwconvk` reads `dwconv5`
+    and an `if` that does not hold there leaves its ops out."""
     from ..lang.to_ir import substitute
 
     items: list[Item] = []
@@ -107,12 +109,22 @@ def _rows(body: tuple, chans: dict, family_of, values: dict | None = None) -> tu
                 items.append(Item(None, sign, depth=depth, join=sign))
                 skips.append(Skip(start, len(items) - 1, [], depth, note))
             elif isinstance(s, ast.Guard):
-                walk(s.body, depth, f"if {s.name.text} {s.cmp.text} {s.value.text}")
+                if values is None or guard_holds(s, values) is not False:
+                    walk(s.body, depth, f"if {s.name.text} {s.cmp.text} {s.value.text}")
             else:
                 items.append(_item(substitute(s, values or {}), chans, family_of, depth, cond))
 
     walk(body, 0)
     return items, skips
+
+
+def _guards(stmts) -> list[ast.Guard]:
+    out = []
+    for s in stmts:
+        if isinstance(s, ast.Guard):
+            out.append(s)
+        out += _guards(getattr(s, "body", ()))
+    return out
 
 
 def _item(op: ast.Op, chans: dict, family_of, depth: int, cond: str = "") -> Item:
@@ -259,10 +271,12 @@ def draw_network(spec: SpecLike, path: str | Path, **overrides) -> str:
     _, ir = check(net)
     path = Path(path)
     column = _column(net, ir)
-    kinds: list[tuple[str, int]] = []
+    kinds: list[tuple[str, int]] = []  # each block where it first runs with all its `if`s holding
     for i, st in enumerate(net.stages):
         if st.block not in [k for k, _ in kinds]:
-            kinds.append((st.block, i))
+            full = [j for j, sj in enumerate(net.stages) if sj.block == st.block and
+                    all(guard_holds(g, sj.values) is not False for g in _guards(net.blocks[st.block].body))]
+            kinds.append((st.block, full[0] if full else i))
     drawn = []
     for name, i in kinds:
         items, skips = _rows(net.blocks[name].body, _channels(ir, f"stages.{i}.blocks.0."), _family_of,

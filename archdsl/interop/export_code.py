@@ -37,6 +37,7 @@ from ..api import SpecLike, check
 
 # Structural nodes (no module) and how they read in Python: name -> format of its inputs.
 JOINS = {"add": "{0} + {1}", "mul": "{0} * {1}", "sub": "{0} - {1}", "cat": "torch.cat([{0}, {1}], {dim})"}
+BRANCH = {"add": 0, "sub": 0, "mul": 1, "cat": 1}  # which input of a join is its branch (compiler/ir.py)
 _PERMUTE = {NHWC: "x.permute(0, 2, 3, 1)", NCHW: "x.permute(0, 3, 1, 2)"}
 _BLOCK = re.compile(r"stages\.(\d+)\.blocks\.(\d+)$")
 _IDENT = re.compile(r"[A-Za-z_]\w*$")
@@ -211,8 +212,8 @@ def _sections(nodes: dict[int, Node], order: list[int]) -> dict[int, str]:
             n = nodes[nid]
             if n.path:
                 memo[nid] = of_path(n.path)
-            elif n.op in JOINS:
-                memo[nid] = up(n.inputs[0])
+            elif n.op in JOINS:  # with its branch: a block that ends in a concat holds the concat
+                memo[nid] = up(n.inputs[BRANCH[n.op]])
             elif n.op == "permute":  # with what it feeds when that is one section, else with its input
                 after = down(nid)
                 memo[nid] = after.pop() if len(after) == 1 else up(n.inputs[0])

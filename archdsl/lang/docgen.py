@@ -73,7 +73,7 @@ train { ... }                      # the recipe, below
 | `network` | `network NAME [extends PARENT]` | the first line; `extends` starts from PARENT (looked up beside this file, then in `specs/`, by name or `stepNN` prefix) |
 | `input` | `input CxHxW` | the input image |
 | `classes` | `classes N` | what `linear` with no width produces (default 1000) |
-| `block` | `block NAME[(P, ...)] { ... }` | a named block; ops in order, `residual { }` adds its input back, `gate { }` multiplies it; `(P, ...)` names the per-stage values it reads |
+| `block` | `block NAME[(P, ...)] { ... }` | a named block; ops in order, `residual { }` adds its input back, `gate { }` multiplies it, `concat { }` sets it beside the branch, `subtract { }` takes it from the branch; `(P, ...)` names the per-stage values it reads |
 | `stem` | `stem op, op, ...` | before the first stage; `dim` is the first stage's width |
 | `downsample` | `downsample op, ...` | in front of every stage but the first; `dim` is the next stage's width |
 | `stages` | `stages { WIDTH BLOCK xDEPTH [sN] [P=V ...] ... }` | the stages; `sN` is the stride of the stage's first block, `P=V` gives the block's per-stage value P |
@@ -102,6 +102,13 @@ train { ... }                      # the recipe, below
   (C,1,1), so the gate's `conv1`s are 1x1 convs with bias as in timm and torchvision, and the
   product broadcasts back over the map. The gate must end at its input's channels. Its ops
   are named among themselves under `gate` (`gate.conv1`, `gate.conv2`).
+- `concat { ... }` joins its input and the branch's output along the channels:
+  `cat(x, f(x))`, DenseNet's dense layer (`concat { bn, relu, conv1 b nobias, bn, relu, conv3 k
+  nobias }`, the growth rate `k` a per-stage value). The branch keeps the map's size (E409
+  otherwise); the channels add up.
+- `subtract { ... }` is the branch's output less its input, `f(x) - x`: PoolFormer's token mixer
+  `subtract { avgpool3 }`. The branch keeps its input's shape (E409 otherwise). The ops of a
+  `concat` or `subtract` are named with the block's own, as a residual's are.
 - `in` is the width of the block's input: `6x in` is 6 times it (MobileNetV2's expansion),
   `0.25x in` a quarter (EfficientNet's and RegNetY's squeeze), a bare `in` the same width.
   `dim` (no width, `4x`) stays the stage's width.
@@ -123,7 +130,8 @@ train { ... }                      # the recipe, below
 - Tokens: `tokens` turns a map (C,H,W) into a sequence (C,N), `clstoken` prepends a class
   token (once, in the stem), `posembed` adds a learned embedding per position, `clspool`
   reads the class token in the head. On tokens work `ln`, `pwconv` (an `nn.Linear`), `mhsa`,
-  the activations, `layerscale`, `droppath` and `dropout`. A position embedding has the
+  `tokenmlp` (an MLP across the tokens, MLP-Mixer's), `gap` (their mean), the activations,
+  `layerscale`, `droppath` and `dropout`. A position embedding has the
   length of the sequence at the spec's input; archdsl does not interpolate it, so a
   checkpoint trained at another input is refused by `load_weights` with a message.
 - `droppath` drops the residual branch per sample at a rate that grows linearly from 0 at

@@ -101,8 +101,9 @@ NETWORK_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # the grammar's NAME
 
 
 def flatten(net: Network, name: str | None = None) -> ast.SpecFile:
-    """`net` as one file that extends nothing. A name the grammar cannot read back (one set
-    with `--set name=`) is refused rather than written into a spec that does not parse."""
+    """`net` as one file that extends nothing, with the blocks its stages run (a block a parent
+    defined that no stage uses any more is left out). A name the grammar cannot read back (one
+    set with `--set name=`) is refused rather than written into a spec that does not parse."""
     if not NETWORK_NAME.fullmatch(name or net.name):
         raise OverrideError(f"{name or net.name!r} cannot be written as a spec's network name "
                             "(letters, digits and `_`)", hint="for example `--set name=my_net`", code="E502")
@@ -112,7 +113,8 @@ def flatten(net: Network, name: str | None = None) -> ast.SpecFile:
     train = recipe_settings(net.train)
     return ast.SpecFile(
         path="<flatten>", name=w(name or net.name), input=w("x".join(map(str, net.input))),
-        classes=w(str(net.classes)), blocks=dict(net.blocks), stem=net.stem or None,
+        classes=w(str(net.classes)), stem=net.stem or None,
+        blocks={k: b for k, b in net.blocks.items() if k in {s.block for s in net.stages}},
         downsample=net.downsample or None,
         stages=tuple(stage(s.width, s.block, s.depth, s.stride, s.values) for s in net.stages),
         head=net.head or None, init=init, train=train or None)

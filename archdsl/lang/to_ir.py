@@ -286,6 +286,15 @@ _CMP = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, ">": lambda a, b: 
         "<": lambda a, b: a < b, ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b}
 
 
+def guard_holds(guard: ast.Guard, values: dict[str, float]) -> bool | None:
+    """Whether `if NAME CMP VALUE` holds with these per-stage values; None where it cannot be
+    read (a value the stage does not give, a bound that is not a number)."""
+    try:
+        return _CMP[guard.cmp.text](values[guard.name.text], float(guard.value.text))
+    except (KeyError, ValueError):
+        return None
+
+
 class _Builder:
     def __init__(self, net: Network):
         self.net = net
@@ -392,13 +401,12 @@ class _Builder:
                                     guard.name.span, hint=f"per-stage values here: {declared}; declare it as "
                                     f"`block NAME({name})` and give `{name}=VALUE` on each stage line", code="E209"))
             return False
-        try:
-            bound = float(guard.value.text)
-        except ValueError:
+        held = guard_holds(guard, values)
+        if held is None:
             self.errors.add(OpError(f"`{guard.value.text}` is not a number", guard.value.span,
                                     hint=f"compare with a number: `if {name} > 1`", code="E305"))
             return False
-        return _CMP[guard.cmp.text](values[name], bound)
+        return held
 
     def _bounded_size(self, blocks: int) -> None:
         """Refuse, before expanding anything, a network past MAX_BLOCKS or MAX_OPS."""

@@ -153,7 +153,7 @@ class RelPosAttentionOp(_Attention):
     accepts = ("width", "stride", "heads", "headdim", "bias")
     width_default = "dim"
     shape_rule = "(C,H,W) -> (out, H/s, W/s)"
-    params_rule = "3*C*out + out*out + 4*out (qkv, proj, biases) + (2H'-1)(2W'-1)*heads (the bias table)"
+    params_rule = "3*C*out + out*out + 4*out (qkv, proj; biases unless `nobias`) + (2H'-1)(2W'-1)*heads (the bias table)"
     macs_rule = "3*T*C*out + T*out*out + 2*T*T*out (T = H'*W' positions after the pool)"
 
     def out_shape(self, a: Attrs, x: Shape) -> Shape:
@@ -168,8 +168,8 @@ class RelPosAttentionOp(_Attention):
     def params(self, a: Attrs, x: Shape) -> int:
         c, d = x[0], a.out or x[0]
         h, w = x[1] // a.stride, x[2] // a.stride
-        bias = 3 * d if has_bias(a) else 0
-        return 3 * c * d + bias + d * d + d + (2 * h - 1) * (2 * w - 1) * heads(self.name, a, d)
+        bias = 4 * d if has_bias(a) else 0  # qkv's and proj's (timm's `attn_bias` is both)
+        return 3 * c * d + d * d + bias + (2 * h - 1) * (2 * w - 1) * heads(self.name, a, d)
 
     def macs(self, a: Attrs, x: Shape, y: Shape) -> int:
         t, d = y[1] * y[2], y[0]

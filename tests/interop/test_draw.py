@@ -5,6 +5,7 @@ matplotlib.use("Agg")
 
 from typer.testing import CliRunner  # noqa: E402
 
+import archdsl  # noqa: E402
 from archdsl.cli.main import app  # noqa: E402
 from archdsl.interop.draw import draw_diff, draw_network  # noqa: E402
 from archdsl.lang.specpath import shipped_names  # noqa: E402
@@ -50,7 +51,17 @@ def test_new_constructs_are_drawn(tmp_path):
         draw_network(name, tmp_path / f"{name}.svg")
         texts[name] = (tmp_path / f"{name}.svg").read_text()
     assert "wattn7 d32 shift" in texts["swin_t"] and "3 heads, 7x7 windows" in texts["swin_t"]
-    assert "if t &gt; 1: absent in this stage" in texts["mobilenet_v2"]   # stage 1 has t=1
+    # drawn where all its ops run (stage 2, t=6; stage 1 has t=1), `tx` read as 6x
+    assert "block inverted  (stage 2, width 24)" in texts["mobilenet_v2"]
+    assert "if t &gt; 1: 16 -&gt; 96" in texts["mobilenet_v2"] and "conv1 6x in" in texts["mobilenet_v2"]
     assert "residual where" in texts["mobilenet_v2"] and "shapes match" in texts["mobilenet_v2"]
     assert "\u00d7" in texts["se_resnet50"] and "gate: input x branch" in texts["se_resnet50"]
     assert "5 added" in draw_diff("resnet50", "se_resnet50", tmp_path / "se.svg")
+
+
+def test_a_guard_that_does_not_hold_in_any_stage_is_left_out(tmp_path):
+    spec = ("network g\ninput 3x32x32\nblock b(t) {\n    conv3\n    if t > 1 { conv1 tx in, relu }\n}\n"
+            "stem conv3 8\nstages {\n    8 b x1 t=1\n}\nhead gap, linear\n")
+    draw_network(archdsl.loads(spec), tmp_path / "g.svg")
+    svg = (tmp_path / "g.svg").read_text()
+    assert "conv3" in svg and "conv1" not in svg and "absent" not in svg

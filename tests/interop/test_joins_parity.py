@@ -106,3 +106,11 @@ def test_coatnet_0_matches_timm_layout():
     same_logits(reference, model)
     # the downsampling block: the attention widens 192 -> 384 with no extra layer
     assert model.state_dict()["stages.2.blocks.0.attn.qkv.weight"].shape == (3 * 384, 192, 1, 1)
+
+
+def test_relattn_on_a_map_that_is_not_square():
+    """At 3x64x96 the last stage attends over 2x3 positions: a (3*5) x 24-head bias table."""
+    model = archdsl.build("coatnet_0", input="3x64x96", classes=10)
+    assert sum(p.numel() for p in model.parameters()) == archdsl.analyze("coatnet_0", input="3x64x96", classes=10).params
+    assert model.state_dict()["stages.3.blocks.0.attn.relative_position_bias_table"].shape == (15, 24)
+    assert model(torch.randn(2, 3, 64, 96)).shape == (2, 10)

@@ -38,6 +38,7 @@ def _network_key(net) -> dict:
     d = {k: strip(v) for k, v in net if k not in ("name", "path", "chain", "spans", "stages", "init")}
     d["stages"] = [(s.width, s.block, s.depth, s.stride, s.values) for s in net.stages]
     d["init"] = (net.init.scheme, net.init.arg)
+    d["blocks"] = {k: strip(b) for k, b in net.blocks.items() if k in {s.block for s in net.stages}}  # what runs
     return d
 
 
@@ -231,3 +232,11 @@ def test_a_one_line_guard_around_a_gate_stays_on_one_line():
     assert format_spec(source) == text
     assert "if t > 1 { gate { gap, conv1 0.25x, relu, conv1, sigmoid } }" in format_spec(source, layout=False)
     assert same(parse(format_spec(source, layout=False), "<again>"), source)
+
+
+def test_flatten_leaves_out_blocks_no_stage_runs():
+    """step06 replaces ResNet's bottleneck with `invbottleneck`: the flat file has only the latter."""
+    assert set(archdsl.as_network("step06").blocks) == {"bottleneck", "invbottleneck"}
+    flat = flatten(archdsl.as_network("step06"))
+    assert set(flat.blocks) == {"invbottleneck"}
+    assert not archdsl.diff(archdsl.loads(format_spec(flat, layout=False)), "step06")

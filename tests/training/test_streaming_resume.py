@@ -201,3 +201,22 @@ def test_a_bad_val_image_stops_after_the_epochs_training_and_resumes_into_its_ev
     assert str(bad) in e.value.message and ckpt.latest(out).name == "step-00000006"
     r = train("convnext_atto", str(data), out=out, resume=True, skip_bad_images=True, **one)
     assert r.history[-1]["bad_images"] == 1 and r.history[-1]["step"] == 6
+
+
+def test_a_run_of_one_process_resumes_mid_epoch_on_two(tmp_path):
+    """The rest of the epoch's order is split again over the new world size; the run says so and
+    ends where the one-process run would (22 steps: 1,437 digits, batch 64)."""
+    out = tmp_path / "run"
+    args = dict(epochs=1, quiet=True, widths="8,16,32,64", depths="1,1,1,1", train_checkpoint_every=5)
+    whole = train("convnext_atto", "digits", out=out, **args)
+    shutil.rmtree(ckpt.latest(out))  # leave step 20: mid-epoch, sample 1,280 of 1,437
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
+                        "-m", "archdsl", "train", "convnext_atto", "--data", "digits", "--epochs", "1",
+                        "--out", str(out), "--resume", "--set", "widths=8,16,32,64", "--set", "depths=1,1,1,1",
+                        "--set", "train.checkpoint_every=5"],
+                       env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+                       capture_output=True, text=True, timeout=600, start_new_session=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "resuming a run of 1 process(es) on 2: the rest of epoch 1 (from sample 1280)" in p.stderr
+    _, state, _ = ckpt.load(ckpt.latest(out))
+    assert state["world"] == 2 and state["step"] == whole.history[-1]["step"] == 22
