@@ -20,7 +20,7 @@ from typing import Annotated, Callable, Optional
 import typer
 
 from ..training.allocator import keep_freed_memory
-from .common import fail, plain_console, shout, usage, visible
+from .common import complete_spec, fail, plain_console, shout, usage, visible
 
 
 def _overrides(set_: list[str] | None, precision: str | None, channels_last: bool,
@@ -105,7 +105,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("train")
     def train_command(
-        spec: Annotated[str, typer.Argument(help="A spec: a .arch path or a shipped name.")],
+        spec: Annotated[str, typer.Argument(help="A spec: a .arch path or a shipped name.",
+                                            autocompletion=complete_spec)],
         data: Annotated[str, typer.Option(help="`digits` (scikit-learn's, bundled), a directory "
                                                "with train/<class>/ and val/<class>/ images, or WebDataset "
                                                "shards (a directory of train-*.tar/val-*.tar, or "

@@ -16,7 +16,7 @@ from .recipe import TrainRecipe
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "language.md"
 
-_ARG_SYNTAX = {
+ARG_SYNTAX = {
     "width": "`WIDTH` (`4x`, `0.25x` of `dim`; `6x in`, `in` of the block's input; or absolute `64`)",
     "stride": "`sN` or `stride`",
     "groups": "`gG` (G groups) or `gwN` (N channels per group)",
@@ -183,7 +183,7 @@ def _ops_table() -> str:
     for name in sorted(registry.REGISTRY):
         op = registry.REGISTRY[name]
         word = f"`{name}K`" if op.kernel else f"`{name}`"
-        args = ", ".join(_ARG_SYNTAX[a] for a in op.accepts) or "none"
+        args = ", ".join(ARG_SYNTAX[a] for a in op.accepts) or "none"
         if op.needs_value:
             args += " (value required)"
         if op.width_default != "keep" and "width" in op.accepts:

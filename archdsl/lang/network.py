@@ -53,6 +53,14 @@ class Network(BaseModel):
     def depths(self) -> tuple[int, ...]:
         return tuple(s.depth for s in self.stages)
 
+    def __repr__(self) -> str:
+        from .views import network_text
+        return network_text(self)
+
+    def _repr_html_(self) -> str:
+        from .views import network_html
+        return network_html(self)
+
 
 # Fields that label a network or say where it came from, not what it computes.
 _NOT_STRUCTURE = {"name", "path", "chain", "spans", "train"}

@@ -109,3 +109,20 @@ def _family_head(candidates: list[str], names: dict[str, Path]) -> str | None:
         parents[stem] = m.group(2) if m else None
     heads = [h for h in candidates if all(parents[c] == h for c in candidates if c != h)]
     return heads[0] if len(heads) == 1 else None
+
+
+_SIZE = re.compile(r"^(?:[tsbml]|xl|atto|femto|pico|nano|tiny|small|base|large|b\d+|\d+x\d+d|\d+mf|\d+)$")
+
+
+def family(path: Path) -> str:
+    """The family a shipped spec belongs to, read off its name as timm's names read:
+    `convnext_t` -> convnext, `resnet50` -> resnet, `convnextv2_atto` -> convnextv2,
+    `resnext50_32x4d` -> resnext, `mobilenet_v2` -> mobilenet_v2; the steps under
+    `roadmap/` are the roadmap."""
+    if path.parent.name == "roadmap":
+        return "roadmap"
+    name = path.stem
+    head, _, last = name.rpartition("_")
+    if head and _SIZE.match(last):
+        name = head
+    return re.sub(r"(?<=[a-z])\d+$", "", name) if not re.search(r"v\d+$", name) else name
