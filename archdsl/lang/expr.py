@@ -8,8 +8,8 @@ constraints (`require`) and the holes of open words (`dwconv{k}`, `{ws[0]}`).
 Its syntax is a small subset of Python's expressions (read with Python's own `ast` parser, then
 checked node by node against the list below): numbers, names, `[a, b]`, `+ - * / // % **`,
 comparisons (`<= < == != > >=`, chained), `and or not`, `a if c else b`, `x[i]` and calls to the
-functions in FUNCTIONS. Arithmetic and comparisons on a list act on each item (numpy's way:
-`w0 + wa * range(d)`); a constraint that gives a list holds when every item does.
+functions in FUNCTIONS. Arithmetic, comparisons and `a if c else b` on a list act on each item
+(numpy's way: `w0 + wa * range(d)`); a constraint that gives a list holds when every item does.
 
 A distribution (an open value) is one call at the top of a `let` line or of a whole value:
 `choice(3, 5, 7)`, `choice(gelu, relu)`, `int(LO, HI[, log|pow2][, q=Q])`,
@@ -71,6 +71,19 @@ def _range(n):
     return list(range(int(n)))
 
 
+def _extreme(pick):
+    """min/max: of a list (`min(ws)`), of several numbers, or item by item where one of two
+    arguments is a list (numpy's minimum: `min(gw, ws)`)."""
+    def fn(*args):
+        if len(args) == 2 and any(isinstance(a, list) for a in args):
+            return _elementwise(lambda a, b: pick(_num(a), _num(b)), *args)
+        items = _seq(args)
+        if not items:
+            raise ValueError("of an empty list")
+        return pick(items)
+    return fn
+
+
 def _seq(args) -> list:
     return list(args[0]) if len(args) == 1 and isinstance(args[0], list) else list(args)
 
@@ -105,8 +118,8 @@ FUNCTIONS: dict[str, tuple[Callable, str]] = {
     "exp": (lambda x: _elementwise(lambda v: math.exp(_num(v)), x), "exp(x)"),
     "sqrt": (lambda x: _elementwise(lambda v: math.sqrt(_num(v)), x), "sqrt(x)"),
     "abs": (lambda x: _elementwise(lambda v: abs(_num(v)), x), "abs(x)"),
-    "min": (lambda *a: min(_seq(a)), "min(a, b, ...) or min(list)"),
-    "max": (lambda *a: max(_seq(a)), "max(a, b, ...) or max(list)"),
+    "min": (_extreme(min), "min(list), min(a, b, ...), or item by item: min(gw, ws)"),
+    "max": (_extreme(max), "max(list), max(a, b, ...), or item by item: max(gw, ws)"),
     "sum": (lambda xs: sum(_list(xs)), "sum(list)"),
     "len": (lambda xs: len(_list(xs)), "len(list)"),
     "unique": (_unique, "unique(list): its distinct items, in increasing order"),
@@ -197,7 +210,15 @@ class Expr:
         return SpaceError(message, self.sub_span(node) if node is not None else self.span, hint=hint, code=code)
 
     def evaluate(self, env: dict):
-        return _Eval(self, env).run(self.tree)
+        """The expression's value. Runs a closure compiled once; on any failure the tree is
+        walked again to point the error at the sub-expression at fault."""
+        fn = self.__dict__.get("_fn")
+        if fn is None:
+            fn = self.__dict__["_fn"] = _compile(self.tree)
+        try:
+            return fn(env)
+        except Exception:
+            return _Eval(self, env).run(self.tree)
 
 
 def parse_expr(text: str, span: Span, what: str = "an expression") -> Expr:
@@ -371,8 +392,8 @@ class _Eval:
             return merged
         if isinstance(n, pyast.IfExp):
             test = self.node(n.test)
-            if isinstance(test, list):
-                raise TypeError("the condition of `a if c else b` is a list")
+            if isinstance(test, list):  # item by item, as numpy's where
+                return _elementwise(lambda c, a, b: a if c else b, test, self.node(n.body), self.node(n.orelse))
             return self.node(n.body) if test else self.node(n.orelse)
         if isinstance(n, pyast.Subscript):
             seq, i = self.node(n.value), self.node(n.slice)
@@ -386,6 +407,81 @@ class _Eval:
             fn = FUNCTIONS[n.func.id][0]
             return fn(*(self.node(a) for a in n.args))
         raise AssertionError(f"unchecked node {type(n).__name__}")
+
+
+def _compile(n) -> Callable:
+    """The tree as nested closures (what `evaluate` runs): the same rules as `_Eval`, without
+    dispatching on node types at every step. Any failure falls back to `_Eval` for its error."""
+    if isinstance(n, pyast.Constant):
+        value = n.value
+        return lambda env: value
+    if isinstance(n, pyast.Name):
+        name = n.id
+        return lambda env: env[name]
+    if isinstance(n, pyast.List):
+        items = [_compile(e) for e in n.elts]
+        return lambda env: [f(env) for f in items]
+    if isinstance(n, pyast.UnaryOp):
+        f = _compile(n.operand)
+        if isinstance(n.op, pyast.Not):
+            return lambda env: _elementwise(lambda x: not x, f(env))
+        sign = -1 if isinstance(n.op, pyast.USub) else 1
+        return lambda env: _elementwise(lambda x: sign * _num(x), f(env))
+    if isinstance(n, pyast.BinOp):
+        a, b, op, kind = _compile(n.left), _compile(n.right), _BINOPS[type(n.op)], n.op
+
+        def binop(env):
+            x, y = a(env), b(env)
+            if type(x) in (int, float) and type(y) in (int, float) and not isinstance(kind, pyast.Pow):
+                return op(x, y)
+            return _elementwise(lambda p, q: _guard_pow(op, kind, _num(p), _num(q)), x, y)
+        return binop
+    if isinstance(n, pyast.Compare):
+        parts = [_compile(n.left)] + [_compile(c) for c in n.comparators]
+        cmps = [_CMPS[type(op)] for op in n.ops]
+
+        def compare(env):
+            left, result = parts[0](env), True
+            for cmp, right_fn in zip(cmps, parts[1:]):
+                right = right_fn(env)
+                step = _elementwise(cmp, left, right)
+                result = _elementwise(lambda p, q: bool(p and q), result, step) if result is not True else step
+                left = right
+            return result
+        return compare
+    if isinstance(n, pyast.BoolOp):
+        fns = [_compile(v) for v in n.values]
+        join = (lambda p, q: bool(p and q)) if isinstance(n.op, pyast.And) else (lambda p, q: bool(p or q))
+
+        def boolop(env):
+            merged = fns[0](env)
+            for f in fns[1:]:
+                merged = _elementwise(join, merged, f(env))
+            return merged
+        return boolop
+    if isinstance(n, pyast.IfExp):
+        test, body, orelse = _compile(n.test), _compile(n.body), _compile(n.orelse)
+
+        def ifexp(env):
+            t = test(env)
+            if isinstance(t, list):
+                return _elementwise(lambda c, a, b: a if c else b, t, body(env), orelse(env))
+            return body(env) if t else orelse(env)
+        return ifexp
+    if isinstance(n, pyast.Subscript):
+        seq, index = _compile(n.value), _compile(n.slice)
+
+        def subscript(env):
+            items, i = _list(seq(env)), index(env)
+            if isinstance(i, bool) or not isinstance(i, int) or not -len(items) <= i < len(items):
+                raise IndexError(i)
+            return items[i]
+        return subscript
+    if isinstance(n, pyast.Call):
+        fn = FUNCTIONS[n.func.id][0]
+        args = [_compile(a) for a in n.args]
+        return lambda env: fn(*(a(env) for a in args))
+    raise AssertionError(f"unchecked node {type(n).__name__}")
 
 
 def _guard_pow(op, kind, x, y):

@@ -254,7 +254,12 @@ def bind_space(chain: list[ast.SpecFile], m: dict, lines: list[ast.SetLine],
 
 
 def resolve(spec: ast.SpecFile, overrides: dict[str, object] | None = None) -> Network:
-    chain = load_chain(spec)
+    return resolve_chain(load_chain(spec), overrides)
+
+
+def resolve_chain(chain: list[ast.SpecFile], overrides: dict[str, object] | None = None) -> Network:
+    """`resolve` for a chain already read (a space resolves many points of one chain)."""
+    spec = chain[0]
     m = merge(chain)
     m, lines, point, overrides = bind_space(chain, m, set_lines(chain), dict(overrides or {}))
     errors = ErrorCollector()

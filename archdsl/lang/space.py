@@ -70,8 +70,18 @@ class Space:
         mine = {k: v for k, v in overrides.items() if k in self.values}
         return mine, {k: v for k, v in overrides.items() if k not in self.values}
 
-    def bind(self, given: dict, check: bool = True) -> dict:
-        """Every value, from the open ones `given`; the constraints checked unless `check=False`."""
+    def bind(self, given: dict, check: bool = True, drawn: bool = False) -> dict:
+        """Every value, from the open ones `given`; the constraints checked unless `check=False`.
+        `drawn`: the values come from a sampler of this space (in range by construction)."""
+        if drawn:
+            env = dict(given)
+            for v in self.values.values():
+                if not v.free:
+                    env[v.name] = v.expr.evaluate(env)
+            broken = self.broken(env) if check else None
+            if broken:
+                raise broken
+            return env
         for key in given:
             if key in self.values and not self.values[key].free:
                 v = self.values[key]
@@ -100,9 +110,12 @@ class Space:
         return None
 
     def substitute(self, word: ast.Word, env: dict) -> ast.Word:
-        parts = self.holes.get((word.text, word.span))
-        if parts is None:
-            return word
+        key = (word.text, word.span)
+        return word.model_copy(update={"text": self.fill(self.holes[key], env, word.span)}) if key in self.holes \
+            else word
+
+    def fill(self, parts: list, env: dict, word_span: Span) -> str:
+        """The text of an open word (its `parts`, from `holes`) with the point's values."""
         out = []
         for part in parts:
             if isinstance(part, str):
@@ -112,10 +125,10 @@ class Space:
             if isinstance(value, (list, bool)):
                 what = "a list" if isinstance(value, list) else "a truth value"
                 raise SpaceError(f"`{{{part.text}}}` is {what}, {show(value)}, where a number or a word stands",
-                                 word.span, hint="pick one item of a list: `{ws[0]}`" if isinstance(value, list)
+                                 word_span, hint="pick one item of a list: `{ws[0]}`" if isinstance(value, list)
                                  else None, code="E176")
             out.append(show(value))
-        return word.model_copy(update={"text": "".join(out)})
+        return "".join(out)
 
     def point_values(self, env: dict) -> dict:
         """The open values of a bound point, by name."""

@@ -22,13 +22,20 @@ def search_dirs() -> list[Path]:
     return extra + [SHIPPED]
 
 
-def shipped_names() -> dict[str, Path]:
-    """Every spec on the search path, by file stem."""
+def shipped_names(spaces: bool = False) -> dict[str, Path]:
+    """Every spec on the search path, by file stem. The design spaces under a `spaces/` folder
+    (networks with open values, which compile only as points) come only with `spaces=True`."""
     names: dict[str, Path] = {}
     for d in reversed(search_dirs()):
         for f in sorted(d.rglob("*.arch")) if d.is_dir() else []:
-            names[f.stem] = f
+            if spaces or "spaces" not in f.relative_to(d).parts[:-1]:
+                names[f.stem] = f
     return names
+
+
+def shipped_spaces() -> dict[str, Path]:
+    """The shipped design spaces (specs/spaces/), by file stem."""
+    return {k: v for k, v in shipped_names(spaces=True).items() if k not in shipped_names()}
 
 
 def _is_file(path: Path, span: Span | None) -> bool:
@@ -55,7 +62,7 @@ def find_spec(name: str, beside: Path | None = None, span: Span | None = None) -
         raise ResolveError(f"no spec file `{name}`", span, hint="check the path", code="E201")
     if beside is not None and _is_file(beside / f"{name}.arch", span):
         return beside / f"{name}.arch"
-    names = shipped_names()
+    names = shipped_names(spaces=True)
     if name in names:
         return names[name]
     prefixed = [stem for stem in names if stem.startswith(name + "_")]
