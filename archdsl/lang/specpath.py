@@ -74,9 +74,10 @@ def find_spec(name: str, beside: Path | None = None, span: Span | None = None) -
     if prefixed:
         hint = "it matches " + ", ".join(f"`{p}`" for p in sorted(prefixed)) + "; use the full name"
     else:
-        kin = sorted((s for s in names if _kind(s) == _kind(name)), key=natural)
+        points = shipped_names()  # the listing names networks; a near miss may also be a space
+        kin = sorted((s for s in points if _kind(s) == _kind(name)), key=natural)
         listing = (f"the {_kind(name)} specs that exist: " if kin else "specs that exist: ") + \
-            ", ".join(kin or sorted(names, key=natural))
+            ", ".join(kin or sorted(points, key=natural))
         hint = "; ".join(h for h in (did_you_mean(name, list(names)).rstrip("?"), listing) if h)
     raise ResolveError(f"unknown spec `{name}`", span, hint=hint, code="E201")
 
