@@ -10,13 +10,14 @@ from . import export as export_commands
 from . import patch as patch_commands
 from . import roadmap as roadmap_commands
 from . import spaces as spaces_commands
+from . import sweep as sweep_commands
 from . import train as train_commands
 from .common import err
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="archdsl: describe a conv net in .arch, check it, count it, build it.")
 for group in (compile_commands, roadmap_commands, train_commands, patch_commands, export_commands,
-              spaces_commands):
+              spaces_commands, sweep_commands):
     group.register(app)
 
 
