@@ -7,6 +7,7 @@ a trial marks failed (after `grace` seconds without a beat) and retries with the
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from ..lang.errors import ArchError
@@ -53,8 +54,6 @@ def default_url(out: Path) -> str:
 def storage(url: str, heartbeat: float = HEARTBEAT_S, grace: float = GRACE_S):
     """Optuna's RDB storage on `url`, with heartbeats and retries of trials killed mid-run.
     A URL that cannot be reached is SweepError E781 naming the cause, never a traceback."""
-    from optuna.storages import RDBStorage
-
     quiet_optuna()
     kwargs: dict = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
@@ -62,15 +61,32 @@ def storage(url: str, heartbeat: float = HEARTBEAT_S, grace: float = GRACE_S):
     elif url.startswith("postgresql"):
         kwargs["connect_args"] = {"connect_timeout": 10}
     try:
-        return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=max(1, int(heartbeat)),
-                          grace_period=max(2, int(grace)), **_retry())
-    except ModuleNotFoundError as e:
-        raise SweepError(f"the storage `{_shown(url)}` needs the Python package `{e.name}`",
-                         hint="for PostgreSQL: pip install psycopg2-binary", code="E781") from None
+        return _rdb_storage(url, heartbeat, grace, kwargs)
+    except ImportError as e:  # no driver for the URL's database (Optuna re-raises it as ImportError)
+        raise SweepError(f"cannot open the study storage `{_shown(url)}`: its database driver is not installed "
+                         f"({_first_line(e)})", hint="for PostgreSQL: pip install 'psycopg[binary]' (or "
+                         "psycopg2-binary with a postgresql+psycopg2:// URL); for MySQL: pip install pymysql",
+                         code="E781") from None
     except Exception as e:  # sqlalchemy's OperationalError, ArgumentError, ... : one line
         raise SweepError(f"cannot open the study storage `{_shown(url)}`: {_first_line(e)}",
                          hint="check the URL (e.g. postgresql://user:pass@host:5432/db) and that the server "
                          "is running and reachable", code="E781") from None
+
+
+def _rdb_storage(url: str, heartbeat: float, grace: float, kwargs: dict):
+    from optuna.storages import RDBStorage
+
+    for attempt in range(5):
+        try:
+            return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=max(1, int(heartbeat)),
+                              grace_period=max(2, int(grace)), **_retry())
+        except ImportError:
+            raise
+        except Exception as e:  # workers that start together race to create the tables: one wins
+            if attempt < 4 and any(s in str(e) for s in ("duplicate key", "already exists", "locked")):
+                time.sleep(1 + attempt)
+                continue
+            raise
 
 
 def _shown(url: str) -> str:
