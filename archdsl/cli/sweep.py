@@ -72,3 +72,37 @@ def run_cmd(spec: Annotated[str, typer.Argument(help="A space (name or .arch pat
 
 def register(app: typer.Typer) -> None:
     app.add_typer(sweep_app, name="sweep")
+
+
+@sweep_app.command("report")
+def report_cmd(study: Annotated[str, typer.Argument(help="A sweep's output folder, or a study name with --storage.")],
+               out: Annotated[Path, typer.Option("-o", "--out", help="Folder for index.html, edf.png, "
+                                                 "report.json and the best points' specs.")],
+               compare: Annotated[Optional[list[str]], typer.Option("--compare", help="Another study to draw on "
+                                                                    "the same plots (repeatable).")] = None,
+               storage: StorageOpt = None,
+               json_: Annotated[bool, typer.Option("--json", help="Print the report's JSON.")] = False) -> None:
+    """Compare studies: error EDFs (plain and complexity-normalized), per-value marginals with
+    bootstrap intervals, the best points as specs, one HTML page."""
+    import json
+
+    from ..sweep.report import load, write_report
+
+    try:
+        studies = [load(s, url=storage) for s in [study, *(compare or [])]]
+        empty = [s.name for s in studies if not s.points]
+        if empty:
+            usage(f"the study {empty[0]} has no finished trial to report")
+        data = write_report(studies, out)
+    except ArchError as e:
+        fail(e)
+    except OSError as e:
+        from .common import failed
+        failed(f"cannot write the report to `{out}`: {e.strerror or e}")
+    if json_:
+        print(json.dumps(data, indent=2))
+        return
+    for s in data["studies"]:
+        say(f"{s['study']}: {s['points']} points, error min {s['error']['min']:.2f}% median "
+            f"{s['error']['median']:.2f}% max {s['error']['max']:.2f}%; best as {', '.join(s['best_specs'])}")
+    say(f"report: {out / 'index.html'}")
