@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ..lang.errors import ArchError
+from ..lang.errors import ArchError, display_path
 from .common import SetOpt, SpecArg, fail, failed, out, overrides, say, usage, visible
 
 SeedOpt = Annotated[int, typer.Option("--seed", help="The sampler's seed: the same seed gives the same points.",
@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
                               "values": {v.name: v.dist.text for v in space.free} if space else {},
                               "quantiles": stats}, indent=2))
             return
-        say((coster.name, "bold"), f"  ({coster.path})  space {space.hash if space else '-'}")
+        say((coster.name, "bold"), f"  ({display_path(coster.path)})  space {space.hash if space else '-'}")
         if space:
             table = Table(show_edge=False, header_style="bold")
             for col in ("value", "open as", "values it takes"):

@@ -29,6 +29,10 @@ _SECTIONS = ("input", "classes", "stem", "downsample", "stages", "head", "init",
 VERIFY = 3  # points costed both ways before the pieces are trusted
 
 
+class _NotPiecewise(Exception):
+    """A segment whose input is not an image: this space is costed whole."""
+
+
 @dataclass(frozen=True)
 class Cost:
     params: int
@@ -107,14 +111,18 @@ class Coster:
             if self.piecewise:
                 try:
                     pieces = self._cost_pieces(values, env)
-                except ArchError:
+                except (ArchError, _NotPiecewise):
                     pieces = None
                 if pieces != whole:
                     self.piecewise = False  # the pieces do not add up for this space: cost it whole
                 else:
                     self.verified += 1
             return whole
-        return self._cost_pieces(values, env)
+        try:
+            return self._cost_pieces(values, env)
+        except _NotPiecewise:
+            self.piecewise = False
+            return self.cost(values)
 
     # ---- pieces -------------------------------------------------------------------------------
     def _segments(self) -> list[tuple[tuple[int, ...], int | str]]:
@@ -179,7 +187,7 @@ class Coster:
         st = net.stages[i]
         last = i == len(net.stages) - 1
         if i > 0 and len(shape or ()) != 3:
-            raise ArchError("a segment's input is not an image (CxHxW)", code="E170")
+            raise _NotPiecewise(i)
         return net.model_copy(update={
             "input": net.input if i == 0 else shape,
             "stem": net.stem if i == 0 else (net.downsample or ()), "downsample": None,

@@ -123,7 +123,7 @@ def sample(coster: Coster, n: int, seed: int, macs: tuple[float, float] | None =
         values, cost = got
         if any(not lo <= getattr(cost, k) <= hi for k, (lo, hi) in windows):
             result.outside += 1
-            if result.drawn >= 2000 and not result.points:
+            if result.drawn % 2000 == 0 and not result.points:
                 _refuse_if_unreachable(coster, result, windows)
             continue
         key = tuple(sorted((k, show(v)) for k, v in values.items()))
