@@ -181,3 +181,12 @@ def test_cli_space_sample_and_refusals(tmp_path):
     assert "points drawn range from" in r.stderr
     r = runner.invoke(app, ["check", "regnetx_space"])
     assert r.exit_code == 1 and "error[E170]" in r.stderr and "regnetx_space.arch:11:5" in r.stderr
+
+
+def test_training_plans_a_point_of_a_space_from_its_values():
+    from archdsl.training.plan import plan
+
+    p = plan("regnetx_space", "digits", **X400MF)
+    assert p.network.widths == (32, 64, 160, 400) and p.network.values["w0"] == 24
+    with pytest.raises(ArchError, match="4 values are open"):
+        plan("regnetx_space", "digits", w0=24)
