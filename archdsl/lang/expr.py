@@ -190,6 +190,8 @@ def pow2_values(low: float, high: float) -> list[int]:
 
 # ---- parsing ----------------------------------------------------------------------------
 
+MAX_EXPR_CHARS = 1000  # one line of a spec; also bounds the depth of the closures `_compile` nests
+
 @dataclass
 class Expr:
     """A parsed expression with the span of its text, for errors."""
@@ -224,8 +226,14 @@ class Expr:
 def parse_expr(text: str, span: Span, what: str = "an expression") -> Expr:
     """Read `text` (an expression of the language) or raise a SpaceError pointing into it."""
     stripped = text.strip()
+    if len(stripped) > MAX_EXPR_CHARS:
+        raise SpaceError(f"{what} is {len(stripped):,} characters long; the most is {MAX_EXPR_CHARS:,}", span,
+                         hint="derive it in steps, one `let` line each", code="E171")
     try:
         tree = pyast.parse(stripped, mode="eval").body
+    except (ValueError, RecursionError, MemoryError):  # a NUL byte, nesting past the parser's limit
+        raise SpaceError(f"cannot read {what}", span, hint="expressions are printable text, nested a few levels",
+                         code="E171") from None
     except SyntaxError as e:
         col = max(1, (e.offset or 1))
         at = Span(span.path, span.line, span.column + col - 1, span.line, span.column + col)
@@ -353,7 +361,7 @@ class _Eval:
             return self.node(node)
         except SpaceError:
             raise
-        except (TypeError, ValueError, ZeroDivisionError, OverflowError, IndexError) as e:
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError, IndexError, RecursionError) as e:
             raise self.expr.error(f"`{self.expr.text}` cannot be computed: {_why(e)}", node, code="E173") from None
 
     def node(self, n):
