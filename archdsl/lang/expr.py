@@ -250,7 +250,17 @@ _ALLOWED = (pyast.Constant, pyast.Name, pyast.List, pyast.UnaryOp, pyast.BinOp, 
             pyast.And, pyast.Or, pyast.keyword, *_BINOPS, *_CMPS)
 
 
+MAX_DEPTH = 64  # nesting of an expression's tree: far past what a spec needs, far below Python's stack
+
+
 def _check(expr: Expr, tree: pyast.AST) -> None:
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise expr.error(f"the expression is nested more than {MAX_DEPTH} deep", node,
+                             hint="derive it in steps, one `let` line each")
+        stack.extend((child, depth + 1) for child in pyast.iter_child_nodes(node))
     for node in pyast.walk(tree):
         if not isinstance(node, _ALLOWED):
             raise expr.error(f"`{pyast.get_source_segment(expr.text, node) or type(node).__name__}` is not part of "
