@@ -74,6 +74,21 @@ def to_params(space, values: dict) -> dict:
     return out
 
 
+def _requeue_interrupted(study) -> None:
+    """A trial interrupted mid-run (Ctrl-C: Optuna marks it failed at once, with no heartbeat to
+    go stale) is queued again with its values, once; a training that failed on its own (its
+    `failed` attribute says why) is not."""
+    import optuna
+
+    trials = study.get_trials(deepcopy=False)
+    taken = [t.params for t in trials if t.state != optuna.trial.TrialState.FAIL]
+    for t in trials:
+        if t.state == optuna.trial.TrialState.FAIL and "failed" not in t.user_attrs and t.params \
+                and t.params not in taken:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+            taken.append(t.params)
+
+
 def _points_dir(path: Path) -> tuple[str, list[dict]] | None:
     index = path / "points.json"
     if not path.is_dir():
@@ -106,6 +121,7 @@ def run_sweep(cfg: SweepConfig, log=print) -> dict:
     store = storage(url, cfg.heartbeat, cfg.grace)
     name = cfg.study or f"{coster.name}-{coster.space.hash}"
     study = open_study(store, name, coster.space.hash, coster.path, cfg.sampler, cfg.seed)
+    _requeue_interrupted(study)
     if listed:
         for p in listed[1]:
             study.enqueue_trial(to_params(coster.space, p["values"]), skip_if_exists=True)

@@ -25,7 +25,7 @@ def quiet_optuna() -> None:
 
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a trial that fails is reported by the worker itself
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 

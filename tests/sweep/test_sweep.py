@@ -195,3 +195,20 @@ def test_workers_on_a_postgresql_server(tiny, tmp_path, postgres):
     study = the_study(postgres)
     check_trials(study, 1)
     assert getpass.getuser() and not (tmp_path / "m1" / "study.db").exists()  # nothing stored locally
+
+
+def test_a_worker_interrupted_with_ctrl_c_leaves_its_trial_to_be_run_again(tiny, tmp_path):
+    out = tmp_path / "sweep"
+    p = worker(tiny, out, "--trials", "1")
+    deadline = time.time() + 120
+    while not (out / "trials" / "00000").exists() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.1)
+    p.send_signal(signal.SIGINT)
+    rc, _, err = finish(p)
+    assert rc == 130 and "Traceback" not in err, err[-2000:]
+    rc, _, err = finish(worker(tiny, out, "--trials", "1"))
+    assert rc == 0, err[-2000:]
+    study = the_study(f"sqlite:///{out / 'study.db'}")
+    (done,) = check_trials(study, 1)
+    (failed,) = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert done.user_attrs.get("retry_of") == failed.number and done.params == failed.params
