@@ -9,7 +9,7 @@ run on pieces of the network and remembered: a network is its segments (the stem
 then each downsample with its stage, the head with the last), and a segment's cost depends only
 on its words once the values are filled in, on the shape that enters it and on its depth; a
 stage's blocks after the first are alike, so a segment costs c1 + (depth - 1) * (c2 - c1) from
-its costs at depths 1 and 2. The first points of every space are also costed whole and
+its costs at depths 1 and 2 (both read off one analysis at depth 2, by module path). The first points of every space are also costed whole and
 compared; a space whose pieces do not add up (a class token added in the stem and read in the
 head) is costed whole, point by point."""
 from __future__ import annotations
@@ -50,6 +50,23 @@ class Cost:
         return Cost(first.params + k * (self.params - first.params), first.macs + k * (self.macs - first.macs),
                     first.activations + k * (self.activations - first.activations),
                     max(first.peak, self.peak) if depth > 1 else first.peak)
+
+
+def _cost_of(rows) -> Cost:
+    return Cost(sum(r.params for r in rows), sum(r.macs for r in rows), sum(r.act for r in rows),
+                max((r.act for r in rows), default=0))
+
+
+def analyze_segment(net: Network) -> tuple[Cost, Cost | None, tuple]:
+    """A one-stage network's cost, and (where its stage has two blocks) its cost without the
+    second block: its costs at depth 2 and depth 1 from one analysis."""
+    report = api.analyze(net)
+    out = report.layers[-1].shape if report.layers else tuple(net.input)
+    whole = _cost_of(report.layers)
+    if net.stages[0].depth == 1:
+        return whole, None, tuple(out)
+    first = _cost_of([r for r in report.layers if not r.path.startswith("stages.0.blocks.1.")])
+    return first, whole, tuple(out)
 
 
 def analyze_network(net: Network) -> tuple[Cost, tuple]:
@@ -170,9 +187,7 @@ class Coster:
             if hit is None or (depth > 1 and hit[1] is None):
                 if net is None:
                     net = self.network(values)  # raises the point's own errors, with locations
-                c1, out = analyze_network(self._segment(net, i, shape, 1))
-                c2 = analyze_network(self._segment(net, i, shape, 2))[0] if depth > 1 else None
-                hit = (c1, c2, out)
+                hit = analyze_segment(self._segment(net, i, shape, min(depth, 2)))
                 self.cache[key] = hit
             c1, c2, out = hit
             if depth < 1:
