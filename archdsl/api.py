@@ -137,7 +137,7 @@ def build(spec: SpecLike, *, device: str | torch.device | None = None, mode: str
 
     mode="train" (default): trainable. mode="eval": inference only, in eval mode, with
     BatchNorm and layer scale folded into the weights and bias/activation/residual add fused
-    into the matmul and conv kernels (state-dict names: see the README's "Inference build").
+    into the matmul and conv kernels (state-dict names: see docs/speed.md, "Inference build").
     compile=True: compiled in place with torch.compile (inductor; a dict passes torch.compile's
     arguments, e.g. {"backend": "aot_eager"}); the module, its paths and its state dict stay
     the same. Call an eval build under `torch.no_grad()`.

@@ -34,6 +34,8 @@ class StageRow:
 class Report:
     network: Network
     layers: list[LayerRow] = field(default_factory=list)
+    outputs: dict[str, tuple[int, ...]] = field(default_factory=dict)  # group -> the shape it ends in,
+                                                                        # a join's where one closes it
 
     @property
     def params(self) -> int:
@@ -58,7 +60,7 @@ class Report:
         rows: dict[str, list[LayerRow]] = {}
         for r in self.layers:
             rows.setdefault(r.group, []).append(r)
-        return [StageRow(name, rs[-1].shape, sum(r.params for r in rs), sum(r.macs for r in rs),
+        return [StageRow(name, self.outputs.get(name, rs[-1].shape), sum(r.params for r in rs), sum(r.macs for r in rs),
                          sum(r.act for r in rs)) for name, rs in rows.items()]
 
     def to_dict(self) -> dict:
@@ -78,11 +80,12 @@ def report_from_ir(network: Network, ir: IRGraph) -> Report:
     from compiler import ops
 
     layers = []
+    outputs = {d["group"]: tuple(d["meta"]["shape"]) for _, d in ir.nodes() if d["op"] not in ("input", "output")}
     for _, d in ir.op_nodes():
         m = d["meta"]
         layers.append(LayerRow(d["path"], d["op"], d["group"], tuple(m["in_shape"]), tuple(m["shape"]),
                                m["params"], m["macs"], m["act"], ops.get(d["op"]).detail(d["attrs"], m["in_shape"])))
-    return Report(network, layers)
+    return Report(network, layers, outputs)
 
 
 def gmacs(macs: int) -> str:

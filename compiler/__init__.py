@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .errors import CompileError, CompileErrors
-from .ir import Attrs, Gate, IRGraph, Residual
+from .ir import Attrs, Gate, IRGraph, Join, Residual
 from .passes import CHECK_PASSES, LOWERING_PASSES
 
 if TYPE_CHECKING:  # torch is imported only to lower, so checking and counting start fast
@@ -79,4 +79,4 @@ def compile(ir: IRGraph, *, device: str | torch.device | None = None, init: tupl
     return gm
 
 
-__all__ = ["Attrs", "CompileError", "CompileErrors", "Gate", "IRGraph", "Residual", "check", "compile"]
+__all__ = ["Attrs", "CompileError", "CompileErrors", "Gate", "IRGraph", "Join", "Residual", "check", "compile"]

@@ -1,4 +1,5 @@
 """The modules attention ops lower to: window attention (Swin), global self-attention (ViT),
+attention with a relative-position bias over a map (CoAtNet),
 tokens, a class token and its read-out, a position embedding, and Swin's patch merging.
 
 Parameter names follow the reference code (`qkv`, `proj`, `relative_position_bias_table`,
@@ -196,3 +197,46 @@ class PatchMerge(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat((x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]), dim=-1)
+
+
+class RelPosAttention2d(nn.Module):
+    """CoAtNet's attention on an NCHW map (timm's Attention2d with RelPosBias): an optional sxs
+    average pool, qkv as a 1x1 conv whose output channels are grouped per head ([q, k, v] of head
+    0, then head 1, ...), attention over every position with a learned relative-position bias
+    added to the logits, and a 1x1 conv projection. `dim_out` sets the attention's and the output's
+    width, which may differ from the input's."""
+
+    def __init__(self, dim: int, dim_out: int, heads: int, size: tuple[int, int], stride: int = 1,
+                 bias: bool = True):
+        super().__init__()
+        self.heads, self.size, self.stride = heads, size, stride
+        self.pool = nn.AvgPool2d(stride, stride) if stride > 1 else nn.Identity()
+        self.qkv = nn.Conv2d(dim, 3 * dim_out, 1, bias=bias)
+        self.proj = nn.Conv2d(dim_out, dim_out, 1)
+        assert size[0] == size[1], "a square map"  # the index below is Swin's, for square windows
+        self.relative_position_bias_table = nn.Parameter(torch.empty((2 * size[0] - 1) * (2 * size[1] - 1), heads))
+        n = size[0] * size[1]
+        self.register_buffer("relative_position_index", torch.empty(n, n, dtype=torch.long), persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.relative_position_bias_table.is_meta:
+            return
+        with torch.no_grad():
+            nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        self.rebuild_buffers()
+
+    def rebuild_buffers(self) -> None:
+        device = self.relative_position_bias_table.device
+        self.relative_position_index = relative_position_index(self.size[0]).to(device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(x)
+        b, _, h, w = x.shape
+        n = h * w
+        q, k, v = self.qkv(x).view(b, self.heads, -1, n).chunk(3, dim=2)  # (B, heads, d, N) each
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        bias = bias.view(n, n, self.heads).permute(2, 0, 1)[None].to(x.dtype)  # (1, heads, N, N)
+        y = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2),
+                                           attn_mask=bias)  # (B, heads, N, d)
+        return self.proj(y.transpose(-1, -2).reshape(b, -1, h, w))

@@ -66,6 +66,11 @@ def _backward(ctx, grad):
 
 
 dwconv.register_autograd(_backward, setup_context=_setup)
+# A custom op is opaque to autocast: under torch.compile its bf16 input met the fp32 weight and
+# bias inside F.conv2d. Cast them as autocast casts a conv's inputs (eager got this from the
+# F.conv2d call itself; compiled code calls the op outside any autocast context).
+for _device in ("cpu", "cuda"):
+    torch.library.register_autocast("archdsl::dwconv", _device, torch.bfloat16)
 
 
 class ChannelsLastDepthwiseConv2d(nn.Conv2d):

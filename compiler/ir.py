@@ -2,7 +2,7 @@
 
 Each node's data:
     op      registry name (`conv`, `ln`, ...) or a structural kind: `input`, `add`, `mul`,
-            `output`, `permute`
+            `cat`, `sub`, `output`, `permute`
     attrs   `Attrs`: the op's resolved arguments
     path    module path in the built model (`stages.2.blocks.5.dwconv`), '' for structural nodes
     group   the section it belongs to, for per-stage reports (`stem`, `stage 1`, `head`, ...)
@@ -36,6 +36,8 @@ class Attrs:
     heads: int | None = None    # attention: the number of heads (`h6`) ...
     head_dim: int | None = None  # ... or the channels of one head (`d32`), heads = width / head_dim
     shift: bool = False         # window attention: shift the windows (on odd blocks of a stage)
+    momentum: float | None = None  # BatchNorm's running-statistics momentum (`momentum=0.01`); None: 0.1
+    padding: int | None = None  # `pN`: explicit padding of a conv or pool; None: K//2, or 0 when K == s
 
     def with_(self, **changes) -> "Attrs":
         return replace(self, **changes)
@@ -66,12 +68,31 @@ class Gate:
 
 
 @dataclass
+class Join:
+    """A join that keeps the block's input beside its branch: `cat(x, branch(x))` along the
+    channels (kind `cat`, DenseNet), or `sub(branch(x), x)` (kind `sub`, PoolFormer's
+    `pool(x) - x`). The structural node `node` has op `kind`."""
+
+    kind: str
+    input: int
+    branch_out: int
+    node: int
+    span: Any = None
+
+
+# Structural joins (nodes without a module) and their inputs: `add`/`sub` (branch, x),
+# `mul` (x, branch), `cat` (x, branch).
+JOIN_OPS = ("add", "mul", "cat", "sub")
+
+
+@dataclass
 class IRGraph:
     name: str = "network"
     input_shape: Shape = (3, 224, 224)
     g: nx.DiGraph = field(default_factory=nx.DiGraph)
     residuals: list[Residual] = field(default_factory=list)
     gates: list[Gate] = field(default_factory=list)
+    joins: list[Join] = field(default_factory=list)
     _next: int = 0
 
     def add(self, op: str, inputs: list[int], attrs: Attrs = Attrs(), path: str = "",
@@ -128,6 +149,8 @@ class IRGraph:
         for gate in self.gates:
             gate.input, gate.branch_out, gate.mul = (mapping[gate.input], mapping[gate.branch_out],
                                                      mapping[gate.mul])
+        for j in self.joins:
+            j.input, j.branch_out, j.node = mapping[j.input], mapping[j.branch_out], mapping[j.node]
         self._next = len(order)
         return mapping
 

@@ -1,5 +1,6 @@
 """IR -> torch.fx.GraphModule. Every op node becomes a `call_module` at its spec path
-(`stages.2.blocks.5.dwconv`), residual joins become `add`, gates `mul`, layout changes `permute`."""
+(`stages.2.blocks.5.dwconv`), residual joins become `add`, gates `mul`, `concat { }` `torch.cat`,
+`subtract { }` `sub`, layout changes `permute`."""
 from __future__ import annotations
 
 import operator
@@ -9,7 +10,7 @@ from torch import fx, nn
 
 from . import ops
 from .ir import IRGraph
-from .ops import NCHW, NHWC
+from .ops import NCHW, NHWC, cat_dim
 
 _PERMUTE = {NHWC: (0, 2, 3, 1), NCHW: (0, 3, 1, 2)}
 
@@ -41,6 +42,10 @@ def lower(ir: IRGraph) -> fx.GraphModule:
             env[nid] = graph.call_function(operator.add, tuple(args))
         elif op == "mul":  # a gate: x * branch(x), the branch broadcast over the map
             env[nid] = graph.call_function(operator.mul, tuple(args))
+        elif op == "sub":  # branch(x) - x
+            env[nid] = graph.call_function(operator.sub, tuple(args))
+        elif op == "cat":  # x and branch(x) side by side along the channels
+            env[nid] = graph.call_function(torch.cat, (list(args), cat_dim(meta["layout"])))
         elif op == "permute":
             env[nid] = graph.call_method("permute", (args[0], *_PERMUTE[meta["layout"]]))
         else:

@@ -1,4 +1,4 @@
-"""The few modules PyTorch does not ship: what `layerscale`, `droppath`, `gap` and `grn` lower to."""
+"""The few modules PyTorch does not ship: what `layerscale`, `droppath`, `gap`, `grn` and `tokenmlp` lower to."""
 from __future__ import annotations
 
 import torch
@@ -50,13 +50,16 @@ class DropPath(nn.Module):
 
 class GlobalAvgPool(nn.Module):
     """(B, C, H, W) or channels-last (B, H, W, C) -> (B, C); with `keepdim` a 1x1 map in the
-    same layout, which a gate's 1x1 convs read and its product broadcasts back over the map."""
+    same layout, which a gate's 1x1 convs read and its product broadcasts back over the map.
+    Tokens (B, N, C) -> (B, C): the mean over the tokens (MLP-Mixer's head)."""
 
     def __init__(self, channels_last: bool, keepdim: bool = False):
         super().__init__()
         self.channels_last, self.keepdim = channels_last, keepdim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:  # tokens
+            return x.mean(1)
         return x.mean((1, 2) if self.channels_last else (2, 3), keepdim=self.keepdim)
 
     def extra_repr(self) -> str:
@@ -92,6 +95,20 @@ class GRN(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.gamma.shape[-1]}, channels_last={self.channels_last}"
+
+
+class TokenMLP(nn.Module):
+    """An MLP across the tokens of (B, N, C): fc1 (N -> hidden), GELU, fc2 (hidden -> N), applied
+    to every channel, as MLP-Mixer's `mlp_tokens` (the same names)."""
+
+    def __init__(self, tokens: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(tokens, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, tokens)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x.transpose(1, 2)))).transpose(1, 2)
 
 
 def scaled_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,

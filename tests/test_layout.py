@@ -8,7 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RANK = {"cli": 7, "roadmap": 6, "sweep": 5.5, "training": 5, "interop": 5, "diff": 4, "spaces": 3.5, "api": 3,
-        "report": 2, "lang": 1}
+        "report": 2, "lang": 1, "atomic": 0}
 
 
 def room(module: str) -> str | None:

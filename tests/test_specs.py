@@ -47,6 +47,13 @@ PAPER = {
     "swin_b": (87_768_224, 15.4),
     "deit_s": (22_050_664, 4.6),
     "vit_b16": (86_567_656, 17.6),
+    # The networks whose joins and token mixing issue 20 added (tests/interop/test_joins_parity.py)
+    "densenet121": (7_978_856, 2.83),   # torchvision: 7,978,856 params, 2.83 GFLOPS
+    "poolformer_s12": (11_915_176, 1.8),  # timm; the paper's Table 2: 12M params, 1.8G MACs
+    "mixer_s16": (18_528_264, None),      # timm mixer_s16_224
+    "coatnet_0": (25_036_820, None),      # timm coatnet_0_224
+    # The isotropic ConvNeXt-L as released, with layer scale (facebookresearch/ConvNeXt issues 51, 77)
+    "convnext_iso_l": (305_942_504, None),
 }
 
 # Published only rounded (ConvNeXt paper, Table 3): params in millions, GFLOPs.
@@ -82,6 +89,12 @@ def test_params_and_macs_match_the_paper(name):
     assert report.params == params
     if gmacs is not None:  # where the reference gives MACs; FlopCounterMode checks them for all
         assert round(report.macs / 1e9, _digits(gmacs)) == gmacs
+
+
+def test_convnext_drop_path_rates_are_the_official_settings():
+    """The official ConvNeXt training settings (ImageNet-1K, 300 epochs): T 0.1, S 0.4, B 0.5, L 0.5."""
+    got = {n: archdsl.load(f"convnext_{n}").train.droppath for n in ("t", "s", "b", "l")}
+    assert got == {"t": 0.1, "s": 0.4, "b": 0.5, "l": 0.5}
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_ROUNDED))

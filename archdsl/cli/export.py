@@ -21,6 +21,9 @@ def target(to: str, suffixes: tuple[str, ...]) -> Path:
     path = Path(to)
     if path.is_dir():
         usage(f"`--to {to}` is a directory; name a file in it, e.g. {path / ('model' + suffixes[0])}")
+    if path.suffix == "" and path.name.lower() in suffixes:  # `--to .py`: a hidden name, no suffix
+        usage(f"`--to {to}` names a file with no suffix (a name starting with `.` is all name); "
+              f"name the file, e.g. `--to model{path.name}`")
     if path.suffix.lower() not in suffixes:
         usage(f"`--to {to}`: the suffix must be one of {', '.join(suffixes)} (it says what to write)")
     parent = path.parent if str(path.parent) else Path(".")
@@ -56,8 +59,10 @@ def register(app: typer.Typer) -> None:
                     text = code(spec, **kw)
                 except ExportError as e:
                     failed(f"cannot export {spec} as Python: {e}")
+                from ..atomic import write_text
+
                 try:
-                    path.write_text(text)
+                    write_text(path, text)
                 except OSError as e:
                     _write_error(path, e)
                 classes = sum(1 for line in text.splitlines() if line.startswith("class "))
@@ -83,7 +88,8 @@ def register(app: typer.Typer) -> None:
             batch = "any batch size" if dynamic_batch else "batch 2"
             out.print(f"wrote {path}: {result.size_bytes / 1e6:.1f} MB, opset {result.opset}, input x "
                       f"({batch}, {', '.join(map(str, net.input))}), output logits; onnx.checker ok; "
-                      f"onnxruntime vs PyTorch max |diff| {result.max_abs_diff:.2g} on batch {result.batch}",
+                      f"onnxruntime vs PyTorch max |diff| {result.max_abs_diff:.2g} on batch {result.batch}"
+                      + "".join(f"; its weights are in {f} (keep it beside the .onnx)" for f in result.extra_files),
                       markup=False, soft_wrap=True)
         except ArchError as e:
             fail(e)

@@ -16,14 +16,45 @@ OutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Write th
 
 
 def _write(text: str, path: Optional[Path]) -> None:
-    if path is None:
+    """To standard output (no path, or `-`), else atomically: the old file stays whole on a full disk."""
+    from ..atomic import write_text
+
+    if path is None or str(path) == "-":
         sys.stdout.write(text)
         return
     try:
-        path.write_text(text)
+        write_text(path, text)
     except OSError as e:
         failed(f"cannot write `{path}`: {e.strerror or e}")
     err.print(f"wrote {path}", markup=False)
+
+
+def _changed_since(path: Path, spec_text: str, parsed_from) -> bool:
+    """Whether the file on disk is no longer the text that was formatted: the spec was parsed
+    from one read and `spec_text` is a second; a save landing between or after them shows as a
+    difference between them or from the file now, and the formatted text would overwrite it."""
+    from ..lang.printer import format_spec
+    from ..lang.resolve import read_spec
+
+    try:
+        now = path.read_text()
+        return now != spec_text or format_spec(read_spec(path)) != format_spec(parsed_from)
+    except (OSError, UnicodeDecodeError, ArchError):
+        return True
+
+
+def _extends_reaches(base, beside: Path) -> bool:
+    """Whether `extends BASE` in a spec written in `beside` resolves to exactly `base` (a base
+    loaded from a file of another name, or changed by --set, resolves to something else)."""
+    from ..api import as_network
+    from ..lang.network import canonical
+    from ..lang.specpath import find_spec
+
+    try:
+        found = as_network(str(find_spec(base.name, beside=beside)))
+    except ArchError:
+        return False
+    return canonical(found) == canonical(base)
 
 
 def register(app: typer.Typer) -> None:
@@ -51,7 +82,10 @@ def register(app: typer.Typer) -> None:
                 text = format_spec(spec)
             except ArchError as e:
                 fail(e)
-            original = path.read_text()
+            try:
+                original = path.read_text()
+            except (OSError, UnicodeDecodeError) as e:
+                failed(f"cannot read `{display_path(str(path))}`: {getattr(e, 'strerror', None) or e}")
             shown = display_path(str(path))
             if check:
                 if text != original:
@@ -61,6 +95,9 @@ def register(app: typer.Typer) -> None:
                         f"{shown} (formatted)"))
             elif write:
                 if text != original:
+                    if _changed_since(path, spec_text=original, parsed_from=spec):
+                        failed(f"`{shown}` changed while it was being formatted (an editor saved it?); "
+                               "not written: run `archdsl fmt -w` again")
                     _write(text, path)
             else:
                 sys.stdout.write(text)
@@ -106,11 +143,16 @@ def register(app: typer.Typer) -> None:
         output: OutOpt = None,
         name: Annotated[Optional[str], typer.Option("--name", help="The new network's name (default: the "
                                                     "output file's name, else STEP_on_BASE).")] = None,
+        carry: Annotated[bool, typer.Option("--carry", help="Carry the step's depths and widths as relative "
+                                            "intent: a stage it left follows BASE, one it changed scales by "
+                                            "the step's ratio.")] = False,
     ) -> None:
         """Apply a step's change to another network and print the result as a spec:
-        `extends BASE` plus the change. `archdsl apply step09 --onto step00` is ResNet-50 with GELU."""
+        `extends BASE` plus the change. `archdsl apply step09 --onto step00` is ResNet-50 with GELU.
+        A warning says where the step's absolute depths or widths overwrite different ones of BASE."""
         from ..api import as_network
-        from ..diff.change import apply, change
+        from ..diff.change import apply, carry_notes, change
+        from ..lang.errors import render_warning
         from ..lang.patch import Patch, PatchError, child_spec
         from ..lang.printer import format_spec
 
@@ -126,16 +168,30 @@ def register(app: typer.Typer) -> None:
             else:
                 patch = change(step)
             base = as_network(onto)
-            result = apply(patch, base)
+            result = apply(patch, base, carry=carry)
         except ArchError as e:
             fail(e)
+        for e, note in carry_notes(patch, base):
+            hint = ("`--carry` applies it as the same change per stage" if not carry else
+                    f"applied as the same change per stage (--carry): {', '.join(map(str, result.depths))} deep, "
+                    f"{', '.join(map(str, result.widths))} wide")
+            sys.stderr.write(render_warning(note, e.span, hint) + "\n")  # plain: never re-wrapped
         short = lambda n: n.split("_")[0] if n.startswith("step") else n  # noqa: E731
         new_name = name or (output.stem if output else f"{short(patch.step)}_on_{short(base.name)}")
         if not new_name.isidentifier():
             usage(f"`{new_name}` is not a network name (letters, digits, `_`); pass --name")
         note = (f"{patch.step}'s change applied to {base.name} (`archdsl apply`):",
                 *(f"  {e.describe()}" for e in patch.edits))
-        _write(format_spec(child_spec(result, base, new_name, note), layout=False), output)
+        if _extends_reaches(base, output.parent if output else Path.cwd()):
+            spec = child_spec(result, base, new_name, note)
+        else:  # `extends NAME` would find another network there: write the whole network
+            from ..lang.flatten import flatten
+
+            note += (f"(self-contained: `extends {base.name}` would not find this base from "
+                     f"{display_path(str(output.parent)) if output else 'here'})",)
+            spec = flatten(result, new_name).model_copy(update={"comments": child_spec(
+                result, base, new_name, note).comments})
+        _write(format_spec(spec, layout=False), output)
 
     @app.command("ablate")
     def ablate_cmd(

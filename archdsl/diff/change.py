@@ -176,10 +176,9 @@ def _stages(a: Network, b: Network) -> list[Edit]:
             if name not in a.blocks or not same(a.blocks[name], b.blocks[name]):
                 edits.append(Edit(kind="block", key=name, text=_block_text(b.blocks[name]), span=b.blocks[name].span))
     # per-stage values (`t=6`) have no `set` key: where they change, the stage lines are stated whole
-    text = "\n".join(" ".join(w.text for w in (st.width, st.block, st.depth, *st.args))
-                     for st in (stage(s.width, s.block, s.depth, s.stride, s.values) for s in b.stages))
+    text, before = (_stage_lines(n) for n in (b, a))
     if not consistent:
-        return edits + [Edit(kind="stages", text=text, span=span)]
+        return edits + [Edit(kind="stages", text=text, before=before, span=span)]
     for pa, pb in pairs:
         ba, bb = a.blocks[pa], b.blocks[pb]
         if pa == pb and same(ba.body, bb.body):
@@ -192,15 +191,32 @@ def _stages(a: Network, b: Network) -> list[Edit]:
             edits.append(Edit(kind="rename", target=f"block {pa}", key=pb, span=bb.name.span))
         edits += _as_kernel_set(a, pb if pa == pb else None, body)
     if any(sa.values != sb.values for sa, sb in zip(a.stages, b.stages)):
-        return edits + [Edit(kind="stages", text=text, span=span)]  # after any rename of the blocks
+        return edits + [Edit(kind="stages", text=text, before=before, span=span)]  # after any rename
     for what in ("depths", "widths"):
         va, vb = getattr(a, what), getattr(b, what)
         if va != vb:
-            edits.append(Edit(kind="set", key=what, text=",".join(map(str, vb)), span=span))
+            edits.append(Edit(kind="set", key=what, text=",".join(map(str, vb)), before=",".join(map(str, va)),
+                              span=_set_span(b, what) or span))
     for i, (sa, sb) in enumerate(zip(a.stages, b.stages)):
         if sa.stride != sb.stride:
             edits.append(Edit(kind="set", key=f"stages.{i}.stride", text=str(sb.stride), span=span))
     return edits
+
+
+def _set_span(net: Network, key: str) -> Span | None:
+    """Where `net`'s own file says `set KEY ...`, if it does (a warning points there)."""
+    from ..lang.parser import parse
+
+    try:
+        spec = parse(Path(net.path).read_text(), net.path)
+    except (OSError, ArchError):
+        return None
+    return next((s.span for s in spec.sets if s.key.text == key), None)
+
+
+def _stage_lines(net: Network) -> str:
+    return "\n".join(" ".join(w.text for w in (st.width, st.block, st.depth, *st.args))
+                     for st in (stage(s.width, s.block, s.depth, s.stride, s.values) for s in net.stages))
 
 
 def _section(section: str, a: Network, b: Network) -> list[Edit]:
@@ -258,10 +274,59 @@ def change(step: SpecLike, parent: SpecLike | None = None) -> Patch:
 
 
 
-def apply(step: SpecLike | Patch, onto: SpecLike) -> Network:
+# ---- changes that carry across bases ------------------------------------------------------
+
+def _stage_values(edit: Edit, text: str) -> dict[str, tuple[int, ...]]:
+    """What a `set depths/widths` or `stages` edit's text (or `before`) says per stage."""
+    if edit.kind == "set":
+        return {edit.key: tuple(int(v) for v in text.split(","))}
+    rows = [line.split() for line in text.split("\n") if line.strip()]
+    return {"widths": tuple(int(r[0]) for r in rows), "depths": tuple(int(r[2][1:]) for r in rows)}
+
+
+def _stage_edits(patch: Patch):
+    for e in patch.edits:
+        if e.before and (e.kind == "stages" or (e.kind == "set" and e.key in ("depths", "widths"))):
+            yield e, _stage_values(e, e.before), _stage_values(e, e.text or "")
+
+
+def carry_notes(patch: Patch, base: Network) -> list[tuple[Edit, str]]:
+    """Where a value the step states absolutely (depths, widths) was changed from its own base's
+    and overwrites a different value of `base`: (the edit, what to say), for a warning on the
+    step's line: `step02_stage_ratio sets depths 3,3,9,3 (from 3,4,6,3); resnet101 has 3,4,23,3`."""
+    notes = []
+    for e, old, new in _stage_edits(patch):
+        for key in old:
+            have = getattr(base, key)
+            if new[key] != old[key] and have != old[key]:
+                notes.append((e, f"{patch.step} sets {key} {','.join(map(str, new[key]))} "
+                                 f"(from {','.join(map(str, old[key]))}); {base.name} has {','.join(map(str, have))}"))
+    return notes
+
+
+def _carried(patch: Patch, base: Network, result: Network) -> Network:
+    """The step's stage changes as relative intent: a stage's depth or width the step left as
+    its base had it follows `base`; one it changed is `base`'s scaled by the step's ratio."""
+    stages = list(result.stages)
+    for _, old, new in _stage_edits(patch):
+        for key, attr in (("depths", "depth"), ("widths", "width")):
+            have = getattr(base, key)
+            if key not in old or not len(old[key]) == len(new[key]) == len(have) == len(stages):
+                continue
+            for i, (o, n, h) in enumerate(zip(old[key], new[key], have)):
+                value = h if n == o else max(1, round(h * n / o))
+                stages[i] = stages[i].model_copy(update={attr: value})
+    return result.model_copy(update={"stages": tuple(stages)})
+
+
+def apply(step: SpecLike | Patch, onto: SpecLike, carry: bool = False) -> Network:
     """`onto` with the change of `step` (a step spec, or a `Patch`) made, checked: a change
     that does not fit is a `PatchError` (E901-E904) naming both sides; a result that does not
-    check is E906 followed by what is wrong with it; an empty change is E907."""
+    check is E906 followed by what is wrong with it; an empty change is E907.
+
+    carry=True: the step's depths and widths carry as relative intent (see `_carried`), so a
+    roadmap replayed onto ResNet-101 gives a deeper ConvNeXt rather than ConvNeXt-T; without it
+    the step's values are taken as written (`carry_notes` says where they overwrite the base's)."""
     from ..api import check
     from ..lang.errors import ArchErrors
     from ..lang.patch import PatchError, apply_patch
@@ -273,6 +338,8 @@ def apply(step: SpecLike | Patch, onto: SpecLike) -> Network:
                          hint="name a step that states a change, e.g. `archdsl apply step09 --onto step00`")
     base = as_network(onto)
     result, _ = apply_patch(patch, base)
+    if carry:
+        result = _carried(patch, base, result)
     result = result.model_copy(update={"name": f"{patch.step}_on_{base.name}"})
     try:
         check(result)

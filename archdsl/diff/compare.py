@@ -213,7 +213,19 @@ class Diff:
 
     @classmethod
     def from_json(cls, text: str) -> "Diff":
-        return cls(DiffModel.model_validate_json(text))
+        """The Diff `to_json` wrote; anything else is E905, as `Patch.from_json` answers."""
+        from pydantic import ValidationError
+
+        from ..lang.patch import PatchError
+
+        try:
+            return cls(DiffModel.model_validate_json(text))
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(map(str, first["loc"]))
+            raise PatchError(f"not a diff: {first['msg']}" + (f" at `{where}`" if where else ""),
+                             hint="read back what `archdsl diff --json` or `Diff.to_json()` wrote",
+                             code="E905") from None
 
     def counts(self) -> Counter:
         return Counter(c.kind for c in self.changes)

@@ -98,7 +98,8 @@ class ResidualView:
 
 @dataclass
 class GateView:
-    """`gate { ... }`: compared like a residual, its body op by op; added or removed whole."""
+    """`gate { ... }` (and `concat { }`, `subtract { }`, by their `word`): compared like a
+    residual, its body op by op; added or removed whole."""
 
     body: list
     text: str = "gate { ... }"
@@ -139,9 +140,9 @@ def op_view(op: ast.Op, facts: Facts, contexts: tuple[int, ...] | None, values: 
     opdef, kernel = _lookup(op)
     if isinstance(kernel, str):
         kernel += _by_stage(kernel, values, contexts)
-    forms: dict = {"width": _DEFAULT_WIDTH.get(opdef.width_default, ("keep",)), "stride": 1,
-                   "groups": "channels" if opdef.name == "dwconv" else 1, "bias": None, "value": None,
-                   "eps": None, "heads": None, "headdim": None, "shift": None}
+    forms: dict = {kind: None for kind in registry.ARG_KINDS}
+    forms.update({"width": _DEFAULT_WIDTH.get(opdef.width_default, ("keep",)), "stride": 1,
+                  "groups": "channels" if opdef.name == "dwconv" else 1})
     factor, taken = in_width(op)
     args = [w for i, w in enumerate(op.args) if i not in taken]
     if taken:  # `6x in`, `tx in`, `in`: of the block's input
@@ -155,6 +156,9 @@ def op_view(op: ast.Op, facts: Facts, contexts: tuple[int, ...] | None, values: 
             forms["width"] = ("in" if taken else "x", w.text + _by_stage(w.text[:-1], values, contexts))
             continue
         if w.text == "in":
+            continue
+        if values and any(w.text in v for v in values.values()):  # `conv3 k`: a per-stage width
+            forms["width"] = ("abs", w.text + _by_stage(w.text, values, contexts))
             continue
         kind, value = read_arg(w, _FORM_CTX)
         if kind == "width":
@@ -179,10 +183,11 @@ def views(stmts, facts: Facts, contexts: tuple[int, ...] | None = None, values: 
             shortcut = views(s.shortcut, facts, contexts, values) if s.shortcut is not None else None
             out.append(ResidualView(views(s.body, facts, contexts, values), shortcut,
                                     optional=s.shortcut_none is not None))
-        elif isinstance(s, ast.Gate):
+        elif isinstance(s, (ast.Gate, ast.Join)):  # a join is compared as a gate is, by its keyword
             body = views(s.body, facts, contexts, values)
-            text = "gate { " + ", ".join(_op_text(o) for o in s.body if isinstance(o, ast.Op)) + " }"
-            out.append(GateView(body, text=text))
+            kind = getattr(s, "kind", "gate")
+            text = f"{kind} {{ " + ", ".join(_op_text(o) for o in s.body if isinstance(o, ast.Op)) + " }"
+            out.append(GateView(body, text=text, word=kind, family=kind, kind=kind))
         elif isinstance(s, ast.Guard):
             out.extend(views(s.body, facts, contexts, values))
         else:
@@ -199,7 +204,7 @@ def same_attr(a: OpView, b: OpView, key: str) -> bool:
 
 def same_op(a, b) -> bool:
     if isinstance(a, (ResidualView, GateView)) or isinstance(b, (ResidualView, GateView)):
-        return type(a) is type(b)
+        return type(a) is type(b) and a.word == b.word
     return a.word == b.word and a.kernel == b.kernel and all(same_attr(a, b, k) for k in a.forms)
 
 
@@ -483,7 +488,7 @@ class SeqDiff:
                          after=none if v.head.optional else other)
             self.compare(u.head.shortcut or [], v.head.shortcut or [], sc)
         elif isinstance(u.head, GateView) and isinstance(v.head, GateView):
-            self.compare(u.head.body, v.head.body, f"{where}, gate" if where else "gate")
+            self.compare(u.head.body, v.head.body, f"{where}, {v.head.word}" if where else v.head.word)
         elif isinstance(u.head, OpView) and isinstance(v.head, OpView) and not same_op(u.head, v.head):
             self.add("changed", where, v.head.word, before=u.head.text, after=v.head.text,
                      position=f"and moved {moved}" if moved else None, details=describe(u.head, v.head))

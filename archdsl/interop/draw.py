@@ -18,6 +18,7 @@ from ..api import SpecLike, as_network, check
 from ..diff.compare import facts_of
 from ..diff.opdiff import same_op, views
 from ..lang import ast
+from ..lang.errors import ResourceError
 from .transfer import align_moves, id_of
 
 BOX_W, BOX_H, STEP = 3.2, 0.62, 0.92
@@ -40,7 +41,11 @@ class Item:
     family: str = ""
     depth: int = 0                  # residual nesting
     status: str = "same"
-    join: str = "+"                 # for the row closing a branch: "+" (residual) or "x" (gate)
+    join: str = "+"                 # for the row closing a branch: "+" (residual), "x" (gate),
+                                    # "c" (concat) or "-" (subtract)
+
+
+_JOIN_SIGN = {"+": "+", "x": "\u00d7", "c": "\u2016", "-": "\u2212"}  # +, times, double bar, minus
 
 
 @dataclass
@@ -73,7 +78,10 @@ def _attention(d) -> str:
     return text
 
 
-def _rows(body: tuple, chans: dict, family_of) -> tuple[list[Item], list[Skip]]:
+def _rows(body: tuple, chans: dict, family_of, values: dict | None = None) -> tuple[list[Item], list[Skip]]:
+    """A block's rows; `values`: the drawn stage's per-stage values, so `dwconvk` reads `dwconv5`."""
+    from ..lang.to_ir import substitute
+
     items: list[Item] = []
     skips: list[Skip] = []
 
@@ -92,10 +100,16 @@ def _rows(body: tuple, chans: dict, family_of) -> tuple[list[Item], list[Skip]]:
                 walk(s.body, depth + 1, cond)
                 items.append(Item(None, "x", depth=depth, join="x"))
                 skips.append(Skip(start, len(items) - 1, [], depth, "gate: input x branch"))
+            elif isinstance(s, ast.Join):  # the input goes round the branch to the concat / minus
+                start = len(items)
+                walk(s.body, depth + 1, cond)
+                sign, note = ("c", "concat: input | branch") if s.kind == "concat" else ("-", "branch - input")
+                items.append(Item(None, sign, depth=depth, join=sign))
+                skips.append(Skip(start, len(items) - 1, [], depth, note))
             elif isinstance(s, ast.Guard):
                 walk(s.body, depth, f"if {s.name.text} {s.cmp.text} {s.value.text}")
             else:
-                items.append(_item(s, chans, family_of, depth, cond))
+                items.append(_item(substitute(s, values or {}), chans, family_of, depth, cond))
 
     walk(body, 0)
     return items, skips
@@ -135,7 +149,7 @@ def _draw_block(ax, x0: float, y0: float, title: str, items: list[Item], skips: 
         ys[k] = y
         if it.op is None:  # the residual's add
             ax.add_patch(Circle((x0, y), 0.2, fc="white", ec="black", lw=1.2, zorder=3))
-            ax.text(x0, y, "\u00d7" if it.join == "x" else "+", ha="center", va="center", fontsize=12, zorder=4)
+            ax.text(x0, y, _JOIN_SIGN[it.join], ha="center", va="center", fontsize=12, zorder=4)
         else:
             fc = COLOURS[it.status] if colour_by_status else FAMILY.get(it.family, "#f4f4f4")
             ax.add_patch(FancyBboxPatch((x0 - BOX_W / 2, y - BOX_H / 2), BOX_W, BOX_H,
@@ -177,8 +191,11 @@ def _draw_block(ax, x0: float, y0: float, title: str, items: list[Item], skips: 
 def _column(net, ir) -> list[tuple[str, str, str]]:
     """The network as rows: (section, what, output shape)."""
     shapes = {}
-    for _, d in ir.op_nodes():
-        shapes[d["path"]] = d["meta"]["shape"]
+    for nid, d in ir.op_nodes():
+        while len(ir.users(nid)) == 1 and not ir.g.nodes[ir.users(nid)[0]]["path"] \
+                and ir.g.nodes[ir.users(nid)[0]]["op"] != "output":  # what a join after it gives
+            nid = ir.users(nid)[0]
+        shapes[d["path"]] = ir.g.nodes[nid]["meta"]["shape"]
 
     def shape_of(prefix: str) -> str:
         last = [s for p, s in shapes.items() if p.startswith(prefix)]
@@ -195,21 +212,42 @@ def _column(net, ir) -> list[tuple[str, str, str]]:
     return rows
 
 
+DPI = 110
+MAX_INCHES = 300  # 33,000 pixels at DPI: a picture no viewer shows whole, and gigabytes to render
+
+
 def _save(fig, path: Path) -> str:
-    fig.savefig(path, dpi=110, bbox_inches="tight", facecolor="white")
+    """Render into a temporary beside `path`, then rename: a failed render never leaves half a file."""
+    import matplotlib
     import matplotlib.pyplot as plt
 
-    plt.close(fig)
+    from ..atomic import atomic_write
+
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format=path.suffix[1:].lower(), dpi=DPI,
+                                                 bbox_inches="tight", facecolor="white"))
+    finally:
+        plt.close(fig)
+        matplotlib.rcParams["text.parse_math"] = fig._archdsl_parse_math
     return f"{path.suffix[1:].upper()}"
 
 
 def _figure(width: float, height: float):
+    """A blank figure, refused before anything is drawn when it would be too large to render.
+    User text is never markup: mathtext is off while archdsl draws (`$x^2$` prints as typed)."""
+    if max(width, height) > MAX_INCHES:
+        raise ResourceError(f"the diagram would be {width * DPI:,.0f} x {height * DPI:,.0f} pixels; the most "
+                            f"archdsl draws is {MAX_INCHES * DPI:,} on a side",
+                            hint="draw a smaller variant (`--set depths=...`), or fewer block kinds", code="E903")
     import matplotlib
 
     matplotlib.use("Agg", force=False) if matplotlib.get_backend().lower() != "agg" else None
     import matplotlib.pyplot as plt
 
+    parse_math = matplotlib.rcParams["text.parse_math"]
+    matplotlib.rcParams["text.parse_math"] = False
     fig, ax = plt.subplots(figsize=(width, height))
+    fig._archdsl_parse_math = parse_math
     ax.set_axis_off()
     ax.set_aspect("equal")
     return fig, ax
@@ -227,7 +265,8 @@ def draw_network(spec: SpecLike, path: str | Path, **overrides) -> str:
             kinds.append((st.block, i))
     drawn = []
     for name, i in kinds:
-        items, skips = _rows(net.blocks[name].body, _channels(ir, f"stages.{i}.blocks.0."), _family_of)
+        items, skips = _rows(net.blocks[name].body, _channels(ir, f"stages.{i}.blocks.0."), _family_of,
+                             net.stages[i].values)
         drawn.append((name, i, items, skips))
     rows = max([len(column)] + [len(d[2]) + 1 for d in drawn])
     height = rows * STEP + 2.0
@@ -275,8 +314,8 @@ def draw_diff(a: SpecLike, b: SpecLike, path: str | Path, **overrides) -> str:
     na, nb = as_network(a, **overrides), as_network(b, **overrides)
     (_, ia), (_, ib) = check(na), check(nb)
     block_a, block_b = na.blocks[na.stages[0].block], nb.blocks[nb.stages[0].block]
-    items_a, skips_a = _rows(block_a.body, _channels(ia, "stages.0.blocks.0."), _family_of)
-    items_b, skips_b = _rows(block_b.body, _channels(ib, "stages.0.blocks.0."), _family_of)
+    items_a, skips_a = _rows(block_a.body, _channels(ia, "stages.0.blocks.0."), _family_of, na.stages[0].values)
+    items_b, skips_b = _rows(block_b.body, _channels(ib, "stages.0.blocks.0."), _family_of, nb.stages[0].values)
     pairs = align_moves(views(block_a.body, facts_of(ia), (0,)), views(block_b.body, facts_of(ib), (0,)))
     by_a = {id_of(x.op.span): (y, moved) for x, y, moved in pairs}
     by_b = {id_of(y.op.span): (x, moved) for x, y, moved in pairs}

@@ -29,14 +29,14 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from compiler import ops
-from compiler.ops import NCHW, NHWC
+from compiler.ops import NCHW, NHWC, cat_dim
 from compiler.passes import LOWERING_PASSES
 from compiler.passes.channels_last import applies as runs_channels_last
 
 from ..api import SpecLike, check
 
 # Structural nodes (no module) and how they read in Python: name -> format of its inputs.
-JOINS = {"add": "{0} + {1}", "mul": "{0} * {1}"}
+JOINS = {"add": "{0} + {1}", "mul": "{0} * {1}", "sub": "{0} - {1}", "cat": "torch.cat([{0}, {1}], {dim})"}
 _PERMUTE = {NHWC: "x.permute(0, 2, 3, 1)", NCHW: "x.permute(0, 3, 1, 2)"}
 _BLOCK = re.compile(r"stages\.(\d+)\.blocks\.(\d+)$")
 _IDENT = re.compile(r"[A-Za-z_]\w*$")
@@ -159,7 +159,10 @@ def lowered(spec: SpecLike, **overrides) -> tuple[Lowered, object]:
         for j in range(st.depth):
             key = f"stages.{i}.blocks.{j}"
             members = [nodes[n] for n in order if section[n] == key]
-            first = next(n for n in members if n.op not in JOINS)
+            first = next((n for n in members if n.op not in JOINS), None)
+            if first is None:
+                raise ExportError(f"block `{st.block}` has no ops (stage {i + 1} is an identity); "
+                                  "give the block an op, or remove the stage")
             in_dim = nodes[first.inputs[0]].shape[0]
             low.blocks.setdefault(st.block, []).append(
                 BlockUse(i, j, members, st.width, in_dim, st.stride if j == 0 else 1, nodes[first.inputs[0]].layout))
@@ -490,7 +493,7 @@ def forward_lines(nodes: list[Node], call_of, symbolic: bool, optional: frozense
     for n in nodes:
         args = [reads.pop((s, n.nid)) for s in n.inputs]
         if n.op in JOINS:
-            expr, out = JOINS[n.op].format(*args), "x" if "x" in args else args[0]
+            expr, out = JOINS[n.op].format(*args, dim=cat_dim(n.layout)), "x" if "x" in args else args[0]
         elif n.op == "permute":
             expr, out = f"{args[0]}{_PERMUTE[n.layout][1:]}", args[0]
         else:
@@ -665,7 +668,7 @@ def code(spec: SpecLike, **overrides) -> str:
     # the IR's input node feeds the first item: it reads `x`
     body = forward_lines(items, call_of, False)
     body = _collapse(_loops(body, net), _sequentials(tree))
-    net_class = _class_name(net.name)
+    net_class = _class_name(net.name, {c.__name__ for c in classes} | {bc.name for bc in bcs})
     init_lines = []
     for key, child in tree.children.items():
         init_lines.append(f"        {_access([key], tree)} = {_text(child, '        ')}")
@@ -740,9 +743,12 @@ def _docstring_safe(text: str) -> str:
 TAKEN = {"F", "nn", "torch", "Stage"}  # names the file itself defines or imports
 
 
-def _class_name(name: str) -> str:
-    """The network's class: `convnext_t` -> ConvnextT; a keyword (`none` -> None) or a name the
-    file already uses (`f` -> F, torch.nn.functional) gains `Net`."""
+def _class_name(name: str, defined: set[str] = frozenset()) -> str:
+    """The network's class: `convnext_t` -> ConvnextT; a keyword (`none` -> None), a name the
+    file already uses (`f` -> F, torch.nn.functional) or one of the classes it `defined` (a
+    copied `Linear`, a block's `ConvnextBlock`) gains `Net` until it is free."""
     cls = "".join(part.capitalize() for part in re.split(r"\W|_", name, flags=re.ASCII) if part) or "Network"
     cls = cls if cls[0].isalpha() else f"Net{cls}"
-    return cls + "Net" if keyword.iskeyword(cls) or cls in TAKEN else cls
+    while keyword.iskeyword(cls) or cls in TAKEN or cls in defined:
+        cls += "Net"
+    return cls

@@ -119,7 +119,8 @@ def op_map(src: SpecLike, dst: SpecLike) -> dict[str, str]:
             add(align(views(a_net.downsample, fa, (i,)), views(b_net.downsample, fb, (i,))), ("down", i), ("down", i))
     for i in range(min(len(a_net.stages), len(b_net.stages))):
         sa, sb = a_net.stages[i], b_net.stages[i]
-        pairs = align(views(a_net.blocks[sa.block].body, fa, (i,)), views(b_net.blocks[sb.block].body, fb, (i,)))
+        pairs = align(views(a_net.blocks[sa.block].body, fa, (i,), {i: sa.values}),
+                      views(b_net.blocks[sb.block].body, fb, (i,), {i: sb.values}))
         for j in range(min(sa.depth, sb.depth)):
             add(pairs, ("block", i, j), ("block", i, j))
     return out

@@ -9,7 +9,9 @@ In a source pattern `{i}`, `{j}`, `{k}` match a non-negative index, `{2i+1}` or 
 affine one (solved for the index), and `{p}` one parameter name (`weight`, `running_mean`);
 a target may shift an index (`downsample.{i+1}`), and an empty target marks a tensor the
 model derives and does not load (Swin's `relative_position_index` and `attn_mask`).
-The first rule that matches a key wins. A tensor whose shape differs from the model's only
+The first rule that matches a key and names a tensor the model has wins (so one foreign name,
+`norm1` or `head.fc`, can mean another native module in another family); with no such rule,
+the first that matches. A tensor whose shape differs from the model's only
 by size-1 axes is reshaped (Linear [out, in] <-> 1x1 conv [out, in, 1, 1]; layer scale
 [C] <-> [C, 1, 1]); any other difference is an error. Every missing, unexpected and
 mis-shaped key is reported together in one `WeightsError`.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Container, Mapping
 
 import torch
 from torch import nn
@@ -126,20 +128,70 @@ OFFICIAL: tuple[Rule, ...] = (
     Rule("convnext", "head.{p}", "head.fc.{p}"),
 )
 
+# PoolFormer v1 (timm `poolformer_s12`, metaformer.py) as `specs/poolformer_s12.arch` writes it: each
+# block is two residuals, `gn g1, subtract { avgpool3 }, layerscale` and `gn g1, pwconv 4x, gelu, pwconv,
+# layerscale` (its `mlp.fc1/fc2` are ConvNeXt's rules); the downsample is one conv.
+_POOLFORMER: tuple[Rule, ...] = (
+    Rule("poolformer", "stem.conv.{p}", "stem.0.{p}"),
+    Rule("poolformer", "stages.{i}.downsample.conv.{p}", "downsample.{i}.0.{p}"),
+    *_block_rules("poolformer", "stages.{i}.blocks.{j}", {"norm1": "gn1", "norm2": "gn2"}),
+    Rule("poolformer", "stages.{i}.blocks.{j}.layer_scale1.scale", "stages.{i}.blocks.{j}.layerscale1.gamma"),
+    Rule("poolformer", "stages.{i}.blocks.{j}.layer_scale2.scale", "stages.{i}.blocks.{j}.layerscale2.gamma"),
+)
+
+# CoAtNet (timm `coatnet_0_224`, maxxvit.py) as `specs/coatnet_0.arch` writes it: the stem is
+# `conv3 s2, bn, gelu, conv3`; an MBConv block `bn, conv1, bn, gelu, dwconv3, bn, gelu, gate, conv1`
+# with the shortcut `avgpool2, conv1` (`shortcut.expand`); a Transformer block's `norm1` is
+# `norm1.norm` where it downsamples; the head is `gap, ln, linear, tanh, linear`.
+_COATNET: tuple[Rule, ...] = (
+    Rule("coatnet", "stem.conv1.{p}", "stem.0.{p}"),
+    Rule("coatnet", "stem.norm1.{p}", "stem.1.{p}"),
+    Rule("coatnet", "stem.conv2.{p}", "stem.3.{p}"),
+    *_block_rules("coatnet", "stages.{i}.blocks.{j}", {
+        "shortcut.expand": "shortcut.1", "pre_norm": "bn1", "conv1_1x1": "conv1", "norm1": "bn2",
+        "conv2_kxk": "dwconv", "norm2": "bn3", "se.fc1": "gate.conv1", "se.fc2": "gate.conv2",
+        "conv3_1x1": "conv2"}),
+    *_block_rules("coatnet", "stages.{i}.blocks.{j}", {
+        "norm1.norm": "norm1", "norm1": "norm1", "attn.qkv": "attn.qkv", "attn.proj": "attn.proj",
+        "norm2": "norm2"}),  # its `mlp.fc1/fc2` are ConvNeXt's rules
+    Rule("coatnet", "stages.{i}.blocks.{j}.attn.rel_pos.relative_position_bias_table",
+         "stages.{i}.blocks.{j}.attn.relative_position_bias_table"),
+    Rule("coatnet", "head.pre_logits.fc.{p}", "head.fc1.{p}"),
+    Rule("coatnet", "head.fc.{p}", "head.fc2.{p}"),
+)
+
 TIMM: tuple[Rule, ...] = (
     Rule("convnext", "stem.{k}.{p}", "stem.{k}.{p}"),
     Rule("convnext", "stages.{i}.downsample.{k}.{p}", "downsample.{i}.{k}.{p}"),
-    *_block_rules("convnext", "stages.{i}.blocks.{j}", {
-        "conv_dw": "dwconv", "norm": "norm", "mlp.fc1": "pwconv1", "mlp.fc2": "pwconv2"}),
+    *_block_rules("convnext", "stages.{i}.blocks.{j}", {"conv_dw": "dwconv", "norm": "norm"}),
+    *_block_rules("convnext|poolformer|coatnet", "stages.{i}.blocks.{j}", {"mlp.fc1": "pwconv1", "mlp.fc2": "pwconv2"}),
     Rule("convnext", "stages.{i}.blocks.{j}.gamma", _GAMMA),
     Rule("convnext", "stages.{i}.blocks.{j}.mlp.grn.weight", "stages.{i}.blocks.{j}.grn.gamma"),  # V2
     Rule("convnext", "stages.{i}.blocks.{j}.mlp.grn.bias", "stages.{i}.blocks.{j}.grn.beta"),
-    Rule("convnext", "head.norm.{p}", "head.norm.{p}"),
-    Rule("convnext", "head.fc.{p}", "head.fc.{p}"),
+    Rule("convnext|poolformer|coatnet", "head.norm.{p}", "head.norm.{p}"),
+    Rule("convnext|poolformer", "head.fc.{p}", "head.fc.{p}"),
     *_SE_RESNET,
+    *_POOLFORMER,  # its MLP and head (`head.norm`, `head.fc`) are ConvNeXt's
+    *_COATNET,
+)
+
+# DenseNet (torchvision `densenet121`) as `specs/densenet121.arch` writes it: `features.conv0/norm0`
+# the stem, `denseblock{i+1}.denselayer{j+1}` a stage's `concat { bn, relu, conv1, bn, relu, conv3 }`,
+# `transition{i}` the downsample in front of stage i (bn, relu, conv1, avgpool), `norm5` the head's bn.
+_DENSENET: tuple[Rule, ...] = (
+    Rule("densenet", "features.conv0.{p}", "stem.0.{p}"),
+    Rule("densenet", "features.norm0.{p}", "stem.1.{p}"),
+    *(Rule("densenet", f"features.denseblock{{i+1}}.denselayer{{j+1}}.{src}.{{p}}",
+           f"stages.{{i}}.blocks.{{j}}.{dst}.{{p}}")
+      for src, dst in {"norm1": "bn1", "conv1": "conv1", "norm2": "bn2", "conv2": "conv2"}.items()),
+    Rule("densenet", "features.transition{i}.norm.{p}", "downsample.{i}.0.{p}"),
+    Rule("densenet", "features.transition{i}.conv.{p}", "downsample.{i}.2.{p}"),
+    Rule("densenet", "features.norm5.{p}", "head.bn.{p}"),
+    Rule("densenet", "classifier.{p}", "head.fc.{p}"),
 )
 
 TORCHVISION: tuple[Rule, ...] = (
+    *_DENSENET,
     *_mobilenet_v2_rules(),  # before ConvNeXt's `features.{2i}`, which would take features.18
     # ConvNeXt: features alternate stem, stage 0, downsample 1, stage 1, ...
     Rule("convnext|mobilenet", "features.0.{k}.{p}", "stem.{k}.{p}"),  # both: conv, norm
@@ -182,30 +234,46 @@ VIT_TIMM: tuple[Rule, ...] = (
     Rule("vit", "cls_token", "stem.2.cls_token"),
     Rule("vit", "pos_embed", "stem.3.pos_embed"),
     *(Rule("vit", f"blocks.{{j}}.{src}.{{p}}", f"stages.0.blocks.{{j}}.{dst}.{{p}}") for src, dst in {
-        "norm1": "norm1", "attn.qkv": "attn.qkv", "attn.proj": "attn.proj", "norm2": "norm2",
-        "mlp.fc1": "pwconv1", "mlp.fc2": "pwconv2"}.items()),
-    Rule("vit", "norm.{p}", "head.norm.{p}"),
-    Rule("vit", "head.{p}", "head.fc.{p}"),
+        "attn.qkv": "attn.qkv", "attn.proj": "attn.proj", "mlp.fc1": "pwconv1", "mlp.fc2": "pwconv2"}.items()),
+    # MLP-Mixer (below) names its norms and head as ViT does
+    *(Rule("vit|mixer", f"blocks.{{j}}.{n}.{{p}}", f"stages.0.blocks.{{j}}.{n}.{{p}}") for n in ("norm1", "norm2")),
+    Rule("vit|mixer", "norm.{p}", "head.norm.{p}"),
+    Rule("vit|mixer", "head.{p}", "head.fc.{p}"),
+)
+
+# MLP-Mixer (timm `mixer_s16_224`, mlp_mixer.py) as `specs/mixer_s16.arch` writes it: the stem is
+# `conv16 s16, tokens`, a block `ln, tokenmlp` and `ln, pwconv 4x, gelu, pwconv`; its norms and head
+# are named as ViT's (`blocks.{j}.norm1`, `norm`, `head`).
+MIXER_TIMM: tuple[Rule, ...] = (
+    Rule("mixer", "stem.proj.{p}", "stem.0.{p}"),
+    *(Rule("mixer", f"blocks.{{j}}.{src}.{{p}}", f"stages.0.blocks.{{j}}.{dst}.{{p}}") for src, dst in {
+        "mlp_tokens.fc1": "tokenmlp.fc1", "mlp_tokens.fc2": "tokenmlp.fc2",
+        "mlp_channels.fc1": "pwconv1", "mlp_channels.fc2": "pwconv2"}.items()),
 )
 
 # "native" takes keys as they are; the others rename through their rules.
 LAYOUTS: dict[str, tuple[Rule, ...]] = {
     "native": (),
     "official": OFFICIAL + SWIN_OFFICIAL,
-    "timm": TIMM + VIT_TIMM,
+    "timm": TIMM + VIT_TIMM + MIXER_TIMM,
     "torchvision": TORCHVISION,
 }
 
 
-def native_name(key: str, layout: str) -> str | None:
-    """The native name a foreign `key` maps to under `layout`, or None if no rule takes it."""
+def native_name(key: str, layout: str, target: Container[str] | None = None) -> str | None:
+    """The native name a foreign `key` maps to under `layout`, or None if no rule takes it.
+    With `target` (the model's names), a rule whose name the model has wins over an earlier one."""
     if layout == "native":
         return key
+    first = None
     for rule in LAYOUTS[layout]:
         name = rule.apply(key)
-        if name is not None:
+        if name is None:
+            continue
+        if target is None or name == "" or name in target:
             return name
-    return None
+        first = name if first is None else first
+    return first
 
 
 def _squeezed(shape: torch.Size) -> tuple[int, ...]:
@@ -235,7 +303,7 @@ def convert(state_dict: Mapping[str, torch.Tensor], layout: str,
     source_of: dict[str, str] = {}  # native key -> the checkpoint key that claimed it
     problems = _Problems([], [], [])
     for key, value in state_dict.items():
-        name = native_name(key, layout)
+        name = native_name(key, layout, target)
         if name == "":
             continue  # derived by the model, not loaded
         if name is None:
@@ -273,7 +341,7 @@ def _unwrap(state_dict: Mapping) -> Mapping:
 
 
 def _fits(state_dict: Mapping, layout: str, target: Mapping) -> int:
-    return sum(native_name(k, layout) in target for k in state_dict)
+    return sum(native_name(k, layout, target) in target for k in state_dict)
 
 
 def _weights_error(layout: str, problems: _Problems, state_dict: Mapping,

@@ -52,10 +52,21 @@ class Guard(Node):
     span: Span
 
 
-Stmt = Union[Op, Residual, Gate, Guard]
+class Join(Node):
+    """`concat { body }`: the input and the body's output side by side along the channels
+    (DenseNet); `subtract { body }`: the body's output less the input (PoolFormer's
+    `pool(x) - x`). `kind` is the keyword."""
+
+    kind: str
+    body: tuple["Stmt", ...]
+    span: Span
+
+
+Stmt = Union[Op, Residual, Gate, Guard, Join]
 Residual.model_rebuild()
 Gate.model_rebuild()
 Guard.model_rebuild()
+Join.model_rebuild()
 
 
 class Block(Node):

@@ -26,6 +26,8 @@ _ARG_SYNTAX = {
     "heads": "`hN` heads",
     "headdim": "`dN` channels per head (heads follow the width)",
     "shift": "`shift` (on odd blocks of a stage)",
+    "momentum": "`momentum=M`",
+    "padding": "`pN` (explicit padding)",
 }
 
 _HEADER = """# The .arch language reference
@@ -88,7 +90,8 @@ train { ... }                      # the recipe, below
   means 4 x dim; a bare integer is an absolute width. `dwconvK` keeps its input channels.
 - `sN` is a fixed stride. The word `stride` inside a block is the block's stride: the
   stage's `sN` on its first block, 1 elsewhere. Padding is `K // 2`, or none when the
-  kernel equals the stride (a patchify conv).
+  kernel equals the stride (a patchify conv); `pN` states it (PoolFormer's stem
+  `conv7 s4 p2`).
 - `residual { ... }` adds its input to the branch's output. Its `shortcut` is used only where
   the branch changes channels or resolution; elsewhere the input is added as it is. A
   branch that changes the shape with no shortcut is an error.

@@ -178,6 +178,13 @@ class ErrorCollector:
             raise ArchErrors(self.errors)
 
 
+def render_warning(message: str, span: Span | None, hint: str | None = None) -> str:
+    """A warning as an error is rendered (`file:line:col: warning: ...`, the line, a caret)."""
+    text = render_error(ArchError(message, span, hint=hint))
+    where = f"{span}: " if span else ""
+    return text.replace(f"{where}error[{ArchError.code}]: ", f"{where}warning: ", 1)
+
+
 def render_error(error: ArchError) -> str:
     """`file:line:col: error[CODE]: message`, the source line, a caret, and a help line.
     Everything is plain text with control characters escaped (see `visible`)."""

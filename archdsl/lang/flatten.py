@@ -56,10 +56,10 @@ def recipe_settings(recipe: TrainRecipe) -> tuple[ast.Setting, ...]:
                 value = getattr(r, k)
                 words += [k] if k == "nesterov" else [k, *map(num, value)] if k == "betas" else [k, num(value)]
         out.append(setting("optimizer", tuple(words)))
-    sched_fields = ("schedule", "milestones", "warmup", "min_lr", "gamma")
+    sched_fields = ("schedule", "milestones", "every", "warmup", "min_lr", "gamma")
     if changed & set(sched_fields):
         words = [r.schedule] + ([str(m) for m in r.milestones] if r.schedule == "step" else [])
-        for k in ("warmup", "min_lr", "gamma"):
+        for k in ("every", "warmup", "min_lr", "gamma"):
             if k in changed:
                 words += [k, num(getattr(r, k))]
         out.append(setting("schedule", tuple(words)))

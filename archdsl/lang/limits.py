@@ -36,13 +36,14 @@ VALUE_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "layerscale": (0.0, 1e3, False, True),     # the initial scale: positive
 }
 EPS_RANGE = (0.0, 1.0, False, True)            # `eps=E` of a norm
+MOMENTUM_RANGE = (0.0, 1.0, True, True)        # `momentum=M` of a BatchNorm
 
 
 def check_int(kind: str, value: int, what: str, span: Span | None = None, code: str = "E208") -> int:
     low, high = INT_RANGES[kind]
     if not low <= value <= high:
         raise ArchError(f"{what} must be between {low:,} and {high:,}, got {value:,}", span,
-                        hint=f"the {kind} limits are documented in README.md (What is guaranteed)",
+                        hint=f"the {kind} limits are documented in docs/guarantees.md",
                         code=code)
     return value
 

@@ -68,7 +68,7 @@ def _ints(value: object, key: str, kinds: tuple[str, ...] | str | None = None) -
             low, high = INT_RANGES[kind]
             if n > high:
                 raise OverrideError(f"`{key}`: {n:,} is more than the most a {kind} may be ({high:,})",
-                                    hint="the limits are listed in README.md (What is guaranteed)", code="E502")
+                                    hint="the limits are listed in docs/guarantees.md", code="E502")
     return numbers
 
 
@@ -171,7 +171,7 @@ def apply_overrides(net: Network, overrides: dict[str, object]) -> Network:
 
 def _set_kernel(stmts: tuple, op: str, kernel: int, key: str) -> tuple:
     """Replace the kernel in every `OPk` word (e.g. dwconv7 -> dwconv9), recursing into residuals,
-    gates and `if`s."""
+    gates, joins and `if`s."""
     found = False
 
     def visit(stmt):
@@ -180,7 +180,7 @@ def _set_kernel(stmts: tuple, op: str, kernel: int, key: str) -> tuple:
             body = tuple(visit(s) for s in stmt.body)
             shortcut = tuple(visit(s) for s in stmt.shortcut) if stmt.shortcut else stmt.shortcut
             return stmt.model_copy(update={"body": body, "shortcut": shortcut})
-        if isinstance(stmt, (ast.Gate, ast.Guard)):
+        if isinstance(stmt, (ast.Gate, ast.Guard, ast.Join)):
             return stmt.model_copy(update={"body": tuple(visit(s) for s in stmt.body)})
         if re.fullmatch(rf"{op}\d+", stmt.name.text):
             found = True

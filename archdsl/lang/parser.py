@@ -2,6 +2,8 @@
 AST and lark's errors into `SpecSyntaxError`s that point at the offending token."""
 from __future__ import annotations
 
+import re
+
 from functools import lru_cache
 from pathlib import Path
 
@@ -71,6 +73,16 @@ class _ToAst(Transformer):
     def gate(self, meta, items):
         (body, _), = items
         return ast.Gate(body=tuple(body), span=_span(self.path, meta))
+
+    @v_args(meta=True)
+    def concat(self, meta, items):
+        (body, _), = items
+        return ast.Join(kind="concat", body=tuple(body), span=_span(self.path, meta))
+
+    @v_args(meta=True)
+    def subtract(self, meta, items):
+        (body, _), = items
+        return ast.Join(kind="subtract", body=tuple(body), span=_span(self.path, meta))
 
     @v_args(meta=True)
     def guard(self, meta, items):
@@ -262,6 +274,20 @@ def _too_deep(text: str) -> tuple[int, int] | None:
     return None
 
 
+MAX_DIGITS = 30  # more than any limit needs (a kernel of 1,024; 2^63 for a seed has 19)
+_LONG_NUMBER = re.compile(r"\d{%d,}" % (MAX_DIGITS + 1))
+
+
+def _long_number(text: str) -> tuple[int, int, int] | None:
+    """(line, column, digits) of the first number too long to be any value, outside comments;
+    caught before int() meets it (Python refuses to convert more than 4,300 digits)."""
+    for n, raw in enumerate(text.split("\n"), 1):
+        m = _LONG_NUMBER.search(raw.split("#", 1)[0])
+        if m:
+            return n, m.start() + 1, len(m.group())
+    return None
+
+
 def parse(text: str, path: str = "<string>") -> ast.SpecFile:
     """Parse one file. Raises `SpecSyntaxError` or `ArchErrors` (duplicate sections)."""
     if len(text) > MAX_SPEC_CHARS:  # before anything else: parsing is linear but not free
@@ -272,6 +298,12 @@ def parse(text: str, path: str = "<string>") -> ast.SpecFile:
     if not any(line.split("#", 1)[0].strip() for line in text.split("\n")):
         raise SpecSyntaxError("empty spec: nothing but blank lines and comments", Span(path, 1, 1, 1, 2),
                               hint="a spec starts with `network NAME [extends PARENT]`", code="E104")
+    long = _long_number(text)
+    if long:
+        line, col, digits = long
+        raise SpecSyntaxError(f"a number of {digits:,} digits", Span(path, line, col, line, col + digits),
+                              hint=f"no value archdsl takes has more than {MAX_DIGITS} digits (the limits "
+                                   "are listed in docs/guarantees.md)", code="E310")
     deep = _too_deep(text)
     if deep:
         raise SpecSyntaxError(f"braces nested more than {MAX_NESTING} deep", Span(path, *deep, deep[0], deep[1] + 1),

@@ -39,7 +39,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from . import ast, printer
 from .errors import ArchError, ErrorCollector, Span
@@ -65,7 +65,8 @@ class Edit(BaseModel):
     target: str = ""               # `block NAME`, `stem`, `downsample`, `head`; "" for the rest
     region: Region = ""
     key: str = ""                  # set: the key; train: the line's key; rename/block: the new name
-    before: str | None = None      # replace: the op as written before; remove/insert: the op
+    before: str | None = None      # replace: the op as written before; remove/insert: the op;
+                                   # set depths/widths, stages: the step's base's (what `carry` reads)
     after: str | None = None       # replace: the new op; insert: the op it follows; move: the unit it precedes
     unit: str | None = None        # remove/insert/move: the head of the unit
     every: bool = False
@@ -108,6 +109,15 @@ class Patch(BaseModel):
     parent: str | None = None
     edits: tuple[Edit, ...] = ()
 
+    @field_validator("step", "parent")
+    @classmethod
+    def _one_printable_line(cls, v: str | None) -> str | None:
+        # the names are written into specs (`# STEP's change applied ...`) and onto terminals
+        if v is not None and not (v.isprintable() and 0 < len(v) <= 200):
+            raise ValueError(f"a step name is one line of printable text (at most 200 characters), "
+                             f"not {ascii(v[:60])}")
+        return v
+
     def __bool__(self) -> bool:
         return bool(self.edits)
 
@@ -129,7 +139,8 @@ class Patch(BaseModel):
         try:
             return cls.model_validate_json(text)
         except ValidationError as e:
-            raise PatchError(f"not a change: {e.errors()[0]['msg']}", code="E905") from None
+            raise PatchError(f"not a change: {e.errors()[0]['msg'].removeprefix('Value error, ')}",
+                             code="E905") from None
 
 
 # ---- words, ops and units --------------------------------------------------------------------
@@ -139,8 +150,8 @@ def op_text(o) -> str:
     its own), or a gate or guard whole, `gate { gap, conv1 0.25x, relu, conv1, sigmoid }`."""
     if isinstance(o, ast.Residual):
         return "residual"
-    if isinstance(o, ast.Gate):
-        return "gate { " + ", ".join(op_text(x) for x in o.body) + " }"
+    if isinstance(o, (ast.Gate, ast.Join)):
+        return f"{getattr(o, 'kind', 'gate')} {{ " + ", ".join(op_text(x) for x in o.body) + " }"
     if isinstance(o, ast.Guard):
         return f"if {o.name.text} {o.cmp.text} {o.value.text} {{ " + ", ".join(op_text(x) for x in o.body) + " }"
     return printer.op(o)
@@ -178,7 +189,7 @@ def parse_block(text: str) -> ast.Block:
 
 
 def _computes(o) -> bool:
-    if isinstance(o, (ast.Residual, ast.Guard)):  # a guard's body is a unit of its own
+    if isinstance(o, (ast.Residual, ast.Guard, ast.Join)):  # a guard's or join's body is a unit of its own
         return True
     if isinstance(o, ast.Gate):  # a gate scales the output of the unit it follows, as a norm does
         return False
@@ -247,7 +258,7 @@ class Regions:
 def _item(s) -> bool:
     """An item an op edit can address: an op, or a gate or guard whose body is ops only (it is
     inserted, removed or moved as a unit, by its text)."""
-    if isinstance(s, (ast.Gate, ast.Guard)):
+    if isinstance(s, (ast.Gate, ast.Guard, ast.Join)):
         return all(isinstance(x, ast.Op) for x in s.body)
     return isinstance(s, ast.Op)
 
@@ -550,7 +561,7 @@ def _ops(stmts) -> list:
     for s in stmts:
         if isinstance(s, ast.Residual):
             out += _ops(s.body) + list(s.shortcut or ())
-        elif isinstance(s, (ast.Gate, ast.Guard)):
+        elif isinstance(s, (ast.Gate, ast.Guard, ast.Join)):
             out += _ops(s.body)
         elif isinstance(s, ast.Op):
             out.append(s)

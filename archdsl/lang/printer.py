@@ -65,6 +65,11 @@ def _gate(g: ast.Gate, indent: int, layout: bool) -> list[Line]:
     return _braced("gate", g.body, "}", (end, end), g.span, indent, layout)
 
 
+def _join(j: ast.Join, indent: int, layout: bool) -> list[Line]:
+    end = j.span.end_line if j.span else None
+    return _braced(j.kind, j.body, "}", (end, end), j.span, indent, layout)
+
+
 def _guard(g: ast.Guard, indent: int, layout: bool) -> list[Line]:
     end = g.span.end_line if g.span else None
     head = f"if {g.name.text} {g.cmp.text} {g.value.text}"
@@ -73,17 +78,32 @@ def _guard(g: ast.Guard, indent: int, layout: bool) -> list[Line]:
 
 def _braced(head: str, stmts: tuple, tail: str, tail_span: tuple, span, indent: int, layout: bool,
             inline_bare: bool = True) -> list[Line]:
-    """`HEAD { body } TAIL`. A body of ops only stays on one line (`if t > 1 { conv1 tx in, bn }`)
-    where the source wrote it so, or, for an AST without source (`inline_bare`), always."""
-    ops_only = bool(stmts) and all(isinstance(s, ast.Op) for s in stmts)
+    """`HEAD { body } TAIL`. A body of ops only, or one gate, join or guard that is itself on one
+    line (`if t > 1 { gate { gap, conv1 0.25x, relu, conv1, sigmoid } }`), stays on one line where
+    the source wrote it so, or, for an AST without source (`inline_bare`), always."""
+    inner = _inline(stmts)
     one_line = (span is not None and span.line == span.end_line) if layout else inline_bare
-    if ops_only and one_line:
+    if inner is not None and one_line:
         closing = tail[1:]  # what follows the `}`: ` shortcut ...` or nothing
         lo, hi = _lines_of(span)
-        return [Line(f"{head} {{ {op_list(stmts)} }}{closing}", indent, lo, hi)]
+        return [Line(f"{head} {{ {inner} }}{closing}", indent, lo, hi)]
     lines = [Line(f"{head} {{", indent, *_lines_of(span, first=True))]
     lines += body(stmts, indent + INDENT, layout)
     return lines + [Line(tail, indent, *tail_span, comment_indent=indent + INDENT)]
+
+
+def _inline(stmts: tuple) -> str | None:
+    """A body as one line, where the grammar reads it back: ops, or one braced statement whose
+    own body is one line."""
+    if stmts and all(isinstance(s, ast.Op) for s in stmts):
+        return op_list(stmts)
+    if len(stmts) == 1 and isinstance(stmts[0], (ast.Gate, ast.Join, ast.Guard)):
+        s = stmts[0]
+        head = ("gate" if isinstance(s, ast.Gate) else s.kind if isinstance(s, ast.Join)
+                else f"if {s.name.text} {s.cmp.text} {s.value.text}")
+        inner = _inline(s.body)
+        return f"{head} {{ {inner} }}" if inner is not None else None
+    return None
 
 
 def _op_run(ops: list[ast.Op], indent: int, layout: bool) -> list[Line]:
@@ -98,7 +118,7 @@ def _op_run(ops: list[ast.Op], indent: int, layout: bool) -> list[Line]:
 
 
 # Statement kinds a body may hold. A construct added to the language adds its printer here.
-_STMT = {ast.Residual: _residual, ast.Gate: _gate, ast.Guard: _guard}
+_STMT = {ast.Residual: _residual, ast.Gate: _gate, ast.Guard: _guard, ast.Join: _join}
 
 
 def body(stmts: tuple, indent: int, layout: bool) -> list[Line]:

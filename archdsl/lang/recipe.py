@@ -9,6 +9,8 @@ overridden as `--set train.FIELD=VALUE` (or `train_FIELD=` in the API):
                                                 -> optimizer, lr, wd, betas, momentum, nesterov
     schedule cosine warmup 20 [min_lr 1e-6]     -> schedule, warmup, min_lr
     schedule step 30 60 80 [gamma 0.1]          -> schedule, milestones, gamma
+    schedule step every 1 gamma 0.98            -> schedule, every, gamma (a step every N epochs:
+                                                   torchvision's MobileNetV2 recipe)
     augment rrc, flip, randaugment 9 0.5, mixup 0.8, cutmix 1.0, erasing 0.25
                                                 -> rrc, flip, randaugment, mixup, cutmix, erasing
     label_smoothing 0.1 · droppath 0.1 · ema 0.9999 · clip_grad 1.0 · accumulate 2
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from .ast import Setting, Word
 from .errors import ErrorCollector, RecipeError
@@ -39,6 +41,7 @@ class TrainRecipe(BaseModel):
     warmup: float = 0.0  # epochs of linear warm-up
     min_lr: float = 0.0
     milestones: tuple[int, ...] = ()
+    every: int = 0  # a step schedule's step every N epochs; 0: at the milestones
     gamma: float = 0.1
     rrc: bool = False
     flip: bool = False
@@ -59,7 +62,7 @@ class TrainRecipe(BaseModel):
 
     # Every number has a range (and pydantic rejects nan and inf: allow_inf_nan=False).
     @field_validator("epochs", "batch", "accumulate", "checkpoint_every", "lr", "wd", "momentum",
-                     "warmup", "min_lr", "gamma", "mixup", "cutmix", "erasing", "label_smoothing",
+                     "warmup", "min_lr", "gamma", "every", "mixup", "cutmix", "erasing", "label_smoothing",
                      "droppath", "ema", "clip_grad")
     @classmethod
     def _in_range(cls, v, info):
@@ -86,6 +89,14 @@ class TrainRecipe(BaseModel):
             raise ValueError("milestones are epochs of at least 1, in increasing order")
         return v
 
+    @model_validator(mode="after")
+    def _steps(self) -> "TrainRecipe":
+        if self.every and self.milestones:
+            raise ValueError("a step schedule steps at its milestones or `every N` epochs, not both")
+        if self.every and self.schedule != "step":
+            raise ValueError(f"`every` is a step schedule's, not a {self.schedule} schedule's")
+        return self
+
     @field_validator("randaugment")
     @classmethod
     def _magnitude(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
@@ -111,6 +122,7 @@ RANGES: dict[str, tuple] = {
     "warmup": (0.0, 100_000.0, True, True, " (epochs)"),
     "min_lr": (0.0, 10.0, True, True, ""),
     "gamma": (0.0, 1.0, False, True, " (the factor a step schedule multiplies the lr by)"),
+    "every": (0, 100_000, True, True, " (epochs between a step schedule's steps; 0: at the milestones)"),
     "mixup": (0.0, 100.0, True, True, " (the Beta(alpha, alpha) alpha; 0 disables)"),
     "cutmix": (0.0, 100.0, True, True, " (the Beta(alpha, alpha) alpha; 0 disables)"),
     "erasing": (0.0, 1.0, True, False, " (a probability)"),
@@ -124,14 +136,14 @@ RANGES: dict[str, tuple] = {
 FIELDS = tuple(TrainRecipe.model_fields)
 EXAMPLES = {"epochs": "5", "batch": "64", "accumulate": "2", "checkpoint_every": "500", "lr": "1e-3",
             "wd": "0.05", "momentum": "0.9", "betas": "0.9,0.999", "warmup": "5", "min_lr": "1e-6",
-            "gamma": "0.1", "milestones": "30,60", "mixup": "0.8", "cutmix": "1.0", "erasing": "0.25",
+            "gamma": "0.1", "milestones": "30,60", "every": "1", "mixup": "0.8", "cutmix": "1.0", "erasing": "0.25",
             "label_smoothing": "0.1", "droppath": "0.1", "ema": "0.9999", "clip_grad": "1.0",
             "randaugment": "9,0.5", "optimizer": "adamw", "schedule": "cosine", "precision": "bf16"}
 
 # Lines whose first word picks a value and whose later words are `name value` options.
 _OPTION_LINES = {
     "optimizer": ("optimizer", {"lr": 1, "wd": 1, "momentum": 1, "betas": 2, "nesterov": 0}),
-    "schedule": ("schedule", {"warmup": 1, "min_lr": 1, "gamma": 1}),
+    "schedule": ("schedule", {"warmup": 1, "min_lr": 1, "gamma": 1, "every": 1}),
 }
 _AUGMENTS = {"rrc": 0, "flip": 0, "randaugment": 2, "mixup": 1, "cutmix": 1, "erasing": 1}
 _FLAGS = {"nesterov", "rrc", "flip", "channels_last"}

@@ -23,12 +23,14 @@ def search_dirs() -> list[Path]:
 
 
 def shipped_names(spaces: bool = False) -> dict[str, Path]:
-    """Every spec on the search path, by file stem. The design spaces under a `spaces/` folder
-    (networks with open values, which compile only as points) come only with `spaces=True`."""
+    """Every spec on the search path, by file stem: regular files only (a FIFO, a device or a
+    dangling link named `x.arch` would hang or fail the read of every lookup). The design spaces
+    under a `spaces/` folder (networks with open values, which compile only as points) come only
+    with `spaces=True`."""
     names: dict[str, Path] = {}
     for d in reversed(search_dirs()):
-        for f in sorted(d.rglob("*.arch")) if d.is_dir() else []:
-            if spaces or "spaces" not in f.relative_to(d).parts[:-1]:
+        for f in sorted(d.rglob("*.arch")) if _is_dir(d) else []:
+            if _is_file(f, None) and (spaces or "spaces" not in f.relative_to(d).parts[:-1]):
                 names[f.stem] = f
     return names
 
@@ -36,6 +38,13 @@ def shipped_names(spaces: bool = False) -> dict[str, Path]:
 def shipped_spaces() -> dict[str, Path]:
     """The shipped design spaces (specs/spaces/), by file stem."""
     return {k: v for k, v in shipped_names(spaces=True).items() if k not in shipped_names()}
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def _is_file(path: Path, span: Span | None) -> bool:

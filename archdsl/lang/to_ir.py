@@ -8,12 +8,12 @@ import re
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from compiler import Attrs, Gate, IRGraph, Residual
+from compiler import Attrs, Gate, IRGraph, Join, Residual
 from compiler import ops as registry
 
 from . import ast
 from .errors import ErrorCollector, OpError
-from .limits import EPS_RANGE, INT_RANGES, MAX_BLOCKS, MAX_OPS, MAX_STAGE_DEPTH, VALUE_RANGES, describe, in_range, too_big
+from .limits import EPS_RANGE, INT_RANGES, MOMENTUM_RANGE, MAX_BLOCKS, MAX_OPS, MAX_STAGE_DEPTH, VALUE_RANGES, describe, in_range, too_big
 from .network import Network
 from .suggest import suggest_op
 
@@ -94,6 +94,8 @@ def attrs_for(op: ast.Op, opdef: registry.OpDef, kernel: int | None, ctx: Contex
                           hint=f"write `{op.name.text}` alone; it is {opdef.summary}", code="E304")
         if kind == "group_width":
             kind, a["group_width"], value = "groups", value, None
+        if kind == "width" and "width" not in opdef.accepts and "value" in opdef.accepts:
+            kind, value = "value", float(value)  # `dropout 1` is a probability of 1, not a width
         if kind not in opdef.accepts:
             takes = ", ".join(opdef.accepts) if opdef.accepts else "no arguments"
             raise OpError(f"`{op.name.text}` takes no {kind} (`{word.text}`)", word.span,
@@ -128,7 +130,7 @@ def _bounded(kind: str, value: int, what: str, word: ast.Word) -> None:
     low, high = INT_RANGES[kind]
     if value > high:
         raise OpError(f"{what} is {value:,}; the most is {high:,}", word.span,
-                      hint="the limits are listed in README.md (What is guaranteed)", code="E310")
+                      hint="the limits are listed in docs/guarantees.md", code="E310")
 
 
 def _check_value(kind: str, value: object, word_text: str, op: str, word: ast.Word) -> None:
@@ -140,6 +142,12 @@ def _check_value(kind: str, value: object, word_text: str, op: str, word: ast.Wo
     elif kind == "eps" and not in_range(value, EPS_RANGE):  # type: ignore[arg-type]
         raise OpError(f"`{word.text}`: eps must be in {describe(EPS_RANGE)}", word.span,
                       hint="for example `ln eps=1e-6`", code="E310")
+    elif kind == "momentum" and not in_range(value, MOMENTUM_RANGE):  # type: ignore[arg-type]
+        raise OpError(f"`{word.text}`: momentum must be in {describe(MOMENTUM_RANGE)}", word.span,
+                      hint="the share of each batch in the running statistics, e.g. `bn momentum=0.01`",
+                      code="E310")
+    elif kind == "padding" and isinstance(value, int):
+        _bounded("kernel", value, f"the padding of `{word_text}`", word)
     elif kind == "value":
         bounds = VALUE_RANGES.get(op)
         if not math.isfinite(value):  # type: ignore[arg-type]
@@ -184,12 +192,19 @@ def read_arg(word: ast.Word, ctx: Context) -> tuple[str, object]:
             return "eps", float(t[4:])
         except ValueError:
             pass
+    if t.startswith("momentum="):
+        try:
+            return "momentum", float(t[9:])
+        except ValueError:
+            pass
+    if re.fullmatch(r"p\d+", t):
+        return "padding", int(t[1:])
     try:
         return "value", float(t)
     except ValueError:
         raise OpError(f"unknown argument `{t}`", word.span,
                       hint="arguments: a width (`4x`, `64`), `sN`, `stride`, `gG`, `bias`/`nobias`, "
-                      "`eps=E`, `hN` heads, `dN` head dim, `shift` or a number", code="E303") from None
+                      "`eps=E`, `momentum=M`, `pN` padding, `hN` heads, `dN` head dim, `shift` or a number", code="E303") from None
 
 
 def _width(value: float | int, word: ast.Word, ctx: Context) -> int:
@@ -213,7 +228,7 @@ def _names(stmts: tuple) -> dict[int, str]:
 
     def walk(items):
         for s in items:
-            if isinstance(s, (ast.Residual, ast.Guard)):
+            if isinstance(s, (ast.Residual, ast.Guard, ast.Join)):
                 walk(s.body)
             elif isinstance(s, ast.Gate):
                 gates.append(s)
@@ -318,6 +333,8 @@ class _Builder:
             elif isinstance(s, ast.Guard):
                 if self.holds(s, ctx):
                     x = self.stmts(s.body, x, prefix, group, ctx, names)
+            elif isinstance(s, ast.Join):
+                x = self.join(s, x, prefix, group, ctx, names)
             else:
                 name = names[id(s)] if names is not None else str(i)
                 x = self.op(s, x, f"{prefix}.{name}", group, ctx)
@@ -349,6 +366,22 @@ class _Builder:
         mul = self.ir.add("mul", [x, branch], group=group, span=g.span)
         self.ir.gates.append(Gate(x, branch, mul, g.span))
         return mul
+
+    def join(self, j: ast.Join, x: int, prefix: str, group: str, ctx: Context, names: dict | None) -> int:
+        """`concat { }`: cat(x, body(x)); `subtract { }`: body(x) - x. Its ops are named with
+        the block's own, as a residual's are."""
+        if not j.body:
+            what = "join its input to itself" if j.kind == "concat" else "subtract its input from itself"
+            self.errors.add(OpError(f"`{j.kind} {{ }}` is empty: it would {what}", j.span,
+                                    hint=f"put the branch's ops inside the braces, e.g. "
+                                    f"`{'concat { bn, relu, conv3 32 }' if j.kind == 'concat' else 'subtract { avgpool3 }'}`",
+                                    code="E309"))
+            return x
+        branch = self.stmts(j.body, x, prefix, group, ctx, names)
+        kind = "cat" if j.kind == "concat" else "sub"
+        node = self.ir.add(kind, [x, branch] if kind == "cat" else [branch, x], group=group, span=j.span)
+        self.ir.joins.append(Join(kind, x, branch, node, j.span))
+        return node
 
     def holds(self, guard: ast.Guard, ctx: Context) -> bool:
         values = ctx.values or {}

@@ -13,6 +13,8 @@ checked and counted at the specs' input size; one that does not check is reporte
 """
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 from typing import Literal
 
@@ -92,6 +94,12 @@ def _replay(root: Network, patches: list[Patch], name: str) -> tuple[Network, li
         net, conflicts = apply_patch(p, net, strict=False)
         notes += [f"{p.step}: {c.message.split(': ', 1)[-1]}" for c in conflicts]  # the message less its head
     return net, notes
+
+
+def short_step(name: str) -> str:
+    """`step05` for `step05_widen`; a step not named `stepNN_...` (a user's own chain) whole."""
+    m = re.match(r"step\d+", name)
+    return m.group() if m else name
 
 
 def _short(p: Patch, most: int = 2) -> str:
@@ -192,7 +200,7 @@ def ablation_table(ab: Ablation):
     for r in ab.rows:
         notes = [f"does not check ({r.error})"] if r.error else []
         if r.depends and ab.mode == "leave-one-out":
-            steps = dict.fromkeys(d.split(":")[0].split("_")[0] for d in r.depends)
+            steps = dict.fromkeys(short_step(d.split(":")[0]) for d in r.depends)
             notes.append(f"needed by {', '.join(steps)} ({len(r.depends)} edits skipped)")
         elif r.depends:
             notes.append(f"{len(r.depends)} of {r.edits} edits did not fit")

@@ -41,6 +41,8 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..lang.errors import TrainError
+from ..atomic import atomic_write as _atomic_write
+from ..atomic import fsync_dir
 
 KEEP = 2
 MANIFEST_FORMAT = 1
@@ -64,36 +66,13 @@ def os_error(e: OSError, path: Path | str, doing: str) -> TrainError:
                       code="E759")
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Write a file via a temporary beside it: write, flush, fsync, rename, fsync the dir.
-    An OSError (full disk, read-only filesystem, ...) leaves the old file and no temporary,
-    and is raised as a TrainError naming the path."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """archdsl.atomic.atomic_write, with an OSError (full disk, read-only filesystem, ...) raised
+    as a TrainError naming the path."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        return _atomic_write(path, write, make_parents=True)
     except OSError as e:
         raise os_error(e, path, "write") from None
-    finally:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-    return path
 
 
 def sha256_file(path: Path) -> str:

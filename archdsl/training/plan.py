@@ -66,6 +66,11 @@ def adapt_recipe(spec: TrainRecipe, run: TrainRecipe, n_train: int, user: set[st
             # a run shorter than the milestones are many merges those that land on one epoch
             update["milestones"] = tuple(sorted({max(1, round(m * scale)) for m in spec.milestones}))
             notes.append(f"step milestones {list(spec.milestones)} -> {list(update['milestones'])}")
+        if spec.every and "gamma" not in user and "every" not in user:
+            # a step every N epochs: the same decay over the run as over the spec's epochs
+            update["gamma"] = spec.gamma ** (spec.epochs / run.epochs)
+            notes.append(f"step gamma {_fmt(spec.gamma)} -> {_fmt(update['gamma'])} every {spec.every} epochs "
+                         f"(the spec's decay over {run.epochs} epochs)")
     cap = 2 ** int(math.log2(max(1, n_train // MIN_STEPS)))
     if run.batch > cap and "batch" not in user:
         update["batch"] = cap

@@ -6,7 +6,8 @@ are converted to steps here:
 
     warmup W steps:  lr * (t + 1) / (W + 1)             for t = 0 .. W-1   (LinearLR)
     then cosine:     min_lr + (lr - min_lr) * (1 + cos(pi * s / S)) / 2, s = t - W, S = T - W
-    or step:         lr * gamma ** (number of milestones <= t)
+    or step:         lr * gamma ** (number of milestones <= t), or with `every N`
+                     lr * gamma ** floor(t / (N epochs))
     or constant:     lr
 """
 from __future__ import annotations
@@ -60,6 +61,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: TrainRecipe,
     if recipe.schedule == "cosine":
         main: sched.LRScheduler = sched.CosineAnnealingLR(
             optimizer, T_max=max(total - warmup, 1), eta_min=recipe.min_lr)
+    elif recipe.schedule == "step" and recipe.every:
+        main = sched.StepLR(optimizer, step_size=recipe.every * steps_per_epoch, gamma=recipe.gamma)
     elif recipe.schedule == "step":
         main = sched.MultiStepLR(optimizer, milestones=[max(m - warmup, 0) for m in milestones],
                                  gamma=recipe.gamma)

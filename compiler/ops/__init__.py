@@ -19,11 +19,19 @@ if TYPE_CHECKING:
 #   bias: `bias`, `nobias`       value: a number          eps: `eps=1e-5`
 #   groups also as a group width: `gwN` (channels / N groups)
 #   heads: `h6`                  headdim: `d32`           shift: `shift`
-ARG_KINDS = ("width", "stride", "groups", "bias", "value", "eps", "heads", "headdim", "shift")
+#   momentum: `momentum=0.01`    padding: `pN`
+ARG_KINDS = ("width", "stride", "groups", "bias", "value", "eps", "heads", "headdim", "shift", "momentum",
+             "padding")
 
 # Layouts a tensor can be in between ops. A sequence of tokens (C, N) is always (B, N, C),
 # channels-last, so it runs in NHWC.
 NCHW, NHWC, VEC = "nchw", "nhwc", "vec"
+
+
+def cat_dim(layout: str) -> int:
+    """The channel axis a `concat { }` joins along: 1 on NCHW data, the last on channels-last
+    maps and tokens (B, N, C); a vector's 1 is its last."""
+    return 1 if layout == NCHW else -1
 
 
 class OpDef:
@@ -121,13 +129,18 @@ def nearest_divisor(near: int, *widths: int) -> int:
     return min(divisors, key=lambda d: abs(d - near))
 
 
-def padding(kernel: int, stride: int) -> int:
-    """`K // 2`, or none when the kernel equals the stride (patchify)."""
+def padding(kernel: int, stride: int, given: int | None = None) -> int:
+    """`pN` where the spec gives it; else `K // 2`, or none when the kernel equals the stride (patchify)."""
+    if given is not None:
+        return given
     return 0 if kernel == stride else kernel // 2
 
 
-def spatial(x: Shape, kernel: int, stride: int) -> tuple[int, int]:
-    p = padding(kernel, stride)
+def spatial(x: Shape, kernel: int, stride: int, given: int | None = None) -> tuple[int, int]:
+    p = padding(kernel, stride, given)
+    if given is not None and p > kernel // 2:
+        raise CompileError("E402", f"padding {p} is more than half the {kernel}x{kernel} window",
+                           hint=f"padding is at most {kernel // 2} for kernel {kernel} (PyTorch's limit)")
     h, w = ((d + 2 * p - kernel) // stride + 1 for d in x[1:])
     if h <= 0 or w <= 0:
         raise CompileError("E402", f"a {kernel}x{kernel} window with stride {stride} shrinks the "
@@ -136,4 +149,4 @@ def spatial(x: Shape, kernel: int, stride: int) -> tuple[int, int]:
     return h, w
 
 
-from . import activation, attention, conv, linear, norm, pool, regularize  # noqa: E402,F401  (registers ops)
+from . import activation, attention, conv, linear, norm, pool, regularize, tokenmix  # noqa: E402,F401  (registers ops)

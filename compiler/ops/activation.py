@@ -1,4 +1,4 @@
-"""Element-wise activations: relu, relu6, gelu, silu, sigmoid, hardsigmoid, hardswish. They run in any layout."""
+"""Element-wise activations: relu, relu6, gelu, silu, sigmoid, tanh, hardsigmoid, hardswish. They run in any layout."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -41,6 +41,11 @@ class ReLU6(_Activation):
 @register
 class Sigmoid(_Activation):
     name, summary, factory = "sigmoid", "1 / (1 + exp(-x)); a gate's last op", "Sigmoid"
+
+
+@register
+class Tanh(_Activation):
+    name, summary, factory = "tanh", "hyperbolic tangent, (exp(x) - exp(-x)) / (exp(x) + exp(-x))", "Tanh"
 
 
 @register

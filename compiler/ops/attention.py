@@ -1,4 +1,4 @@
-"""Attention and tokens: wattn{W}, mhsa, tokens, clstoken, posembed, clspool, merge.
+"""Attention and tokens: wattn{W}, mhsa, relattn, tokens, clstoken, posembed, clspool, merge.
 
 Attention MACs count the qkv and output projections (4*T*C^2 over T tokens) and the two
 attention matmuls, Q K^T and A V (2*T*N*C, N the tokens one token attends to: its window,
@@ -14,7 +14,7 @@ from ..ir import Attrs, Shape
 
 if TYPE_CHECKING:
     from torch import nn
-from . import NHWC, OpDef, has_bias, nearest_divisor, register
+from . import NCHW, NHWC, OpDef, has_bias, nearest_divisor, register
 
 
 def heads(op: str, a: Attrs, c: int) -> int:
@@ -137,6 +137,57 @@ class SelfAttentionOp(_Attention):
         from ..attention_modules import SelfAttention
 
         return SelfAttention(x[0], heads(self.name, a, x[0]), has_bias(a))
+
+
+@register
+class RelPosAttentionOp(_Attention):
+    name = "relattn"
+    related = ("attention2d", "relpos", "coatnet")
+    summary = ("multi-head self-attention over a map's positions with a learned relative-position bias "
+               "(CoAtNet's Attention2d with timm's RelPosBias): qkv and proj are 1x1 convs, qkv's channels "
+               "grouped per head (q, k, v of head 0, then head 1, ...); the width is the output's and the "
+               "attention's (it may differ from the input's); `stride` or `sN` first average-pools sxs "
+               "windows (CoAtNet's downsampling block: pool before attention, its shortcut `avgpool2 "
+               "stride, conv1`)")
+    example = "relattn 2x d32 stride"
+    accepts = ("width", "stride", "heads", "headdim", "bias")
+    width_default = "dim"
+    shape_rule = "(C,H,W) -> (out, H/s, W/s)"
+    params_rule = "3*C*out + out*out + 4*out (qkv, proj, biases) + (2H'-1)(2W'-1)*heads (the bias table)"
+    macs_rule = "3*T*C*out + T*out*out + 2*T*T*out (T = H'*W' positions after the pool)"
+
+    def out_shape(self, a: Attrs, x: Shape) -> Shape:
+        out = a.out or x[0]
+        heads(self.name, a, out)
+        h, w = x[1] // a.stride, x[2] // a.stride
+        if h < 1 or w < 1 or x[1] % a.stride or x[2] % a.stride:
+            raise CompileError("E402", f"`relattn` with stride {a.stride} on a {x[1]}x{x[2]} map: the "
+                               "pool's windows do not tile it", hint="use an input whose size the strides divide")
+        return (out, h, w)
+
+    def params(self, a: Attrs, x: Shape) -> int:
+        c, d = x[0], a.out or x[0]
+        h, w = x[1] // a.stride, x[2] // a.stride
+        bias = 3 * d if has_bias(a) else 0
+        return 3 * c * d + bias + d * d + d + (2 * h - 1) * (2 * w - 1) * heads(self.name, a, d)
+
+    def macs(self, a: Attrs, x: Shape, y: Shape) -> int:
+        t, d = y[1] * y[2], y[0]
+        return 3 * t * x[0] * d + t * d * d + 2 * t * t * d
+
+    def detail(self, a: Attrs, x: Shape) -> str:
+        d = a.out or x[0]
+        return f"{heads(self.name, a, d)} heads over {(x[1] // a.stride) * (x[2] // a.stride)} positions"
+
+    def layouts_for(self, a: Attrs) -> tuple[str, ...]:
+        return (NCHW,)
+
+    def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
+        from ..attention_modules import RelPosAttention2d
+
+        d = a.out or x[0]
+        return RelPosAttention2d(x[0], d, heads(self.name, a, d), (x[1] // a.stride, x[2] // a.stride),
+                                 a.stride, has_bias(a))
 
 
 @register

@@ -15,7 +15,7 @@ from . import NCHW, NHWC, OpDef, has_bias, nearest_divisor, padding, register, s
 class _Conv(OpDef):
     kernel = True
     family = "conv"
-    shape_rule = "(C,H,W) -> (out, floor((H+2p-K)/s)+1, ...), p = K//2, or 0 when K == s"
+    shape_rule = "(C,H,W) -> (out, floor((H+2p-K)/s)+1, ...), p = `pN`, else K//2, or 0 when K == s"
     params_rule = "out*(C/g)*K*K (+ out with bias)"
     macs_rule = "out*H'*W'*(C/g)*K*K"
 
@@ -45,7 +45,7 @@ class _Conv(OpDef):
         if x[0] % g or out % g:
             raise CompileError("E401", f"{x[0]} input and {out} output channels do not divide into {g} groups",
                                hint=f"pick groups that divide both, e.g. g{nearest_divisor(g, x[0], out)}")
-        return (out,) + spatial(x, k, a.stride)
+        return (out,) + spatial(x, k, a.stride, a.padding)
 
     def params(self, a: Attrs, x: Shape) -> int:
         out, k = a.out or x[0], self._k(a)
@@ -59,7 +59,7 @@ class _Conv(OpDef):
         from torch import nn
 
         k = self._k(a)
-        return nn.Conv2d(x[0], a.out or x[0], k, a.stride, padding(k, a.stride),
+        return nn.Conv2d(x[0], a.out or x[0], k, a.stride, padding(k, a.stride, a.padding),
                          groups=self._groups(a, x), bias=has_bias(a))
 
 
@@ -69,7 +69,7 @@ class Conv(_Conv):
     related = ("conv2d",)
     summary = "2-D convolution, K x K (grouped: `gG` groups, or `gwN` channels per group)"
     example = "conv3 0.25x stride g32"
-    accepts = ("width", "stride", "groups", "bias")
+    accepts = ("width", "stride", "groups", "bias", "padding")
     width_default = "dim"
     module_name = "conv"
 
@@ -80,7 +80,7 @@ class DepthwiseConv(_Conv):
     related = ("depthwise", "dwconv2d")
     summary = "depthwise convolution: one K x K filter per channel (groups = channels)"
     example = "dwconv7"
-    accepts = ("stride", "bias")
+    accepts = ("stride", "bias", "padding")
     module_name = "dwconv"
     params_rule = "C*K*K (+ C with bias)"
     macs_rule = "C*H'*W'*K*K"

@@ -25,8 +25,10 @@ class _Norm(OpDef):
 class BatchNorm(_Norm):
     name = "bn"
     related = ("batchnorm", "batchnorm2d", "batch_norm")
-    summary = "BatchNorm over the batch, per channel (eps 1e-5); running statistics are buffers"
-    example = "bn"
+    summary = ("BatchNorm over the batch, per channel (eps 1e-5, momentum 0.1: the running statistics, "
+               "buffers, move 0.1 of the way to each batch's; MobileNetV3 uses `eps=1e-3 momentum=0.01`)")
+    example = "bn eps=1e-3 momentum=0.01"
+    accepts = ("eps", "momentum")
     module_name = "bn"
     layouts = (NCHW, VEC)
 
@@ -34,7 +36,9 @@ class BatchNorm(_Norm):
         from torch import nn
 
         eps = 1e-5 if a.eps is None else a.eps
-        return nn.BatchNorm1d(x[0], eps=eps) if len(x) == 1 else nn.BatchNorm2d(x[0], eps=eps)
+        momentum = 0.1 if a.momentum is None else a.momentum
+        bn = nn.BatchNorm1d if len(x) == 1 else nn.BatchNorm2d
+        return bn(x[0], eps=eps, momentum=momentum)
 
 
 @register

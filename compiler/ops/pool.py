@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..errors import CompileError
 from ..ir import Attrs, Shape
 
 if TYPE_CHECKING:
@@ -13,12 +14,12 @@ from . import NCHW, NHWC, OpDef, padding, register, spatial
 class _Pool(OpDef):
     kernel = True
     family = "pool"
-    accepts = ("stride",)
-    shape_rule = "(C,H,W) -> (C, floor((H+2p-K)/s)+1, ...), p = K//2, or 0 when K == s"
+    accepts = ("stride", "padding")
+    shape_rule = "(C,H,W) -> (C, floor((H+2p-K)/s)+1, ...), p = `pN`, else K//2, or 0 when K == s"
     macs_rule = "0 (comparisons and additions, no multiply-accumulates)"
 
     def out_shape(self, a: Attrs, x: Shape) -> Shape:
-        return (x[0],) + spatial(x, a.kernel, a.stride)
+        return (x[0],) + spatial(x, a.kernel, a.stride, a.padding)
 
 
 @register
@@ -28,17 +29,19 @@ class MaxPool(_Pool):
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
         from torch import nn
 
-        return nn.MaxPool2d(a.kernel, a.stride, padding(a.kernel, a.stride))
+        return nn.MaxPool2d(a.kernel, a.stride, padding(a.kernel, a.stride, a.padding))
 
 
 @register
 class AvgPool(_Pool):
-    name, summary, example, module_name = "avgpool", "mean over K x K windows", "avgpool2 s2", "avgpool"
+    name, example, module_name = "avgpool", "avgpool2 s2", "avgpool"
+    summary = ("mean over K x K windows; padding is not counted (count_include_pad=False: a border "
+               "window is the mean of the values it covers, as PoolFormer's and DenseNet's pools)")
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
         from torch import nn
 
-        return nn.AvgPool2d(a.kernel, a.stride, padding(a.kernel, a.stride), count_include_pad=False)
+        return nn.AvgPool2d(a.kernel, a.stride, padding(a.kernel, a.stride, a.padding), count_include_pad=False)
 
 
 @register
@@ -46,16 +49,23 @@ class GlobalAvgPoolOp(OpDef):
     name = "gap"
     family = "pool"
     summary = ("global average pooling: a map to a vector of its channels; inside a `gate`, "
-               "a 1x1 map (C,1,1) for the gate's 1x1 convs")
+               "a 1x1 map (C,1,1) for the gate's 1x1 convs; on tokens the mean over the tokens")
     related = ("globalavgpool", "adaptiveavgpool")
     example = "gap"
     module_name = "gap"
     layouts = (NCHW, NHWC)
-    shape_rule = "(C,H,W) -> (C,); in a gate (C,1,1)"
+    takes = "any"
+    tokens = True
+    shape_rule = "(C,H,W) -> (C,); in a gate (C,1,1); tokens (C,N) -> (C,)"
     macs_rule = "0"
 
+    def check_input(self, x: Shape) -> None:
+        if len(x) == 1:
+            raise CompileError("E405", f"`gap` needs a feature map or tokens, got a vector of {x[0]}",
+                               hint="the input is already pooled: drop `gap`")
+
     def out_shape(self, a: Attrs, x: Shape) -> Shape:
-        return (x[0], 1, 1) if a.keepdim else (x[0],)
+        return (x[0], 1, 1) if a.keepdim and len(x) == 3 else (x[0],)
 
     def module(self, a: Attrs, x: Shape, layout: str) -> nn.Module:
         from ..modules import GlobalAvgPool

@@ -12,9 +12,12 @@ The layers keep their modules and parameters (the state dict does not change); t
 reads their weights with `get_attr` and no longer calls them. Matched conservatively: only the
 activation types in ACTIVATIONS, zero-padded convs, an `add` whose operands have equal
 shapes (from shape propagation), each intermediate with a single user. Runs only where oneDNN
-is available and the weights are fp32/bf16 on the CPU; elsewhere the graph is unchanged."""
+is available and the weights are fp32/bf16 on the CPU; elsewhere the graph is unchanged.
+A fused model moved later to a dtype or device oneDNN does not take (`.double()`, `.half()`,
+`.to("cuda")`) goes back to the unfused graph, which computes the same with the same modules."""
 from __future__ import annotations
 
+import copy
 import operator
 
 import torch
@@ -39,6 +42,27 @@ def activation_attr(module: nn.Module) -> tuple[str, list, str] | None:
     return ACTIVATIONS.get(type(module))
 
 
+def _unfuse_when_moved(gm: fx.GraphModule, unfused: fx.Graph) -> None:
+    """After `gm._apply` (what `.double()`, `.half()`, `.to(...)` run) leaves parameters oneDNN's
+    fused kernels do not take, put back the graph from before fusion. `gm`'s class is its own
+    (fx makes one per GraphModule), so only this model changes."""
+    cls = type(gm)
+    moved = cls._apply
+
+    def _apply(self, fn, *args, **kwargs):
+        out = moved(self, fn, *args, **kwargs)
+        if not available(self) and any(n.op == "call_function" and "mkldnn" in str(n.target)
+                                       for n in self.graph.nodes):
+            from .channels_last import to_channels_last
+
+            self.graph = copy.deepcopy(unfused)
+            self.recompile()
+            to_channels_last(self)
+        return out
+
+    cls._apply = _apply
+
+
 def available(gm: fx.GraphModule) -> bool:
     params = list(gm.parameters())
     return (torch.backends.mkldnn.is_available() and bool(params)
@@ -49,6 +73,7 @@ def fuse_epilogues(gm: fx.GraphModule) -> fx.GraphModule:
     """Needs `tensor_meta` on the nodes (torch.fx.passes.shape_prop.ShapeProp) to fuse an add."""
     if not available(gm):
         return gm
+    _unfuse_when_moved(gm, copy.deepcopy(gm.graph))
     for node in list(gm.graph.nodes):
         if called_module(gm, node, nn.Linear) is not None and _plain_call(node):
             _fuse(gm, node, linear=True)

@@ -7,7 +7,7 @@ in order, on the unfused train graph put into eval mode.
     fuse_epilogues      bias, activation and residual add run inside the oneDNN matmul/conv
     to_channels_last    convs on channels-last memory from the input on
 
-State-dict naming (documented in the README): convs and linears keep their names; a folded
+State-dict naming (documented in docs/speed.md): convs and linears keep their names; a folded
 BatchNorm's `bn*.{weight,bias,running_mean,running_var,num_batches_tracked}` and a folded
 `layerscale.gamma` disappear, and a conv that absorbed a BatchNorm gains a `bias`. The model
 is in eval mode with `requires_grad` off: it is for inference only."""

@@ -8,7 +8,7 @@ layout of each node's output."""
 from __future__ import annotations
 
 from .. import ops
-from ..ir import IRGraph
+from ..ir import JOIN_OPS, IRGraph
 from ..ops import NCHW, NHWC, VEC
 
 
@@ -40,7 +40,7 @@ def _place(ir: IRGraph, nid: int, data: dict) -> None:
         meta["layout"] = NCHW
         return
     here = _layout_of(ir, inputs[0])
-    if op in ("add", "mul"):  # both inputs in one layout
+    if op in JOIN_OPS:  # both inputs in one layout
         other = _layout_of(ir, inputs[1])
         if here != other:
             _insert_permute(ir, nid, 0, other)

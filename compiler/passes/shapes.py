@@ -3,7 +3,8 @@
 Writes `meta["in_shape"]` and `meta["shape"]` on every node, resolves widths relative to
 another node (`0.25x in`), decides each residual's shortcut (kept only where the branch
 changes the shape; removed otherwise; with `shortcut none` the whole residual is dropped
-there), checks that gates end at their input's width, and collects
+there), checks that gates end at their input's width, that a `concat { }` branch keeps the
+map's size and a `subtract { }` branch its shape, and collects
 every error it finds. A node downstream of an error is skipped, so one mistake is
 reported once."""
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ..ops import fmt_shape
 
 # Errors that depend on the shape flowing in: a line used many times (a block, `downsample`)
 # may fail in only one use, so the message names it.
-_DEPENDS_ON_INPUT = ("E401", "E402", "E407")
+_DEPENDS_ON_INPUT = ("E401", "E402", "E407", "E409")
 # No size (channels, height, width, kernel, groups) may exceed this: a typo such as
 # `classes 99999999999999999999` must be an error here, not an overflow inside torch.
 MAX_SIZE = 2**31 - 1
@@ -62,6 +63,8 @@ def _bypass(ir: IRGraph, node: int, by: int) -> None:
         r.input = by if r.input == node else r.input
     for gate in ir.gates:
         gate.input = by if gate.input == node else gate.input
+    for j in ir.joins:
+        j.input = by if j.input == node else j.input
     for _, data in ir.nodes():
         if data.get("width_of", (None,))[0] == node:
             data["width_of"] = (by, data["width_of"][1])
@@ -95,6 +98,23 @@ def _gate_error(x: tuple, g: tuple, span) -> CompileError | None:
                         "gives the stage's")
 
 
+def _join_shape(op: str, x: tuple, b: tuple, span) -> tuple | CompileError:
+    """`cat`: x and the branch side by side, so the branch must keep the map's size (or the
+    token count); `sub`: the branch less x, so it must keep x's whole shape."""
+    if op == "cat":
+        if len(b) == len(x) and b[1:] == x[1:]:
+            return (x[0] + b[0],) + tuple(x[1:])
+        return CompileError("E409", f"the concat's branch gives {fmt_shape(b)} but its input is {fmt_shape(x)}: "
+                            "they are joined along the channels, so all else must match", span,
+                            hint="keep the branch's stride 1 (downsample after the concat, as DenseNet's "
+                            "transitions do); the channels may differ")
+    if b == x:
+        return x
+    return CompileError("E409", f"the subtract's branch gives {fmt_shape(b)} but its input is {fmt_shape(x)}: "
+                        "`subtract { }` takes its input from the branch's output, so the shapes must match", span,
+                        hint="keep the branch's width and stride (PoolFormer's `subtract { avgpool3 }` keeps both)")
+
+
 def _resolve_width(data: dict, shapes: dict) -> CompileError | None:
     """`0.25x in`: the width is a factor of another node's channels, known only now."""
     ref, factor = data.pop("width_of")
@@ -113,6 +133,7 @@ def infer_shapes(ir: IRGraph) -> None:
     owner = {n: r for r in ir.residuals for n in (*r.shortcut, r.add)}
     decided: set[int] = set()
     gates = {gate.mul: gate for gate in ir.gates}
+    joins = {j.node: j for j in ir.joins}
     applies: dict = {}  # optional residual's span -> whether it applied anywhere
     for nid in [n for n, _ in ir.nodes()]:
         if nid not in ir.g:  # an unused shortcut removed below
@@ -156,6 +177,14 @@ def infer_shapes(ir: IRGraph) -> None:
                 errors.append(err)
                 continue
             shape = x
+        elif op in ("cat", "sub"):
+            x, b = (shapes[i] for i in (inputs if op == "cat" else inputs[::-1]))
+            join = joins.get(nid)
+            got = _join_shape(op, x, b, data["span"] or (join.span if join else None))
+            if isinstance(got, CompileError):
+                errors.append(got)
+                continue
+            shape = got
         else:
             if "width_of" in data:
                 if data["width_of"][0] not in shapes:

@@ -64,3 +64,24 @@ def test_cli_train_has_compile():
 
     result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "--compile" in result.output
+
+
+def test_compiled_build_trains_under_bf16_autocast():
+    """The custom depthwise op is opaque to autocast; in a compiled build its bf16 input met the
+    fp32 bias inside F.conv2d (`train --compile --precision bf16` failed). It casts as autocast
+    casts a conv, so the compiled step matches eager's."""
+    net = archdsl.load("convnext_atto", widths="8,16,32,64", depths="1,1,1,1", input="3x32x32", classes=10)
+    torch.manual_seed(0)
+    eager = archdsl.build(net)
+    compiled = archdsl.build(net, compile=True, state_dict=eager.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    outs, grads = [], []
+    for m in (eager, compiled):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = m(x)
+        y.float().square().sum().backward()
+        outs.append(y.float())
+        grads.append(m.get_parameter("stages.0.blocks.0.dwconv.bias").grad)
+    assert grads[1].dtype == torch.float32
+    torch.testing.assert_close(outs[1], outs[0], rtol=5e-2, atol=5e-2)
+    torch.testing.assert_close(grads[1], grads[0], rtol=5e-2, atol=5e-2)

@@ -200,3 +200,19 @@ def test_eval_build_on_meta_allocates_nothing():
 def test_mode_must_be_train_or_eval():
     with pytest.raises(archdsl.ArchError, match="mode"):
         archdsl.build("convnext_atto", device="meta", mode="inference")
+
+
+@pytest.mark.parametrize("name", ["resnet18", "convnext_atto"])
+def test_an_inference_build_moved_to_float64_runs_unfused(name):
+    """oneDNN's fused kernels take fp32/bf16 only: `.double()` puts back the unfused graph, which
+    computes what the fp64 train build does."""
+    torch.manual_seed(0)
+    train = archdsl.build(name, input="3x32x32", classes=10).eval()
+    model = archdsl.build(name, input="3x32x32", classes=10, mode="eval", state_dict=train.state_dict())
+    assert any("mkldnn" in str(n.target) for n in model.graph.nodes)
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    got = model.double()(x)
+    with torch.no_grad():
+        want = train.double()(x)
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6 * want.abs().max().item())

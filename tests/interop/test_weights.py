@@ -8,6 +8,7 @@ import archdsl
 from archdsl.lang.errors import ArchError, WeightsError
 from archdsl.interop.weights import LAYOUTS, Rule, load_weights, native_name
 from reference_convnets import ConvNeXtV2, MobileNetV2, SEResNet50
+from reference_joins import CoAtNet, DenseNet, Mixer, PoolFormer
 from reference_models import ConvNeXt, randomize_, resnet50
 from test_reference_parity import official_to_timm, official_to_torchvision
 
@@ -131,6 +132,10 @@ def checkpoints(atto_official, resnet_torchvision) -> dict[tuple[str, str, str],
         ("torchvision", "convnext", "convnext_atto"): official_to_torchvision(atto_official),
         ("torchvision", "resnet", "resnet50"): resnet_torchvision,
         ("torchvision", "mobilenet", "mobilenet_v2"): MobileNetV2().state_dict(),
+        ("torchvision", "densenet", "densenet121"): DenseNet().state_dict(),
+        ("timm", "poolformer", "poolformer_s12"): PoolFormer().state_dict(),
+        ("timm", "mixer", "mixer_s16"): Mixer().state_dict(),
+        ("timm", "coatnet", "coatnet_0"): CoAtNet().state_dict(),
     }
 
 
@@ -140,7 +145,8 @@ def test_layouts_are_enumerable():
     assert LAYOUTS["native"] == ()
     for layout, rules in LAYOUTS.items():
         for rule in rules:
-            assert isinstance(rule, Rule) and set(rule.family.split("|")) <= {"convnext", "resnet", "mobilenet", "swin", "vit"}
+            assert isinstance(rule, Rule) and set(rule.family.split("|")) <= {"convnext", "resnet", "mobilenet", "swin", "vit",
+                                                                            "densenet", "poolformer", "mixer", "coatnet"}
 
 
 @pytest.mark.parametrize("layout", ["official", "timm", "torchvision"])
@@ -152,15 +158,15 @@ def test_every_rule_is_used_and_the_mapping_is_one_to_one(layout, atto_official,
         if lay != layout:
             continue
         model = archdsl.build(spec, device="meta")
-        names = []
+        names, own = [], model.state_dict()
         for key in sd:
-            first = next(r for r in LAYOUTS[layout] if r.apply(key) is not None)
+            first = next(r for r in LAYOUTS[layout] if r.apply(key) is not None and r.apply(key) in own)
             assert family in first.family.split("|"), (key, first)
             used.add(first)
-            names.append(native_name(key, layout))
+            names.append(native_name(key, layout, own))
         assert sorted(names) == sorted(model.state_dict())
     mine = {r for r in LAYOUTS[layout]  # swin, vit: test_transformer_parity
-            if set(r.family.split("|")) & {"convnext", "resnet", "mobilenet"}}
+            if set(r.family.split("|")) & {"convnext", "resnet", "mobilenet", "densenet", "poolformer", "mixer", "coatnet"}}
     assert used == mine, mine - used
 
 

@@ -86,7 +86,7 @@ def test_sequence_shapes_flow_through_token_ops():
 @pytest.mark.parametrize("text, code, words", [
     ("block vit {\n residual {\n  ln\n  mhsa d64\n  bn\n }\n}", "E405", "does not work on a sequence of 197 tokens"),
     ("block vit {\n residual {\n  ln\n  mhsa d64\n  pwconv s2\n }\n}", "E405", "on a sequence of tokens"),
-    ("head ln, gap, linear", "E405", "needs a feature map"),
+    ("head ln, maxpool3 s2, gap, linear", "E405", "needs a feature map"),  # gap now takes tokens: their mean
     ("head ln, linear", "E405", "needs a vector"),
     ("block vit {\n residual {\n  ln\n  mhsa d64\n  clstoken\n }\n}", "E310", "one per block"),
     ("stem conv16 s16, tokens, posembed\nhead ln, clspool, linear", "E310", "none was added"),

@@ -27,6 +27,8 @@ def test_every_op_is_documented_and_its_example_compiles(name):
         head = f"{op.example}, linear"
     elif name in ("tokens", "clstoken", "posembed", "clspool"):  # token ops: a ViT's stem and head
         stem, block, head = "stem conv4 s4, tokens, clstoken, posembed\n", "pwconv 1x", "ln, clspool, linear"
+    elif op.takes == "seq":  # on tokens, in a block (MLP-Mixer's token MLP)
+        stem, block, head = "stem conv4 s4, tokens\n", f"pwconv 1x\n {op.example}", "ln, gap, linear"
     else:
         block += f"\n {op.example}"
         size = 14 if name == "wattn" else size  # 7x7 windows tile a 14x14 map

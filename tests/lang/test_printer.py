@@ -191,11 +191,16 @@ def test_flatten_writes_the_convnet_constructs_as_one_writes_them():
 
 
 def _readme_quotes():
-    """(spec path, quoted lines) for each README code block that quotes a shipped spec: its first
-    line is `# specs/NAME.arch ...`, or the two lines before it name `specs/NAME.arch`."""
+    """(spec path, quoted lines) for each code block of the README or the docs pages that quotes a
+    shipped spec: its first line is `# specs/NAME.arch ...`, or the two lines before it name
+    `specs/NAME.arch`."""
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        yield from _quotes(page.read_text().split("\n"))
+
+
+def _quotes(lines):
     import re
 
-    lines = (REPO / "README.md").read_text().split("\n")
     i = 0
     while i < len(lines):
         if not lines[i].startswith("```"):
@@ -221,3 +226,14 @@ def test_readme_quotes_equal_the_formatted_specs():
                 continue
             # a line of the file, or a line of it with a note the README adds
             assert q in file_lines or q.split("  #")[0].rstrip() in code_only, f"{path}: {q!r}"
+
+
+def test_a_one_line_guard_around_a_gate_stays_on_one_line():
+    """A guard (or gate, or join) whose body is one braced statement on one line prints as written."""
+    text = ("network g\ninput   3x32x32\nblock c(t) {\n    residual {\n        conv3\n"
+            "        if t > 1 { gate { gap, conv1 0.25x, relu, conv1, sigmoid } }\n    }\n}\nstem   conv3 16\n"
+            "stages {\n    16 c x1 t=2\n}\nhead   gap, linear\n")
+    source = parse(text, "<guard>")
+    assert format_spec(source) == text
+    assert "if t > 1 { gate { gap, conv1 0.25x, relu, conv1, sigmoid } }" in format_spec(source, layout=False)
+    assert same(parse(format_spec(source, layout=False), "<again>"), source)

@@ -127,3 +127,21 @@ def test_ablate_command(chain, tmp_path):
     png = tmp_path / "abl.png"
     r = CliRunner().invoke(app, ["ablate", str(chain), "--plot", str(png)], catch_exceptions=False)
     assert r.exit_code == 0 and png.stat().st_size > 1000
+
+
+def test_a_users_chain_is_named_by_its_own_steps(tmp_path):
+    """`needed by` names the later step whole where it is not a `stepNN_...` name."""
+    d = tmp_path / "mine"
+    d.mkdir()
+    names = {"s0": "my_base", "s1": "my_gelu", "s2": "my_no_act", "s3": "my_deeper"}
+    for old, new in names.items():
+        text = STEPS[old]
+        for a, b in names.items():
+            text = text.replace(f"network {a}", f"network {b}").replace(f"extends {a}", f"extends {b}")
+        (d / f"{new}.arch").write_text(text)
+    from archdsl.roadmap.ablate import ablation_table
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    console.print(ablation_table(ablate(d)))
+    assert "needed by my_no_act (1 edits skipped)" in console.export_text()

@@ -82,3 +82,10 @@ def test_a_batch_of_one_is_refused_for_batchnorm_networks_only():
 def test_digits_too_large_for_memory_is_refused_before_resizing():
     with pytest.raises(archdsl.ArchError, match="E902"):  # 1,797 images of 16k x 16k: ~2 TiB
         plan("convnext_atto", "digits", input="1x16384x16384")
+
+
+def test_a_step_every_epoch_keeps_the_specs_decay_over_a_short_run():
+    spec = archdsl.load("mobilenet_v2").train  # 300 epochs, x0.98 every epoch: 0.98 ** 300 in all
+    update, notes = adapt_recipe(spec, spec.model_copy(update={"epochs": 3}), n_train=1437, user=set())
+    assert update["gamma"] ** 3 == pytest.approx(0.98 ** 300)
+    assert any("step gamma 0.98 ->" in n for n in notes)

@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+import archdsl
 from archdsl.lang.recipe import TrainRecipe
 from archdsl.training.schedule import build_optimizer, build_scheduler, param_groups
 
@@ -85,3 +86,23 @@ def test_optimizers_are_fused_where_torch_has_the_kernel():
     with torch.device("meta"):
         meta = torch.nn.Linear(4, 4)
     assert not build_optimizer(meta, TrainRecipe(optimizer="adamw", lr=0.1)).defaults["fused"]
+
+
+def test_step_every_epoch_is_torchvisions_mobilenet_v2_schedule():
+    """`schedule step every 1 gamma 0.98`: StepLR(step_size=1, gamma=0.98) stepped per epoch, as
+    torchvision's reference recipe (--lr-step-size 1 --lr-gamma 0.98): constant within an epoch."""
+    recipe = archdsl.load("mobilenet_v2").train
+    assert (recipe.schedule, recipe.every, recipe.gamma, recipe.milestones) == ("step", 1, 0.98, ())
+    r = recipe.model_copy(update={"epochs": 3})
+    got = lrs(r, steps_per_epoch=2)
+    assert got == pytest.approx([0.045, 0.045, 0.045 * 0.98, 0.045 * 0.98, 0.045 * 0.98**2, 0.045 * 0.98**2])
+
+
+@pytest.mark.parametrize("line,message", [
+    ("schedule step 30 every 1", "at its milestones or `every N` epochs, not both"),
+    ("schedule cosine every 2", "`every` is a step schedule's"),
+])
+def test_every_misuse(line, message):
+    text = f"network t\ninput 3x8x8\nblock b {{\n conv3\n}}\nstages {{\n 8 b x1\n}}\nhead gap, linear\ntrain {{\n {line}\n}}\n"
+    with pytest.raises(archdsl.ArchError, match=message):
+        archdsl.loads(text)
