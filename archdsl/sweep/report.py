@@ -196,9 +196,10 @@ def plot_edfs(data: dict, path: Path) -> None:
     for ax, key, title in ((axes[0], "edf", "error EDF"), (axes[1], "edf_normalized", "complexity-normalized EDF")):
         for s in data["studies"]:
             if s[key]:
-                ax.step(s[key]["error"], s[key]["cumulative"], where="post",
-                        label=f"{Path(s['space']).stem} (n={s['points']})")
+                xs, ys = s[key]["error"], s[key]["cumulative"]
+                ax.step([xs[0], *xs], [0.0, *ys], where="post", label=f"{Path(s['space']).stem} (n={s['points']})")
         ax.set_title(title)
+        ax.set_ylim(0, 1.02)
         ax.set_xlabel("top-1 error (%)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("cumulative probability")
