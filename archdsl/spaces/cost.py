@@ -91,8 +91,10 @@ class Coster:
         self.verified = 0
         given, rest = self.space.take(self.overrides) if self.space else ({}, self.overrides)
         self.fixed = given                      # open values given with --set
-        # piecewise costing needs the words alone to decide the network: no overrides nor `set` lines
-        self.piecewise = not rest and not self.lines and "stages" in self.sections
+        # piecewise costing needs the words alone to decide the network: no network overrides (the
+        # recipe's `train.*` do not change it) nor `set` lines
+        shaping = [k for k in rest if not k.startswith("train.")]
+        self.piecewise = not shaping and not self.lines and "stages" in self.sections
         self.segments = self._segments() if self.piecewise else []
 
     @classmethod
