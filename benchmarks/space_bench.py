@@ -90,8 +90,8 @@ def main() -> None:
           "(1, 5, 15 min)")
     print()
     print(f"{'way':<28} {'points':>8} {'seconds':>9} {'points/s':>10}")
-    print(f"{'archdsl cold (memo fills)':<28} {args.cold:>8,} {cold_s:>9.2f} {args.cold / cold_s:>10,.0f}")
-    print(f"{'archdsl warm':<28} {args.warm:>8,} {warm_s:>9.2f} {args.warm / warm_s:>10,.0f}")
+    print(f"{'costing cold (memo fills)':<28} {args.cold:>8,} {cold_s:>9.2f} {args.cold / cold_s:>10,.0f}")
+    print(f"{'costing warm':<28} {args.warm:>8,} {warm_s:>9.2f} {args.warm / warm_s:>10,.0f}")
     print(f"{'build + FlopCounterMode':<28} {args.build:>8,} {build_s:>9.2f} {args.build / build_s:>10,.1f}")
     print()
     print(f"acceptance of the window: {accepted:,} of {len(draws):,} draws = {accepted / len(draws):.2%}; "
