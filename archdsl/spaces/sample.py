@@ -21,7 +21,7 @@ from ..lang.expr import SpaceError, show
 from ..lang.flatten import flatten
 from ..lang.printer import format_spec
 from .cost import Cost, Coster
-from .sampler import draw_point
+from .sampler import count_points, draw_point
 
 _SUFFIX = {"": 1, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 
@@ -111,6 +111,12 @@ def sample(coster: Coster, n: int, seed: int, macs: tuple[float, float] | None =
            params: tuple[float, float] | None = None, max_draws: int | None = None) -> SampleResult:
     """`n` distinct points inside the windows. WindowError when none can be found: the window is
     outside what the draws reached (the smallest and largest are named), or too narrow."""
+    total = count_points(coster.space) if coster.space else 1
+    if total is not None and total < n:
+        raise WindowError(f"`{coster.name}` holds {total:,} point{'s' * (total != 1)}"
+                          f"{' (nothing in it is open)' if coster.space is None else ''}; {n:,} were asked for",
+                          hint=f"ask for at most {total:,}" + ("" if coster.space is None else
+                                                               ", or open more values in a `let { }`"))
     rng = random.Random(seed)
     result = SampleResult()
     limit = max_draws or max(20_000, 200 * n)

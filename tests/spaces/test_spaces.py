@@ -190,3 +190,10 @@ def test_training_plans_a_point_of_a_space_from_its_values():
     assert p.network.widths == (32, 64, 160, 400) and p.network.values["w0"] == 24
     with pytest.raises(ArchError, match="4 values are open"):
         plan("regnetx_space", "digits", w0=24)
+
+
+def test_asking_for_more_points_than_a_space_holds_is_refused():
+    with pytest.raises(ArchError, match="holds 1 point .nothing in it is open.; 2 were asked for"):
+        sample(Coster.open("convnext_t"), 2, seed=0)
+    with pytest.raises(ArchError, match="holds 7,290 points; 8,000 were asked for"):
+        sample(Coster.open("resnet_space"), 8000, seed=0)
