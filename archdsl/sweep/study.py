@@ -83,7 +83,9 @@ def _rdb_storage(url: str, heartbeat: float, grace: float, kwargs: dict):
         except ImportError:
             raise
         except Exception as e:  # workers that start together race to create the tables: one wins
-            if attempt < 4 and any(s in str(e) for s in ("duplicate key", "already exists", "locked")):
+            text = str(e).lower()
+            if attempt < 4 and any(s in text for s in ("duplicate key", "already exists", "locked",
+                                                       "unique constraint")):
                 time.sleep(1 + attempt)
                 continue
             raise
