@@ -4,6 +4,7 @@ Everything tiny: a 4-point space, digits, 1 epoch."""
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import shutil
 import signal
@@ -212,3 +213,17 @@ def test_a_worker_interrupted_with_ctrl_c_leaves_its_trial_to_be_run_again(tiny,
     (done,) = check_trials(study, 1)
     (failed,) = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
     assert done.user_attrs.get("retry_of") == failed.number and done.params == failed.params
+
+
+def test_a_folder_of_sampled_points_is_swept_point_by_point(tiny, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    pts = tmp_path / "pts"
+    subprocess.run([sys.executable, "-m", "archdsl", "sample", str(tiny), "-n", "2", "--seed", "3", "-o", str(pts)],
+                   env=env, check=True, capture_output=True, timeout=120)
+    out = tmp_path / "sweep"
+    rc, stdout, err = finish(worker(pts, out, "--trials", "5"))
+    assert rc == 0, err[-2000:]
+    listed = json.loads((pts / "points.json").read_text())["points"]
+    done = check_trials(the_study(f"sqlite:///{out / 'study.db'}"), 2)
+    assert sorted(str(sorted(t.user_attrs["values"].items())) for t in done) == \
+        sorted(str(sorted((k, str(v)) for k, v in p["values"].items())) for p in listed)
