@@ -19,6 +19,8 @@ from . import eval as eval_commands
 from . import export as export_commands
 from . import patch as patch_commands
 from . import roadmap as roadmap_commands
+from . import spaces as spaces_commands
+from . import sweep as sweep_commands
 from . import train as train_commands
 from .common import err
 
@@ -75,7 +77,7 @@ def _root(_version: Annotated[bool, typer.Option("--version", callback=_show_ver
 
 
 for group in (compile_commands, catalog_commands, roadmap_commands, train_commands, eval_commands, data_commands,
-              patch_commands, export_commands, editor_commands):
+              patch_commands, export_commands, editor_commands, spaces_commands, sweep_commands):
     group.register(app)
 
 

@@ -44,6 +44,7 @@ class Network(BaseModel):
     init: InitSpec = InitSpec()
     train: TrainRecipe = TrainRecipe()
     spans: dict[str, Span] = {}     # where each section/scalar was stated, for errors
+    values: dict[str, object] = {}  # a point of a space: the space's hash (`space`) and its open values
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -63,7 +64,7 @@ class Network(BaseModel):
 
 
 # Fields that label a network or say where it came from, not what it computes.
-_NOT_STRUCTURE = {"name", "path", "chain", "spans", "train"}
+_NOT_STRUCTURE = {"name", "path", "chain", "spans", "train", "values"}
 
 
 def canonical(net: Network) -> dict:

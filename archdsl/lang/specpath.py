@@ -22,15 +22,22 @@ def search_dirs() -> list[Path]:
     return extra + [SHIPPED]
 
 
-def shipped_names() -> dict[str, Path]:
+def shipped_names(spaces: bool = False) -> dict[str, Path]:
     """Every spec on the search path, by file stem: regular files only (a FIFO, a device or a
-    dangling link named `x.arch` would hang or fail the read of every lookup)."""
+    dangling link named `x.arch` would hang or fail the read of every lookup). The design spaces
+    under a `spaces/` folder (networks with open values, which compile only as points) come only
+    with `spaces=True`."""
     names: dict[str, Path] = {}
     for d in reversed(search_dirs()):
         for f in sorted(d.rglob("*.arch")) if _is_dir(d) else []:
-            if _is_file(f, None):
+            if _is_file(f, None) and (spaces or "spaces" not in f.relative_to(d).parts[:-1]):
                 names[f.stem] = f
     return names
+
+
+def shipped_spaces() -> dict[str, Path]:
+    """The shipped design spaces (specs/spaces/), by file stem."""
+    return {k: v for k, v in shipped_names(spaces=True).items() if k not in shipped_names()}
 
 
 def _is_dir(path: Path) -> bool:
@@ -64,7 +71,7 @@ def find_spec(name: str, beside: Path | None = None, span: Span | None = None) -
         raise ResolveError(f"no spec file `{name}`", span, hint="check the path", code="E201")
     if beside is not None and _is_file(beside / f"{name}.arch", span):
         return beside / f"{name}.arch"
-    names = shipped_names()
+    names = shipped_names(spaces=True)
     if name in names:
         return names[name]
     prefixed = [stem for stem in names if stem.startswith(name + "_")]
@@ -76,9 +83,10 @@ def find_spec(name: str, beside: Path | None = None, span: Span | None = None) -
     if prefixed:
         hint = "it matches " + ", ".join(f"`{p}`" for p in sorted(prefixed)) + "; use the full name"
     else:
-        kin = sorted((s for s in names if _kind(s) == _kind(name)), key=natural)
+        points = shipped_names()  # the listing names networks; a near miss may also be a space
+        kin = sorted((s for s in points if _kind(s) == _kind(name)), key=natural)
         listing = (f"the {_kind(name)} specs that exist: " if kin else "specs that exist: ") + \
-            ", ".join(kin or sorted(names, key=natural))
+            ", ".join(kin or sorted(points, key=natural))
         hint = "; ".join(h for h in (did_you_mean(name, list(names)).rstrip("?"), listing) if h)
     raise ResolveError(f"unknown spec `{name}`", span, hint=hint, code="E201")
 
