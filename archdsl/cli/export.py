@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
                 except OSError as e:
                     _write_error(path, e)
                 classes = sum(1 for line in text.splitlines() if line.startswith("class "))
-                out.print(f"wrote {path}: {len(text.splitlines())} lines, {classes} classes, torch only; "
+                out.print(f"wrote {path}: {len(text.splitlines())} lines, {classes} Python classes, torch only; "
                           f"archdsl.build's state dict loads into its `build()`", markup=False, soft_wrap=True)
                 return
             from ..interop.export_onnx import MissingExtra, export_onnx, require

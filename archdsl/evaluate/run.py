@@ -254,9 +254,11 @@ def _labels(labels: np.ndarray, classes: list[str], net, w: Weights, where: str)
         remap = np.array([index[n] for n in classes], dtype=np.int64)
         return remap[labels], list(w.class_names)
     if len(classes) != net.classes:
-        raise EvalError(f"{where} has {len(classes)} classes; the weights of {net.name} predict {net.classes}",
-                        hint="score on data with the classes the weights were trained on (the folders, "
-                             "sorted, are the label order), or --set classes=N for weights with N",
+        raise EvalError(f"{where} has {len(classes)} classes; the network scored ({net.name}, "
+                        f"{'x'.join(map(str, net.input))}) predicts {net.classes}",
+                        hint="a weights file records no network: pass the --set values it was trained with "
+                             f"(--set classes={len(classes)}, and its input size), or score on data with the "
+                             "classes the weights were trained on (sorted folders are the label order)",
                         code="E783")
     return labels.astype(np.int64), list(classes)
 

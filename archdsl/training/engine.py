@@ -108,8 +108,9 @@ class BadImageStop(Exception):
     def error(self) -> DataError:
         saved = f"; saved {self.checkpoint}, resumable" if self.checkpoint else ""
         return DataError(f"cannot decode {self.split} image {self.path}: {self.why}{saved}",
-                         hint="replace or remove the file and run the same command with --resume, or "
-                              "add --skip-bad-images to leave such images out (counted and logged)",
+                         hint="replace the file (same name) and run the same command with --resume "
+                              "(removed, the data is another: add --force), or add --skip-bad-images to "
+                              "leave such images out (counted and logged)",
                          code="E702")
 
 
