@@ -60,8 +60,20 @@ KILL_AT_STEP = textwrap.dedent("""
 """)
 
 
+@pytest.fixture
+def one_thread():
+    """The killed run trains in a subprocess with one thread; the runs it is compared with must
+    too: a float sum split over another number of threads rounds differently."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("kind", ["folder", "shards"])
-def test_sigkill_mid_epoch_resumes_at_the_sample_bit_identical(folder, tmp_path, kind):
+def test_sigkill_mid_epoch_resumes_at_the_sample_bit_identical(folder, tmp_path, kind, one_thread):
     data = str(folder)
     if kind == "shards":
         from archdsl.data.pack import pack
