@@ -134,6 +134,9 @@ def _tidy(command):
     command.help = _prose(command.help)
     if type(command) is TyperCommand:
         command.__class__ = _Command
+    elif hasattr(command, "commands") and not isinstance(command, _Group):  # a group: `sweep`, `data`
+        loud = command.get_help_option
+        command.get_help_option = lambda ctx: _quiet_help(loud(ctx))
     for param in command.params:
         if type(param) is TyperOption:
             param.__class__ = _QuietOption

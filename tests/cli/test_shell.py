@@ -89,7 +89,7 @@ def test_diff_exit_code():
     assert run("diff", "step05", "step06").returncode == 0  # without the flag a difference is no failure
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["flatten"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["flatten"], ["sweep"], ["sweep", "run"], ["data"], ["data", "pack"]])
 def test_help_reads_as_prose(command):
     p = run(*command, "--help", COLUMNS="200")
     assert p.returncode == 0
