@@ -158,6 +158,9 @@ def make_fixtures(root: Path) -> dict[str, Path]:
     f["nonutf8_spec"] = bad
     fifo = root / "pipe.arch"; os.mkfifo(fifo); f["fifo"] = fifo
     ro = root / "readonly"; ro.mkdir(); f["readonly"] = ro
+    # Where nothing may be written: a 0o555 folder, or /sys for root (who ignores permissions).
+    f["ro"] = Path("/sys") if os.geteuid() == 0 else ro
+    (root.parent / "packs").mkdir(exist_ok=True)
     loop = root / "loop.arch"; os.symlink("loop.arch", loop); f["loop"] = loop
     dir_arch = root / "dir.arch"; dir_arch.mkdir(); f["dir_arch"] = dir_arch
     spec = root / "mine.arch"
@@ -221,10 +224,10 @@ def cli_cases(f: dict) -> list[Case]:
         add(cmd, "empty_dir", [cmd, f["readonly"]], key="readonly")
         add(cmd, "fifo_dir", [cmd, f["fifo"]], timeout=20)
     add("roadmap", "plot_dir", ["roadmap", "--plot", f["readonly"]], key="readonly")
-    add("roadmap", "plot_readonly", ["roadmap", "--plot", f["readonly"] / "x.png"], key="readonly")
+    add("roadmap", "plot_readonly", ["roadmap", "--plot", f["ro"] / "x.png"], key="x.png")
     add("roadmap", "plot_txt", ["roadmap", "--plot", f["odd_dir"] / "x.txt"], key="png")
     add("ablate", "mode_bad", ["ablate", "--mode", "sideways"], key="sideways")
-    add("ablate", "out_readonly", ["ablate", "--out", f["readonly"] / "sub"], key="readonly")
+    add("ablate", "out_readonly", ["ablate", "--out", f["ro"] / "sub"], key="sub")
     add("ablate", "out_is_file", ["ablate", "--out", f["spec"]], key="mine.arch")
     # fmt
     add("fmt", "write_fifo", ["fmt", "-w", f["fifo"]], key="pipe.arch", timeout=20)
@@ -233,11 +236,12 @@ def cli_cases(f: dict) -> list[Case]:
     # flatten / apply -o
     for cmd, base in (("flatten", ["flatten", "resnet18"]), ("apply", ["apply", "step09", "--onto", "step00"])):
         add(cmd, "o_dir", [*base, "-o", f["readonly"]], key="readonly")
-        add(cmd, "o_readonly", [*base, "-o", f["readonly"] / "x.arch"], key="readonly")
+        add(cmd, "o_readonly", [*base, "-o", f["ro"] / "x.arch"], key="x.arch")
         add(cmd, "o_missing_parent", [*base, "-o", missing.parent / "deep" / "x.arch"], key="deep")
         add(cmd, "o_empty", [*base, "-o", ""])
         add(cmd, "o_dash", [*base, "-o", "-"], reject=False)
-        add(cmd, "o_fifo", [*base, "-o", f["fifo"]], key="pipe.arch", timeout=20)
+        fifo = f["fifo"].with_name(f"out-{cmd}.fifo"); os.mkfifo(fifo)
+        add(cmd, "o_fifo", [*base, "-o", fifo], reject=False, timeout=20)
     add("apply", "onto_missing", ["apply", "step09", "--onto", missing], key="such")
     add("apply", "step_missing", ["apply", "nosuchstep", "--onto", "step00"], key="nosuchstep")
     add("apply", "name_bad", ["apply", "step09", "--onto", "step00", "--name", "1 bad name\n"], key="name")
@@ -249,7 +253,7 @@ def cli_cases(f: dict) -> list[Case]:
     add("export", "to_txt", [*ex, "--to", f["odd_dir"] / "x.txt"], key="txt")
     add("export", "to_empty", [*ex, "--to", ""])
     add("export", "to_dir", [*ex, "--to", f["readonly"]], key="readonly")
-    add("export", "to_readonly", [*ex, "--to", f["readonly"] / "m.onnx"], key="readonly")
+    add("export", "to_readonly", [*ex, "--to", f["ro"] / "m.onnx"], key="m.onnx")
     add("export", "to_dash", [*ex, "--to", "-"])
     add("export", "to_fifo_py", [*ex, "--to", f["odd_dir"] / "p.py"], reject=False)
     add("export", "py_named_linear", ["export", f["named_linear"], *TINY, "--to", f["odd_dir"] / "lin.py"], reject=False)
@@ -262,7 +266,7 @@ def cli_cases(f: dict) -> list[Case]:
     add("draw", "to_txt", [*dr, "--to", f["odd_dir"] / "x.txt"], key="txt")
     add("draw", "to_empty", [*dr, "--to", ""])
     add("draw", "to_dir", [*dr, "--to", f["readonly"]], key="readonly")
-    add("draw", "to_readonly", [*dr, "--to", f["readonly"] / "x.png"], key="readonly")
+    add("draw", "to_readonly", [*dr, "--to", f["ro"] / "x.png"], key="x.png")
     add("draw", "diff_one", ["draw", "--diff", "convnext_t", "--to", f["odd_dir"] / "d.svg"])
     add("draw", "diff_three", ["draw", "--diff", "convnext_t", "resnet50", "resnet18", "--to", f["odd_dir"] / "d.svg"])
     add("draw", "two_no_diff", ["draw", "convnext_t", "resnet50", "--to", f["odd_dir"] / "d.svg"])
@@ -294,7 +298,7 @@ def cli_cases(f: dict) -> list[Case]:
     add("train", "seed_neg", [*tr, "--data", "digits", "--seed", "-1", "--out", out("u")])
     add("train", "out_empty", [*tr, "--data", "digits", "--out", ""], key="out")
     add("train", "out_file", [*tr, "--data", "digits", "--out", f["spec"]], key="mine.arch")
-    add("train", "out_readonly", [*tr, "--data", "digits", "--out", f["readonly"] / "r"], key="readonly", timeout=60)
+    add("train", "out_readonly", [*tr, "--data", "digits", "--out", f["ro"] / "r"], key="r", timeout=60)
     add("train", "out_in_checkpoints", [*tr, "--data", "digits", "--out", f["run"] / "checkpoints" / "x"], key="checkpoints")
     add("train", "precision_bad", [*tr, "--data", "digits", "--precision", "fp8", "--out", out("v")], key="fp8")
     add("train", "device_bad", [*tr, "--data", "digits", "--device", "tpu:9", "--out", out("w")], key="tpu")
@@ -339,7 +343,7 @@ def cli_cases(f: dict) -> list[Case]:
     add("eval", "crop_pct_nan", [*ev, "--weights", f["run"], "--data", "digits", "--crop-pct", "nan"], key="crop")
     add("eval", "crop_pct_neg", [*ev, "--weights", f["run"], "--data", "digits", "--crop-pct", "-1"], key="crop")
     add("eval", "out_file", [*ev, "--weights", f["run"], "--data", "digits", "--out", f["spec"]], key="mine.arch")
-    add("eval", "out_readonly", [*ev, "--weights", f["run"], "--data", "digits", "--out", f["readonly"] / "e"], key="readonly")
+    add("eval", "out_readonly", [*ev, "--weights", f["run"], "--data", "digits", "--out", f["ro"] / "e"], key="e")
     add("eval", "wrong_spec", ["eval", "resnet50", "--weights", f["run"], "--data", "digits"])
     add("eval", "wrong_classes", [*ev, "--set", "classes=3", "--weights", f["run"], "--data", "digits"], key="class")
     add("eval", "data_rgb_folder", [*ev, "--weights", f["run"], "--data", f["good"]], reject=False, timeout=60)
@@ -364,7 +368,7 @@ def cli_cases(f: dict) -> list[Case]:
     add("data pack", "shard_size_huge", pk(f["good"], "m", "--shard-size", "9" * 30), key="shard")
     add("data pack", "seed_neg", pk(f["good"], "n", "--seed", "-1"))
     add("data pack", "to_nonempty", ["data", "pack", f["good"], "--to", f["odd_dir"], "-q"], key="a [b] c")
-    add("data pack", "to_readonly", ["data", "pack", f["good"], "--to", f["readonly"] / "p", "-q"], key="readonly")
+    add("data pack", "to_readonly", ["data", "pack", f["good"], "--to", f["ro"] / "p", "-q"], key="p")
     add("data pack", "to_file", ["data", "pack", f["good"], "--to", f["spec"], "-q"], key="mine.arch")
     add("data pack", "to_empty", ["data", "pack", f["good"], "--to", "", "-q"])
     add("data pack", "to_inside_src", ["data", "pack", f["good"], "--to", f["good"] / "train" / "packed", "-q"])
@@ -489,6 +493,23 @@ API_LEGAL: set[str] = set()
 # ----------------------------------------------------------------------------- running
 
 
+PRECIOUS: dict[str, str] = {}
+
+
+def _rehash(paths) -> dict[str, str]:
+    snap = {}
+    for p in paths:
+        try:
+            if stat.S_ISREG(os.lstat(p).st_mode):
+                with open(p, "rb") as fh:
+                    snap[p] = hashlib.sha256(fh.read()).hexdigest()
+            else:
+                snap[p] = "not a regular file"
+        except OSError:
+            snap[p] = "gone"
+    return snap
+
+
 def _snapshot(root: Path) -> dict[str, str]:
     """Hash of every regular file under root (the precious files a failed command must not touch)."""
     snap = {}
@@ -520,7 +541,7 @@ def classify(case: Case, rc: int | None, out: str, changed: list[str]) -> tuple[
     first = next((l for l in out.splitlines() if re.search(r"error\[E\d{3}\]|Error|Usage|Invalid|Missing|No such", l)), "")
     if rc == 1 and not re.search(r"error\[E\d{3}\]", out):
         return "weak", "exit 1 without error[Ennn]: " + out.strip()[-200:]
-    if rc == 2 and not re.search(r"Usage|Error|error\[", out):
+    if rc == 2 and not re.search(r"Usage|Error|error\[|^error: ", out, re.M):
         return "weak", "exit 2 without a usage line: " + out.strip()[-200:]
     if re.search(r"site-packages|Errno \d|\bself\.|object has no attribute", out):
         return "weak", "leaks internals: " + first[:200]
@@ -534,7 +555,7 @@ def classify(case: Case, rc: int | None, out: str, changed: list[str]) -> tuple[
 
 def run_cli(case: Case, precious: Path, default_timeout: float) -> Case:
     env = _env()
-    before = _snapshot(precious)
+    before = PRECIOUS
     t0 = time.time()
     try:
         p = subprocess.run([sys.executable, "-m", "archdsl", *case.argv], env=env, input=case.stdin or b"",
@@ -543,7 +564,7 @@ def run_cli(case: Case, precious: Path, default_timeout: float) -> Case:
     except subprocess.TimeoutExpired as e:
         rc, out = None, ((e.stdout or b"") + (e.stderr or b"")).decode("utf-8", "replace")
     case.seconds = time.time() - t0
-    after = _snapshot(precious)
+    after = _rehash(before)
     changed = [p for p, h in before.items() if after.get(p) != h]
     case.outcome, case.detail = classify(case, rc, out, changed)
     return case
@@ -599,6 +620,7 @@ def main(argv=None) -> int:
         print(f"fixtures ready in {time.time() - t0:.0f} s; {len(cases)} CLI cases, {len(api)} API cases, "
               f"{args.jobs} at a time", file=sys.stderr)
         precious = fixtures["good"].parent
+        PRECIOUS.update(_snapshot(precious))  # the fixtures as made: no case may change them
         with ThreadPoolExecutor(args.jobs) as pool:
             api_done = pool.submit(run_api, api, fixtures, tmp / "api", 30.0) if api else None
             (tmp / "api").mkdir(exist_ok=True)
