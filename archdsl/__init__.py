@@ -12,6 +12,7 @@ from .lang.network import Network
 from .lang.patch import Patch
 from .lang.printer import fmt
 from .lang.recipe import TrainRecipe
+from .summary import summary
 
 # Imported on first use: they need torch, and checking or counting a spec should not wait for it.
 _LAZY = {"load_weights": "interop.weights", "train": "training", "load_checkpoint": "training",
@@ -27,5 +28,10 @@ def __getattr__(name: str):
 
 
 __all__ = ["ArchError", "ArchErrors", "Diff", "Network", "Patch", "TrainRecipe", "analyze", "apply", "as_network",
-           "build", "change", "check", "diff", "fmt", "load", "load_checkpoint", "load_weights", "loads", "train",
-           "transfer"]
+           "build", "change", "check", "diff", "fmt", "load", "load_checkpoint", "load_weights", "loads", "summary",
+           "train", "transfer"]
+
+
+def __dir__() -> list[str]:
+    """The public API, the lazily imported names included (tab completion finds `train`)."""
+    return sorted(__all__)

@@ -64,6 +64,14 @@ class Report:
         return [StageRow(name, self.outputs.get(name, rs[-1].shape), sum(r.params for r in rs), sum(r.macs for r in rs),
                          sum(r.act for r in rs)) for name, rs in rows.items()]
 
+    def __repr__(self) -> str:
+        from .lang.views import report_text
+        return report_text(self)
+
+    def _repr_html_(self) -> str:
+        from .lang.views import report_html
+        return report_html(self)
+
     def to_dict(self) -> dict:
         return {
             "network": self.network.name,

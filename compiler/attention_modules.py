@@ -66,7 +66,22 @@ def _attend(qkv: nn.Linear, proj: nn.Linear, x: torch.Tensor, heads: int,
     return proj(y.transpose(-2, -3).reshape(*lead, n, c))
 
 
-class WindowAttention(nn.Module):
+class _RelativeBias(nn.Module):
+    """A relative-position bias table (trunc-normal 0.02, as Swin and timm initialise it) and
+    the index buffers derived from it, rebuilt wherever the table lives."""
+
+    def reset_parameters(self) -> None:
+        if self.relative_position_bias_table.is_meta:
+            return
+        with torch.no_grad():
+            nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        self.rebuild_buffers()
+
+    def rebuild_buffers(self) -> None:
+        raise NotImplementedError
+
+
+class WindowAttention(_RelativeBias):
     """Swin's (shifted) window attention on channels-last (B, H, W, C), roll and window
     partition included, so one module is one block's `attn`."""
 
@@ -83,13 +98,6 @@ class WindowAttention(nn.Module):
                              torch.empty(size[0] * size[1] // window ** 2, window ** 2, window ** 2),
                              persistent=False)
         self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        if self.relative_position_bias_table.is_meta:
-            return
-        with torch.no_grad():
-            nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
-        self.rebuild_buffers()
 
     def rebuild_buffers(self) -> None:
         """Compute the derived buffers where the parameters live (after `to_empty`, or after
@@ -201,7 +209,7 @@ class PatchMerge(nn.Module):
         return torch.cat((x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]), dim=-1)
 
 
-class RelPosAttention2d(nn.Module):
+class RelPosAttention2d(_RelativeBias):
     """CoAtNet's attention on an NCHW map (timm's Attention2d with RelPosBias): an optional sxs
     average pool, qkv as a 1x1 conv whose output channels are grouped per head ([q, k, v] of head
     0, then head 1, ...), attention over every position with a learned relative-position bias
@@ -219,13 +227,6 @@ class RelPosAttention2d(nn.Module):
         n = size[0] * size[1]
         self.register_buffer("relative_position_index", torch.empty(n, n, dtype=torch.long), persistent=False)
         self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        if self.relative_position_bias_table.is_meta:
-            return
-        with torch.no_grad():
-            nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
-        self.rebuild_buffers()
 
     def rebuild_buffers(self) -> None:
         device = self.relative_position_bias_table.device

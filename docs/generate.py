@@ -43,16 +43,20 @@ def cli_reference() -> str:
     out = ["# CLI reference", "",
            "Generated from the commands themselves by `python docs/generate.py`; "
            "`archdsl COMMAND --help` prints the same.", ""]
-    for name in group.list_commands(None):  # type: ignore[arg-type]
-        cmd = group.commands[name]
+    def document(name: str, cmd) -> None:
         if getattr(cmd, "hidden", False):
-            continue
-        out += [f"## `archdsl {name}`", "", " ".join((cmd.help or "").split()), ""]
+            return
+        out.extend([f"## `archdsl {name}`", "", " ".join((cmd.help or "").split()), ""])
         params = [p for p in cmd.params if p.name != "help" and not getattr(p, "hidden", False)]
         if params:
-            out += ["| argument or option | meaning |", "|---|---|"]
-            out += [f"| {_flags(p)} | {_help(p)} |" for p in params]
+            out.extend(["| argument or option | meaning |", "|---|---|"])
+            out.extend(f"| {_flags(p)} | {_help(p)} |" for p in params)
             out.append("")
+        for sub in getattr(cmd, "commands", {}):  # a command group (`sweep run`, `sweep report`)
+            document(f"{name} {sub}", cmd.commands[sub])
+
+    for name in group.list_commands(None):  # type: ignore[arg-type]
+        document(name, group.commands[name])
     return "\n".join(out).rstrip() + "\n"
 
 

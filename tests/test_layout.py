@@ -1,15 +1,15 @@
-"""The rooms of archdsl import one way: cli -> roadmap -> training, interop -> diff -> api
--> report -> lang -> compiler (data sits beside report: it imports lang only), and compiler
-never imports archdsl. Read from the source (every import, also those inside functions), so
-a lazy import cannot slip past."""
+"""The rooms of archdsl import one way: cli -> lsp, roadmap -> sweep -> training, interop -> diff
+-> spaces -> api -> report -> lang -> compiler (data sits beside report: it imports lang only),
+and compiler never imports archdsl. Read from the source (every import, also those inside
+functions), so a lazy import cannot slip past."""
 import ast
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-RANK = {"cli": 7, "roadmap": 6, "evaluate": 6, "training": 5, "interop": 5, "diff": 4, "api": 3, "report": 2,
-        "data": 2, "lang": 1, "atomic": 0}
+RANK = {"cli": 7, "lsp": 6, "roadmap": 6, "evaluate": 6, "sweep": 5.5, "training": 5, "interop": 5, "diff": 4,
+        "summary": 4, "spaces": 3.5, "api": 3, "report": 2, "data": 2, "lang": 1, "atomic": 0}
 
 
 def room(module: str) -> str | None:

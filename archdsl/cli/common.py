@@ -11,22 +11,71 @@ which escapes the same way).
 """
 from __future__ import annotations
 
+import errno
 import sys
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.text import Text
 
 from ..lang.errors import ArchError, visible
 
-__all__ = ["FeaturesOpt", "OutIndicesOpt", "SetOpt", "SpecArg", "TapsOpt", "tap_options", "err", "fail", "out", "overrides", "plain_console", "say", "shout",
+__all__ = ["FeaturesOpt", "OutIndicesOpt", "PIPE_WIDTH", "SetOpt", "SpecArg", "TapsOpt", "complete_spec",
+           "tap_options", "err", "fail", "out", "overrides", "plain_console", "say", "shout",
            "styled", "usage", "visible"]
 
-out = Console(highlight=False, markup=False, emoji=False)
-err = Console(stderr=True, highlight=False, markup=False, emoji=False)
+# Wide enough that no cell of a table is ever cut or wrapped: rich falls back to 80 columns
+# when its stream is a pipe or a file, and `compile --emit layers | cat` would show `stages.0.a…`.
+PIPE_WIDTH = 10_000
 
-SpecArg = Annotated[str, typer.Argument(help="A spec: a path to a .arch file or a shipped name (convnext_t, step05).")]
+
+class StreamConsole(Console):
+    """A console that is as wide as the terminal when it writes to one, and PIPE_WIDTH
+    columns wide (no wrapping, no ellipsis) when its stream is a pipe or a file."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        dims = super().size
+        return dims if self.is_terminal else ConsoleDimensions(PIPE_WIDTH, dims.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)
+
+    def on_broken_pipe(self) -> None:
+        """The reader went away (`| head`): raise, and let the CLI end quietly with status 0
+        (rich itself would exit 1)."""
+        raise BrokenPipeError(errno.EPIPE, "the reader closed the pipe")
+
+
+out = StreamConsole(highlight=False, markup=False, emoji=False)
+err = StreamConsole(stderr=True, highlight=False, markup=False, emoji=False)
+
+def complete_spec(incomplete: str) -> list[tuple[str, str]]:
+    """Shell completion for a SPEC: the shipped names and the .arch files (and directories)
+    that start with what has been typed."""
+    from pathlib import Path
+
+    from ..lang.specpath import shipped_names
+
+    found = [(name, "shipped spec") for name in sorted(shipped_names()) if name.startswith(incomplete)]
+    folder, _, stem = incomplete.rpartition("/")
+    base = Path(folder or ".")
+    try:
+        entries = sorted(base.iterdir()) if base.is_dir() else []
+    except OSError:
+        entries = []
+    for entry in entries:
+        if entry.name.startswith(stem) and not entry.name.startswith(".") and \
+                (entry.suffix == ".arch" or entry.is_dir()):
+            shown = f"{folder}/{entry.name}" if folder else entry.name
+            found.append((shown + ("/" if entry.is_dir() else ""), "directory" if entry.is_dir() else "spec file"))
+    return found
+
+
+SpecArg = Annotated[str, typer.Argument(help="A spec: a path to a .arch file or a shipped name (convnext_t, step05).",
+                                        autocompletion=complete_spec)]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a scalar: KEY=VALUE (repeatable), "
                                                      "e.g. classes=10, input=3x64x64, depths=2,2,6,2, train.epochs=5.")]
 

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from ..lang.errors import ArchError
-from .common import FeaturesOpt, OutIndicesOpt, SetOpt, TapsOpt, fail, failed, out, overrides, tap_options, usage
+from .common import (FeaturesOpt, OutIndicesOpt, SetOpt, TapsOpt, complete_spec, fail, failed, out, overrides,
+                     tap_options, usage)
 
 ToOpt = Annotated[str, typer.Option("--to", help="The file to write; its suffix says what to write.",
                                     show_default=False)]
@@ -41,7 +42,8 @@ def _write_error(path: Path, e: OSError) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("export")
     def export(
-        spec: Annotated[str, typer.Argument(help="A spec: a path to a .arch file or a shipped name.")],
+        spec: Annotated[str, typer.Argument(help="A spec: a path to a .arch file or a shipped name.",
+                                            autocompletion=complete_spec)],
         to: ToOpt,
         set_: SetOpt = None,
         dynamic_batch: Annotated[bool, typer.Option("--dynamic-batch", help="ONNX: a batch axis of any "
@@ -100,7 +102,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("draw")
     def draw(
-        specs: Annotated[list[str], typer.Argument(help="A spec (or, with --diff, two).", show_default=False)],
+        specs: Annotated[list[str], typer.Argument(help="A spec (or, with --diff, two).", show_default=False,
+                                                   autocompletion=complete_spec)],
         to: ToOpt,
         diff: Annotated[bool, typer.Option("--diff", help="Two specs: their blocks side by side, the "
                                                           "changed ops marked.")] = False,

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..lang.errors import ArchError, display_path
-from .common import SetOpt, SpecArg, err, fail, failed, overrides, usage
+from .common import SetOpt, SpecArg, complete_spec, err, fail, failed, overrides, usage
 
 OutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the spec to this file instead of "
                                                 "printing it.", dir_okay=False)]
@@ -60,7 +60,7 @@ def _extends_reaches(base, beside: Path) -> bool:
 def register(app: typer.Typer) -> None:
     @app.command("fmt")
     def fmt_cmd(
-        specs: Annotated[list[str], typer.Argument(help="Spec files or shipped names.")],
+        specs: Annotated[list[str], typer.Argument(help="Spec files or shipped names.", autocompletion=complete_spec)],
         check: Annotated[bool, typer.Option("--check", help="Print nothing but what is not formatted (as a "
                                             "diff) and exit 1 if any file is not.")] = False,
         write: Annotated[bool, typer.Option("--write", "-w", help="Rewrite the files in place.")] = False,

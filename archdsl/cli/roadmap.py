@@ -20,7 +20,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (its schema: `
 
 def register(app: typer.Typer) -> None:
     @app.command("diff")
-    def diff_cmd(a: SpecArg, b: SpecArg, json_: JsonOpt = False, set_: SetOpt = None) -> None:
+    def diff_cmd(a: SpecArg, b: SpecArg, json_: JsonOpt = False, set_: SetOpt = None,
+                 exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when the networks differ, "
+                                                         "0 when they are the same (as `git diff --exit-code`); "
+                                                         "an error in either spec also exits 1.")] = False) -> None:
         """What changed from spec A to spec B, section by section, and what it costs.
 
         Compares the resolved networks, never their text: `archdsl diff step05 step06`."""
@@ -36,7 +39,9 @@ def register(app: typer.Typer) -> None:
             if out.is_terminal:
                 out.print(d)
             else:
-                sys.stdout.write(visible(str(d)))  # piped: plain text
+                sys.stdout.write(visible(str(d)))  # piped: plain text, as str() gives it
+        if exit_code and d:
+            raise typer.Exit(1)
 
     @app.command("roadmap")
     def roadmap_cmd(

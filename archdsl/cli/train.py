@@ -20,7 +20,7 @@ from typing import Annotated, Callable, Optional
 import typer
 
 from ..training.allocator import keep_freed_memory
-from .common import fail, plain_console, shout, usage, visible
+from .common import complete_spec, fail, plain_console, shout, usage, visible
 
 
 def _overrides(set_: list[str] | None, precision: str | None, channels_last: bool,
@@ -89,7 +89,16 @@ def _init_from(source: Path, source_spec: str | None, quiet: bool):
             return {re.sub(r"\d+", "#", k) for k in keys}
 
         spec = source_spec or net
-        expected = kinds(build(spec, device="meta").state_dict())
+        names = set(build(spec, device="meta").state_dict())
+        if source_spec is not None:  # named: the weights must be exactly that network's
+            extra, missing = sorted(set(weights) - names), sorted(names - set(weights))
+            if extra or missing:
+                what = (f"`{extra[0]}` is no tensor of it" if extra else f"they lack its `{missing[0]}`")
+                raise ArchError(f"--init-from {source}: these weights are not {source_spec}'s ({what}; "
+                                f"{len(extra)} extra, {len(missing)} missing)",
+                                hint="name the spec (and --set values) they were trained with, e.g. a "
+                                     "file `archdsl flatten SPEC --set ... -o trained.arch` wrote", code="E751")
+        expected = kinds(names)
         foreign = sorted(kinds(weights) - expected)
         if len(foreign) > len(kinds(weights)) / 2:  # another network's weights: little would carry over
             raise ArchError(f"--init-from {source}: these weights are not {source_spec or net.name}'s (e.g. "
@@ -105,7 +114,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("train")
     def train_command(
-        spec: Annotated[str, typer.Argument(help="A spec: a .arch path or a shipped name.")],
+        spec: Annotated[str, typer.Argument(help="A spec: a .arch path or a shipped name.",
+                                            autocompletion=complete_spec)],
         data: Annotated[str, typer.Option(help="`digits` (scikit-learn's, bundled), a directory "
                                                "with train/<class>/ and val/<class>/ images, or WebDataset "
                                                "shards (a directory of train-*.tar/val-*.tar, or "

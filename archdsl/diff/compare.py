@@ -200,7 +200,15 @@ class Diff:
         return plain(self.model)
 
     def __repr__(self) -> str:
-        return f"<Diff {self.model.before.name} -> {self.model.after.name}: {len(self.changes)} changes>"
+        from ..lang.views import SCREEN_COLUMNS, screen
+        from .render import plain
+
+        return screen(plain(self.model, width=SCREEN_COLUMNS).rstrip("\n").split("\n"))
+
+    def _repr_html_(self) -> str:
+        from .render import html
+
+        return html(self.model)
 
     def summary(self, limit: int | None = None) -> str:
         """The change in one line, the weightiest parts first (see `diff_render.phrases`)."""

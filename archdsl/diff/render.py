@@ -15,6 +15,7 @@ _MARK = {"added": ("+", "green"), "removed": ("-", "red"), "changed": ("~", "yel
          "moved": (">", "cyan"), "renamed": ("~", "yellow")}
 _HEAD_OPS = ("conv", "dwconv", "pwconv", "linear", "maxpool", "avgpool", "gap", "flatten", "residual",
              "wattn", "mhsa", "merge", "clspool")
+_HTML_COLOURS = {"green": "#080", "red": "#c00", "yellow": "#b8860b", "cyan": "#08a"}  # readable on white
 _TRAIN_FIRST = ("optimizer", "epochs", "schedule", "lr", "batch")
 
 
@@ -143,3 +144,31 @@ def summary(d: DiffModel, limit: int | None = None) -> str:
     if limit is not None and len(ps) > limit:
         return "; ".join(ps[:limit]) + f" (+{len(ps) - limit} more)"
     return "; ".join(ps)
+
+
+def html(d: DiffModel) -> str:
+    """The listing for a notebook: each section's changes with their marks, then the costs
+    before and after with their deltas."""
+    from html import escape
+
+    from ..lang.views import table
+
+    out = [f"<div><b>{escape(d.before.name)}</b> -> <b>{escape(d.after.name)}</b>"]
+    if not d.changes:
+        out.append("<div style='color:green'>no difference: both resolve to the same network</div>")
+    for section in SECTIONS:
+        changes = d.section(section)
+        if changes:
+            items = "".join(f"<li><code style='color:{_HTML_COLOURS[_MARK[c.kind][1]]}'>{_MARK[c.kind][0]}</code> "
+                            f"{escape(c.text())}</li>" for c in changes)
+            out.append(f"<div><u>{section}</u><ul style='margin:2px 0;list-style:none'>{items}</ul></div>")
+    rows = []
+    for label, a, b, fmt, unit in (("params", d.cost_before.params, d.cost_after.params, ",", ""),
+                                   ("MACs", d.cost_before.macs / 1e9, d.cost_after.macs / 1e9, ".3f", " G"),
+                                   ("peak activation", d.cost_before.peak_activation, d.cost_after.peak_activation,
+                                    ",", "")):
+        pct = f" ({_signed(100 * (b - a) / a, '.1f')}%)" if a and b != a else ""
+        rows.append([label, f"{format(a, fmt)}{unit}", f"{format(b, fmt)}{unit}",
+                     f"{_signed(b - a, fmt)}{unit}{pct}" if b != a else "0"])
+    out.append(table(["cost", "before", "after", "delta"], rows, (1, 2, 3)) + "</div>")
+    return "".join(out)

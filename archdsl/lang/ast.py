@@ -108,6 +108,15 @@ class SetLine(Node):
         return ",".join(w.text for w in self.values)
 
 
+class LetLine(Node):
+    """`NAME = EXPR` in `let { }`: an open value (`k = choice(3, 5, 7)`) or one derived from
+    others (`ws = quant(w0 * wm ** s, 8)`). `expr` is the expression's text and span."""
+
+    name: Word
+    expr: Word
+    span: Span
+
+
 class Comment(Node):
     """`# text`, kept so a printer can write the file back. `trailing`: it ends a line of code
     (its span's column says where it stood); otherwise it sits on a line of its own."""
@@ -135,4 +144,8 @@ class SpecFile(Node):
     train: tuple[Setting, ...] | None = None
     train_span: Span | None = None
     sets: tuple[SetLine, ...] = ()
+    lets: tuple[LetLine, ...] | None = None      # `let { }`: a space's named values
+    lets_span: Span | None = None
+    requires: tuple[Word, ...] | None = None     # `require { }`: its constraints, one expression each
+    requires_span: Span | None = None
     comments: tuple[Comment, ...] = ()   # in file order; ignored by everything but the printer

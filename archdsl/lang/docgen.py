@@ -16,7 +16,7 @@ from .recipe import TrainRecipe
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "language.md"
 
-_ARG_SYNTAX = {
+ARG_SYNTAX = {
     "width": "`WIDTH` (`4x`, `0.25x` of `dim`; `6x in`, `in` of the block's input; or absolute `64`)",
     "stride": "`sN` or `stride`",
     "groups": "`gG` (G groups) or `gwN` (N channels per group)",
@@ -80,6 +80,8 @@ train { ... }                      # the recipe, below
 | `head` | `head op, ...` | after the last stage; `dim` is the last stage's width |
 | `init` | `init SCHEME [ARG]` | weight initialisation |
 | `train` | `train { KEY VALUES ... }` | the training recipe |
+| `let` | `let { NAME = EXPR ... }` | a space's named values: open (`k = choice(3, 5, 7)`) or derived from others (`ws = quant(w0 * wm ** s, 8)`); see "Spaces" below |
+| `require` | `require { EXPR ... }` | a space's constraints, one expression a line (`w1 <= w2`, `ws % gw == 0`) |
 | `set` | `set KEY VALUE[,VALUE...]` | change one scalar of what the file extends, with the override keys below: `set depths 3,3,9,3`, `set convnext.dwconv.kernel 9`, `set train.epochs 5` |
 
 ## Meaning of the words
@@ -183,7 +185,7 @@ def _ops_table() -> str:
     for name in sorted(registry.REGISTRY):
         op = registry.REGISTRY[name]
         word = f"`{name}K`" if op.kernel else f"`{name}`"
-        args = ", ".join(_ARG_SYNTAX[a] for a in op.accepts) or "none"
+        args = ", ".join(ARG_SYNTAX[a] for a in op.accepts) or "none"
         if op.needs_value:
             args += " (value required)"
         if op.width_default != "keep" and "width" in op.accepts:
@@ -211,8 +213,30 @@ def _family_example() -> str:
             "`train { }`):\n\n```\n" + body + "\n```\n")
 
 
+def _spaces() -> str:
+    """The expression language's distributions and functions, from lang/expr.py's tables."""
+    from .expr import FUNCTIONS
+
+    rows = ["| function | meaning |", "|---|---|"] + [f"| `{n}` | {doc} |" for n, (_, doc) in FUNCTIONS.items()]
+    return ("\n## Spaces: open values and expressions\n\n"
+            "A value is open wherever a number or an op word stands: a word with `{EXPR}` holes "
+            "(`dwconv{k}`, `{ws[0]}`, `x{ds[0]}`, `g{gw}`, `{2*w}`), or a distribution written in place "
+            "(`choice(gelu, relu)` as an op word). A spec with open values is a *space*; it compiles only "
+            "with every open value given (`--set k=7`, or `archdsl sample`): see docs/spaces.md.\n\n"
+            "| distribution | values |\n|---|---|\n"
+            "| `choice(A, B, ...)` | one of the numbers or words listed |\n"
+            "| `int(LO, HI)` | a whole number from LO to HI, uniform; `int(LO, HI, log)` log-uniform; "
+            "`int(LO, HI, pow2)` a power of two; `q=Q`: a multiple of Q |\n"
+            "| `float(LO, HI)` | a real number, uniform; `log`: log-uniform; `q=Q`: a multiple of Q |\n\n"
+            "Expressions (in `let`, `require` and `{ }`): numbers, names, `[a, b]`, `+ - * / // % **`, "
+            "comparisons (chained), `and or not`, `a if c else b`, `x[i]`, and these functions. Arithmetic, "
+            "comparisons and `a if c else b` on lists act item by item; a constraint on a list holds when "
+            "every item does.\n\n" + "\n".join(rows) + "\n")
+
+
 def generate() -> str:
-    return _HEADER + "\n" + _ops_table() + _EXTENDS.replace("{family_example}", _family_example()) + _recipe()
+    return (_HEADER + "\n" + _ops_table() + _EXTENDS.replace("{family_example}", _family_example()) + _recipe()
+            + _spaces())
 
 
 def main() -> None:

@@ -100,6 +100,18 @@ def recipe_settings(recipe: TrainRecipe) -> tuple[ast.Setting, ...]:
 NETWORK_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # the grammar's NAME
 
 
+def point_header(values: dict) -> tuple[ast.Comment, ...]:
+    """Where a point of a space came from, as the comments a flattened point starts with:
+    `# point of space 1a2b3c4d5e6f7a8b` and `# values: k=7 w=32`."""
+    if not values:
+        return ()
+    from .expr import show
+
+    rest = " ".join(f"{k}={show(v)}" for k, v in values.items() if k != "space")
+    return (ast.Comment(text=f"# point of space {values.get('space')}", span=_NOWHERE),
+            ast.Comment(text=f"# values: {rest}", span=_NOWHERE))
+
+
 def flatten(net: Network, name: str | None = None) -> ast.SpecFile:
     """`net` as one file that extends nothing, with the blocks its stages run (a block a parent
     defined that no stage uses any more is left out). A name the grammar cannot read back (one
@@ -111,7 +123,7 @@ def flatten(net: Network, name: str | None = None) -> ast.SpecFile:
     if net.init.scheme != "default" or net.init.span is not None:
         init = setting(net.init.scheme, (net.init.arg,) if net.init.arg else ())
     train = recipe_settings(net.train)
-    return ast.SpecFile(
+    return ast.SpecFile(comments=point_header(net.values),
         path="<flatten>", name=w(name or net.name), input=w("x".join(map(str, net.input))),
         classes=w(str(net.classes)), stem=net.stem or None,
         blocks={k: b for k, b in net.blocks.items() if k in {s.block for s in net.stages}},

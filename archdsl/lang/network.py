@@ -44,6 +44,7 @@ class Network(BaseModel):
     init: InitSpec = InitSpec()
     train: TrainRecipe = TrainRecipe()
     spans: dict[str, Span] = {}     # where each section/scalar was stated, for errors
+    values: dict[str, object] = {}  # a point of a space: the space's hash (`space`) and its open values
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -53,9 +54,17 @@ class Network(BaseModel):
     def depths(self) -> tuple[int, ...]:
         return tuple(s.depth for s in self.stages)
 
+    def __repr__(self) -> str:
+        from .views import network_text
+        return network_text(self)
+
+    def _repr_html_(self) -> str:
+        from .views import network_html
+        return network_html(self)
+
 
 # Fields that label a network or say where it came from, not what it computes.
-_NOT_STRUCTURE = {"name", "path", "chain", "spans", "train"}
+_NOT_STRUCTURE = {"name", "path", "chain", "spans", "train", "values"}
 
 
 def canonical(net: Network) -> dict:

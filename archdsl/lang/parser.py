@@ -15,7 +15,8 @@ from .errors import SOURCES, ErrorCollector, Span, SpecSyntaxError
 from .limits import MAX_SPEC_CHARS, too_big
 
 MAX_NESTING = 32  # `{` inside `{`: deeper is surely a mistake, and would exhaust Python's stack
-_SECTION_WORDS = ("input", "classes", "block", "stem", "downsample", "stages", "head", "init", "train", "set")
+_SECTION_WORDS = ("input", "classes", "block", "stem", "downsample", "stages", "head", "init", "train", "set",
+                  "let", "require")
 
 
 @lru_cache(maxsize=1)
@@ -151,6 +152,30 @@ class _ToAst(Transformer):
     def train(self, meta, items):
         return ("train", tuple(items), _span(self.path, meta))
 
+    # ---- spaces ----
+    @v_args(meta=True)
+    def let_line(self, meta, items):
+        name, expr = (self._stripped(t) for t in items)
+        return ast.LetLine(name=name, expr=expr, span=Span(self.path, name.span.line, name.span.column,
+                                                           expr.span.line, expr.span.end_column))
+
+    @v_args(meta=True)
+    def let(self, meta, items):
+        return ("let", tuple(items), _span(self.path, meta))
+
+    def require_line(self, items):
+        return self._stripped(items[0])
+
+    def _stripped(self, tok: Token) -> ast.Word:
+        """An expression's text without the spaces before a comment, and its span to match."""
+        text = str(tok).rstrip()
+        s = _span(self.path, tok)
+        return ast.Word(text=text, span=Span(s.path, s.line, s.column, s.line, s.column + len(text)))
+
+    @v_args(meta=True)
+    def require(self, meta, items):
+        return ("require", tuple(items), _span(self.path, meta))
+
     def start(self, items):
         return items
 
@@ -198,6 +223,7 @@ def _syntax_error(e: UnexpectedInput, path: str, text: str) -> SpecSyntaxError:
 
 _TOKEN_NAMES = {"RBRACE": "`}`", "LBRACE": "`{`", "COMMA": "`,`", "LPAR": "`(`", "RPAR": "`)`",
                 "CMP": "a comparison (`>`, `<`, `==`, `!=`, `>=`, `<=`)", "_NL": "a new line",
+                "OPEN": "an open value", "EXPR": "an expression", "EQUAL": "`=`",
                 "NAME": "a name", "WORD": "a value", "$END": "end of file"}
 
 
@@ -323,6 +349,10 @@ def parse(text: str, path: str = "<string>") -> ast.SpecFile:
             fields["train"], fields["train_span"] = item[1], item[2]
         elif kind == "set":
             fields["sets"] = fields.get("sets", ()) + (item[1],)
+        elif kind == "let":
+            fields["lets"], fields["lets_span"] = item[1], item[2]
+        elif kind == "require":
+            fields["requires"], fields["requires_span"] = item[1], item[2]
     errors.raise_if_any()
     fields["comments"] = _comments(text, path)
     return ast.SpecFile(**fields)

@@ -129,6 +129,14 @@ class Patch(BaseModel):
     def summary(self) -> str:
         return "; ".join(e.describe() for e in self.edits) or "none"
 
+    def __repr__(self) -> str:
+        from .views import patch_text
+        return patch_text(self)
+
+    def _repr_html_(self) -> str:
+        from .views import patch_html
+        return patch_html(self)
+
     def to_json(self, indent: int | None = 2) -> str:
         return self.model_dump_json(indent=indent, exclude_defaults=True)
 

@@ -3,7 +3,7 @@
     text = format_spec(parse(src))          # parse(text) equals parse(src) but for spans
     same(parse(text), parse(src))           # the equality a round trip keeps
 
-Canonical form: sections in the order `network`, input, classes, blocks, stem, downsample,
+Canonical form: sections in the order `network`, let, require, input, classes, blocks, stem, downsample,
 stages, head, init, train, set lines; four spaces per level; ops that were written on one
 line stay on one line, joined by `, `; the one-line sections' keywords padded to one column
 (`input`/`classes` to 8, `stem`/`downsample`/`head`/`init` to the longest of them + 1, at
@@ -170,6 +170,22 @@ def set_line(s: ast.SetLine, group: bool) -> Line:
     return Line(f"set {s.key.text} {s.value}", 0, s.span.line, s.span.end_line, group=group)
 
 
+def lets(items: tuple[ast.LetLine, ...], span) -> list[Line]:
+    """`let { NAME = EXPR }`, the `=` signs in one column."""
+    wide = max((len(x.name.text) for x in items), default=0)
+    lines = [Line("let {", 0, *_lines_of(span, first=True), group=True)]
+    lines += [Line(f"{x.name.text.ljust(wide)} = {x.expr.text}", INDENT, x.span.line, x.span.end_line) for x in items]
+    end = span.end_line if span else None
+    return lines + [Line("}", 0, end, end, comment_indent=INDENT)]
+
+
+def requires(items: tuple[ast.Word, ...], span) -> list[Line]:
+    lines = [Line("require {", 0, *_lines_of(span, first=True), group=True)]
+    lines += [Line(x.text, INDENT, x.span.line, x.span.end_line) for x in items]
+    end = span.end_line if span else None
+    return lines + [Line("}", 0, end, end, comment_indent=INDENT)]
+
+
 def header(spec: ast.SpecFile) -> Line:
     ext = f" extends {spec.extends.text}" if spec.extends else ""
     return Line(f"network {spec.name.text}{ext}", 0, spec.name.span.line, spec.name.span.line)
@@ -180,6 +196,10 @@ def header(spec: ast.SpecFile) -> Line:
 def spec_lines(spec: ast.SpecFile, layout: bool = True) -> list[Line]:
     """The file as lines, sections in canonical order."""
     lines = [header(spec)]
+    if spec.lets is not None:
+        lines += lets(spec.lets, spec.lets_span)
+    if spec.requires is not None:
+        lines += requires(spec.requires, spec.requires_span)
     first = True
     for key in ("input", "classes"):
         value = getattr(spec, key)

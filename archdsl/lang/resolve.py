@@ -13,6 +13,7 @@ from .network import InitSpec, Network, StageSpec
 from .overrides import apply_overrides, split_overrides
 from .parser import parse
 from .recipe import build_recipe, recipe_fields
+from .space import map_words, space_of
 from .specpath import find_spec
 from .suggest import did_you_mean
 
@@ -237,9 +238,30 @@ _INIT_HINT = {"trunc_normal": "it takes a positive standard deviation, e.g. `ini
               "default": "it takes no value: `init default`"}
 
 
+def bind_space(chain: list[ast.SpecFile], m: dict, lines: list[ast.SetLine],
+               overrides: dict[str, object]) -> tuple[dict, list[ast.SetLine], dict, dict]:
+    """A space's open words given their values (those of `overrides` that name them): the merged
+    sections and `set` lines with every word filled in, the open values, and the other overrides.
+    A spec with nothing open comes back as it is."""
+    space = space_of(chain, [m[f] for f in _SECTIONS if f in m] + [m["blocks"], lines])
+    if space is None:
+        return m, lines, {}, overrides
+    given, rest = space.take(overrides)
+    env = space.bind(given)
+    fill = lambda node: map_words(node, lambda word: space.substitute(word, env))  # noqa: E731
+    m = {k: (fill(v) if k in _SECTIONS or k == "blocks" else v) for k, v in m.items()}
+    return m, [fill(line) for line in lines], {"space": space.hash, **space.point_values(env)}, rest
+
+
 def resolve(spec: ast.SpecFile, overrides: dict[str, object] | None = None) -> Network:
-    chain = load_chain(spec)
+    return resolve_chain(load_chain(spec), overrides)
+
+
+def resolve_chain(chain: list[ast.SpecFile], overrides: dict[str, object] | None = None) -> Network:
+    """`resolve` for a chain already read (a space resolves many points of one chain)."""
+    spec = chain[0]
     m = merge(chain)
+    m, lines, point, overrides = bind_space(chain, m, set_lines(chain), dict(overrides or {}))
     errors = ErrorCollector()
     missing = [f for f in ("input", "stages") if f not in m]
     for field in missing:
@@ -263,7 +285,7 @@ def resolve(spec: ast.SpecFile, overrides: dict[str, object] | None = None) -> N
     fields: dict = dict(
         name=spec.name.text, path=spec.path, chain=tuple(s.name.text for s in chain[1:]),
         blocks=m["blocks"], stem=m.get("stem", ()), downsample=m.get("downsample"),
-        head=m.get("head", ()), spans=_spans(m),
+        head=m.get("head", ()), spans=_spans(m), values=point,
     )
     readers = {"input": lambda: _input(m["input"]),  # present: checked above
                "classes": lambda: _int(m["classes"], "`classes`", "E206", kind="classes") if "classes" in m else 1000,
@@ -275,7 +297,6 @@ def resolve(spec: ast.SpecFile, overrides: dict[str, object] | None = None) -> N
             errors.add(e)
     errors.raise_if_any()
     fields["stages"] = tuple(stages)
-    lines = set_lines(chain)
     train_lines = [line for line in lines if line.key.text.startswith("train.")]
     in_file, _ = split_overrides({line.key.text: line.value for line in train_lines})
     where |= {line.key.text.removeprefix("train."): line.key for line in train_lines}

@@ -22,15 +22,22 @@ def search_dirs() -> list[Path]:
     return extra + [SHIPPED]
 
 
-def shipped_names() -> dict[str, Path]:
+def shipped_names(spaces: bool = False) -> dict[str, Path]:
     """Every spec on the search path, by file stem: regular files only (a FIFO, a device or a
-    dangling link named `x.arch` would hang or fail the read of every lookup)."""
+    dangling link named `x.arch` would hang or fail the read of every lookup). The design spaces
+    under a `spaces/` folder (networks with open values, which compile only as points) come only
+    with `spaces=True`."""
     names: dict[str, Path] = {}
     for d in reversed(search_dirs()):
         for f in sorted(d.rglob("*.arch")) if _is_dir(d) else []:
-            if _is_file(f, None):
+            if _is_file(f, None) and (spaces or "spaces" not in f.relative_to(d).parts[:-1]):
                 names[f.stem] = f
     return names
+
+
+def shipped_spaces() -> dict[str, Path]:
+    """The shipped design spaces (specs/spaces/), by file stem."""
+    return {k: v for k, v in shipped_names(spaces=True).items() if k not in shipped_names()}
 
 
 def _is_dir(path: Path) -> bool:
@@ -64,7 +71,7 @@ def find_spec(name: str, beside: Path | None = None, span: Span | None = None) -
         raise ResolveError(f"no spec file `{name}`", span, hint="check the path", code="E201")
     if beside is not None and _is_file(beside / f"{name}.arch", span):
         return beside / f"{name}.arch"
-    names = shipped_names()
+    names = shipped_names(spaces=True)
     if name in names:
         return names[name]
     prefixed = [stem for stem in names if stem.startswith(name + "_")]
@@ -76,9 +83,10 @@ def find_spec(name: str, beside: Path | None = None, span: Span | None = None) -
     if prefixed:
         hint = "it matches " + ", ".join(f"`{p}`" for p in sorted(prefixed)) + "; use the full name"
     else:
-        kin = sorted((s for s in names if _kind(s) == _kind(name)), key=natural)
+        points = shipped_names()  # the listing names networks; a near miss may also be a space
+        kin = sorted((s for s in points if _kind(s) == _kind(name)), key=natural)
         listing = (f"the {_kind(name)} specs that exist: " if kin else "specs that exist: ") + \
-            ", ".join(kin or sorted(names, key=natural))
+            ", ".join(kin or sorted(points, key=natural))
         hint = "; ".join(h for h in (did_you_mean(name, list(names)).rstrip("?"), listing) if h)
     raise ResolveError(f"unknown spec `{name}`", span, hint=hint, code="E201")
 
@@ -109,3 +117,20 @@ def _family_head(candidates: list[str], names: dict[str, Path]) -> str | None:
         parents[stem] = m.group(2) if m else None
     heads = [h for h in candidates if all(parents[c] == h for c in candidates if c != h)]
     return heads[0] if len(heads) == 1 else None
+
+
+_SIZE = re.compile(r"^(?:[tsbml]|xl|atto|femto|pico|nano|tiny|small|base|large|b\d+|\d+x\d+d|\d+mf|\d+)$")
+
+
+def family(path: Path) -> str:
+    """The family a shipped spec belongs to, read off its name as timm's names read:
+    `convnext_t` -> convnext, `resnet50` -> resnet, `convnextv2_atto` -> convnextv2,
+    `resnext50_32x4d` -> resnext, `mobilenet_v2` -> mobilenet_v2; the steps under
+    `roadmap/` are the roadmap."""
+    if path.parent.name == "roadmap":
+        return "roadmap"
+    name = path.stem
+    head, _, last = name.rpartition("_")
+    if head and _SIZE.match(last):
+        name = head
+    return re.sub(r"(?<=[a-z])\d+$", "", name) if not re.search(r"v\d+$", name) else name

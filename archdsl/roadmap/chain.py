@@ -65,6 +65,14 @@ class Roadmap(BaseModel):
     dir: str
     rows: list[RoadmapRow]
 
+    def __repr__(self) -> str:
+        from ..lang.views import roadmap_text
+        return roadmap_text(self)
+
+    def _repr_html_(self) -> str:
+        from ..lang.views import roadmap_html
+        return roadmap_html(self)
+
 
 def _specs(directory: Path, overrides: dict) -> dict[str, Checked]:
     files = sorted(directory.glob("*.arch"), key=lambda p: natural(p.stem))

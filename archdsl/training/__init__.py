@@ -76,8 +76,10 @@ def train(spec: Any, data: Any = "digits", epochs: int | None = None,
         report.line(f"training {net.name} ({shape}, {net.classes} classes) on {p.data.info.name}: "
                     f"{len(p.data.train)} train / {len(p.data.val)} val images, "
                     f"{p.recipe.epochs} epoch{'s' if p.recipe.epochs != 1 else ''}, batch {p.recipe.batch}{world} -> {out}")
-        for note in p.notes:
-            report.line(f"  note: {note}")
+        from .threads import shared_machine_note
+        for note in [*p.notes, shared_machine_note()]:
+            if note:
+                report.line(f"  note: {note}")
 
         def builder():
             from ..api import build

@@ -82,6 +82,14 @@ class TrainResult:
     network: object = None
     notes: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:  # views in training/views.py
+        from .views import result_text
+        return result_text(self)
+
+    def _repr_html_(self) -> str:
+        from .views import result_html
+        return result_html(self)
+
 
 def fresh_partial() -> dict:
     """The running sums of an epoch: what a checkpoint carries to resume mid-epoch."""

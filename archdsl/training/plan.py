@@ -30,7 +30,7 @@ from typing import Any
 
 from ..lang.errors import DataError, RecipeError
 from ..lang.network import Network
-from ..lang.overrides import from_keywords
+from ..lang.overrides import NETWORK_KEYS, from_keywords
 from ..lang.recipe import TrainRecipe
 from .data import DataBundle, DataInfo, materialize, probe
 
@@ -122,7 +122,9 @@ def plan(spec: Any, data: Any, epochs: int | None = None, skip_bad: bool = False
     net_keys, train_keys = user_keys(user)
     info: DataInfo = probe(data, skip_bad=skip_bad)
 
-    spec_net = as_network(spec)
+    # a space's values (`w0=24`: a bare name, no network key) fix its open values as it loads
+    values = {k: user.pop(k) for k in list(user) if "." not in k and k not in NETWORK_KEYS}
+    spec_net = as_network(spec, **values)
     first = as_network(spec_net, **user)
     implied: dict[str, Any] = {}
     notes: list[str] = []

@@ -58,3 +58,18 @@ def test_a_swin_run_fine_tuned_at_a_larger_input_and_window(tmp_path):
         assert (f"{table}.attn.relative_position_bias_table  (relative-position-bias table resized "
                 "for window 2 -> 3 (3x3 -> 5x5 offsets; index rebuilt))") in r.output
     assert "val_acc" in r.output
+
+
+def test_weights_of_a_variant_are_not_the_named_init_spec(tmp_path):
+    """--init-spec names the network the weights come from: a variant of it (other depths) with
+    the same kinds of tensor names is refused, not carried half-fresh (it used to be accepted)."""
+    import archdsl
+    from safetensors.torch import save_file
+
+    weights = tmp_path / "w.safetensors"
+    model = archdsl.build("convnext_atto", widths="8,16,32,64", depths="1,1,1,1")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+    r = CliRunner().invoke(app, ["train", "convnext_atto", "--init-from", str(weights), "--init-spec", "convnext_atto",
+                                 "--out", str(tmp_path / "run"), *SMALL])
+    assert r.exit_code == 1 and "E751" in r.output and "are not convnext_atto's" in r.output, r.output
+    assert "missing" in r.output and "Traceback" not in r.output
