@@ -209,8 +209,8 @@ def cli_cases(f: dict) -> list[Case]:
                  ("out_indices_bad", ["--features", "--out-indices", "9,x"]),
                  ("out_indices_noflag", ["--out-indices", "1"]), ("out_indices_huge", ["--features", "--out-indices", "9" * 50]),
                  ("taps_bad", ["--taps", "stages.99"]), ("taps_empty", ["--taps", ""]),
-                 ("taps_and_features", ["--taps", "stem", "--features"])]:
-        add("compile", n, ["compile", "convnext_t", *TINY, *v], key=None, timeout=30)
+                 ("taps_and_features", ["--taps", "stem", "--features", "--emit", "json"])]:
+        add("compile", n, ["compile", "convnext_t", *TINY, *v], reject=n != "taps_and_features", timeout=30)
     # diff
     add("diff", "missing_b", ["diff", "convnext_t", missing], key="such")
     add("diff", "dir_a", ["diff", f["dir_arch"], "convnext_t"], key="dir.arch")
@@ -289,8 +289,10 @@ def cli_cases(f: dict) -> list[Case]:
     add("train", "data_fifo_img", [*tr, "--data", f["fifo_img"], "--out", out("m")], key="pipe.png", timeout=60)
     add("train", "data_shards_trunc", [*tr, "--data", f["shards_trunc"], "--out", out("n")], key=str(f["shard_names"]), timeout=60)
     add("train", "data_shards_missing", [*tr, "--data", f["shards_missing"], "--out", out("o")], timeout=60)
-    add("train", "data_shards_nonimage", [*tr, "--data", f["shards_nonimage"], "--out", out("p")], key="evil", timeout=60)
-    add("train", "data_shards_badcls", [*tr, "--data", f["shards_badcls"], "--out", out("q")], key="cls", timeout=60)
+    # Members appended after packing: index.json's counts govern (the extras are never read; `data check --verify`
+    # names the changed shard), so these train on the packed images.
+    add("train", "data_shards_nonimage", [*tr, "--data", f["shards_nonimage"], "--out", out("p")], reject=False, timeout=60)
+    add("train", "data_shards_badcls", [*tr, "--data", f["shards_badcls"], "--out", out("q")], reject=False, timeout=60)
     add("train", "data_shards_brace_gap", [*tr, "--data", str(f["shards_missing"]) + "/train-{000000..000002}.tar",
                                            "--out", out("r")], timeout=60)
     add("train", "epochs_neg", [*tr, "--data", "digits", "--epochs", "-1", "--out", out("s")], key="epoch")
@@ -390,12 +392,52 @@ def cli_cases(f: dict) -> list[Case]:
     add("data check", "shards_nonimage_verify", ["data", "check", f["shards_nonimage"], "--verify"], key="sha")
     add("data check", "shards_noindex", ["data", "check", f["shards_noindex"]], key="index.json")
     add("data check", "good_shards_verify", ["data", "check", f["shards"], "--verify"], reject=False)
-    # Commands added on main later (sweep, space, sample, lsp): try them if --help lists them.
-    for cmd in ("sweep", "space", "sample", "lsp"):
-        add(cmd, "help_or_missing", [cmd, "--help"], reject=False)
-        add(cmd, "spec_missing", [cmd, missing], key="such")
-        add(cmd, "spec_fifo", [cmd, f["fifo"]], key="pipe.arch", timeout=20)
-        add(cmd, "spec_empty", [cmd, ""])
+    # space / sample / sweep / lsp
+    sp = "convnext_space"
+    for n, (v, key) in spec_args.items():
+        add("space", f"spec_{n}", ["space", v, "-n", "4"], key=key, timeout=20)
+    add("space", "not_a_space", ["space", "convnext_t", "-n", "4"], reject=False)
+    add("space", "n_zero", ["space", sp, "-n", "0"], key="-n")
+    add("space", "n_neg", ["space", sp, "-n", "-3"], key="-n")
+    add("space", "n_huge", ["space", sp, "-n", "9" * 30])
+    add("space", "seed_neg", ["space", sp, "-n", "4", "--seed", "-1"], reject=False)
+    add("space", "set_nan", ["space", sp, "-n", "4", "--set", "classes=nan"], key="classes")
+    smp = lambda n, *extra: ["sample", sp, "-o", f["good"].parent / "samples" / n, "-n", "2", *extra]  # noqa: E731
+    add("sample", "spec_missing", ["sample", missing, "-o", f["good"].parent / "samples" / "m"], key="such")
+    add("sample", "spec_fifo", ["sample", f["fifo"], "-o", f["good"].parent / "samples" / "f"], key="pipe.arch", timeout=20)
+    add("sample", "out_file", ["sample", sp, "-o", f["spec"], "-n", "2"], key="mine.arch")
+    add("sample", "out_ro", ["sample", sp, "-o", f["ro"] / "smp", "-n", "2"], key="smp")
+    add("sample", "out_empty", ["sample", sp, "-o", "", "-n", "2"])
+    add("sample", "n_zero", smp("a", "-n", "0"), key="-n")
+    add("sample", "n_neg", smp("b", "-n", "-1"), key="-n")
+    add("sample", "macs_garbage", smp("c", "--macs", "lots"), key="lots")
+    add("sample", "macs_reversed", smp("d", "--macs", "5G:1G"), key="5G")
+    add("sample", "macs_nan", smp("e", "--macs", "nan:nan"), key="nan")
+    add("sample", "macs_impossible", smp("f", "--macs", "1:2"), timeout=60)
+    add("sample", "params_neg", smp("g", "--params", "-5M:-1M"), key="-5M")
+    add("sample", "params_empty", smp("h", "--params", ":"), reject=False)
+    sw = lambda n, *extra: ["sweep", "run", sp, "--set", "input=1x32x32", "-o", f["good"].parent / "sweeps" / n, *extra]  # noqa: E731
+    add("sweep", "spec_missing", ["sweep", "run", missing], key="such")
+    add("sweep", "spec_fifo", ["sweep", "run", f["fifo"]], key="pipe.arch", timeout=20)
+    add("sweep", "trials_zero", sw("a", "--trials", "0"), key="trials")
+    add("sweep", "trials_neg", sw("b", "--trials", "-2"), key="trials")
+    add("sweep", "epochs_zero", sw("c", "--epochs", "0", "--trials", "1"), key="epoch")
+    add("sweep", "sampler_bad", sw("d", "--sampler", "grid"), key="grid")
+    add("sweep", "storage_bad", sw("e", "--storage", "nosuch://x"), key="nosuch")
+    add("sweep", "storage_file_garbage", sw("f", "--storage", "sqlite:///" + str(f["spec"])), key="mine.arch")
+    add("sweep", "heartbeat_zero", sw("g", "--heartbeat", "0"), key="heartbeat")
+    add("sweep", "macs_garbage", sw("h", "--macs", "x:y"), key="x:y")
+    add("sweep", "data_missing", sw("i", "--data", missing.parent, "--trials", "1"), key="no")
+    add("sweep", "out_file", ["sweep", "run", sp, "-o", f["spec"]], key="mine.arch")
+    add("sweep", "not_a_space", ["sweep", "run", "resnet18", "-o",
+        f["good"].parent / "sweeps" / "k", "--trials", "1"], key="resnet18", timeout=90)
+    add("sweep", "report_missing", ["sweep", "report", missing, "-o", f["good"].parent / "sweeps" / "r1"], key="such")
+    add("sweep", "report_file", ["sweep", "report", f["spec"], "-o", f["good"].parent / "sweeps" / "r2"], key="mine.arch")
+    add("sweep", "report_out_file", ["sweep", "report", f["run"], "-o", f["spec"]], key="mine.arch")
+    add("lsp", "garbage_stdin", ["lsp"], stdin=b"Content-Length: 5\r\n\r\n{{{{{", reject=False, timeout=20)
+    add("lsp", "huge_length", ["lsp"], stdin=b"Content-Length: 99999999999999\r\n\r\n{}", reject=False, timeout=20)
+    add("lsp", "binary_stdin", ["lsp"], stdin=bytes(range(256)) * 4, reject=False, timeout=20)
+    add("lsp", "tcp_flag", ["lsp", "--tcp"])
     return c
 
 

@@ -101,6 +101,8 @@ def tap_options(features: bool, out_indices: str | None, taps: str | None) -> di
             usage(f"--out-indices takes integers separated by commas (1,2,3), not `{out_indices}`")
     if taps is not None:
         kw["taps"] = [t.strip() for t in taps.split(",") if t.strip()]
+        if not kw["taps"]:
+            usage("--taps takes map names separated by commas (stem, stages.1, ...), not an empty list")
     return kw
 
 

@@ -1,0 +1,104 @@
+"""Each bug benchmarks/hostile_sweep.py found, as the case it found it with, asserting the clean
+outcome: an `ArchError` (with a code) from the API, exit 1 with `error[Ennn]` or exit 2 with a
+usage line from the CLI, never a traceback, a hang or exit 0 on nonsense."""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from archdsl.cli import app
+from archdsl.data.pack import pack
+from archdsl.data.shards import expand_braces, find_shards
+from archdsl.lang.errors import ArchError, DataError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str):
+    """In-process; a non-ArchError escaping the command fails the test with its traceback."""
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def assert_refused(result, code: int, *words: str) -> None:
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    assert result.exit_code == code, output
+    if code == 1:
+        assert re.search(r"error\[E\d{3}\]: ", output), output
+    for word in words:
+        assert word in output, output
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    """A two-class ImageFolder of 32x32 PNGs."""
+    root = tmp_path / "images"
+    for split in ("train", "val"):
+        for value, cls in ((30, "a"), (220, "b")):
+            (root / split / cls).mkdir(parents=True)
+            Image.new("RGB", (32, 32), (value,) * 3).save(root / split / cls / "0.png")
+    return root
+
+
+def test_a_brace_range_of_a_trillion_shards_is_refused_at_once():
+    # It used to build the list of 10^12 names: `data check` hung.
+    t0 = time.monotonic()
+    with pytest.raises(DataError, match="more than 1,000,000 shards") as e:
+        expand_braces("shards/train-{0..999999999999}.tar")
+    assert e.value.code == "E701" and time.monotonic() - t0 < 1
+    with pytest.raises(DataError, match="more than"):  # three modest ranges multiply
+        expand_braces("s/{0..999}/{0..999}/train-{0..9}.tar")
+    assert expand_braces("s/train-{000..002}.tar") == ["s/train-000.tar", "s/train-001.tar", "s/train-002.tar"]
+
+
+def test_data_check_of_a_huge_brace_range_exits_1(tmp_path):
+    assert_refused(cli("data", "check", f"{tmp_path}/train-{{0..999999999999}}.tar"), 1, "more than 1,000,000")
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    ({"shard_size": 0}, "shard_size"),          # was ValueError
+    ({"shard_size": "5"}, "shard_size"),        # was TypeError ('<' between str and int)
+    ({"shard_size": True}, "shard_size"),
+])
+def test_pack_api_bad_shard_size_is_an_arch_error(folder, tmp_path, kwargs, word):
+    with pytest.raises(ArchError, match=word) as e:
+        pack(folder, tmp_path / "out", **kwargs)
+    assert e.value.code == "E010"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("root", [None, 7])
+def test_pack_api_root_of_the_wrong_type_is_an_arch_error(tmp_path, root):
+    with pytest.raises(ArchError, match="root") as e:  # was TypeError from os.fspath
+        pack(root, tmp_path / "out")
+    assert e.value.code == "E010"
+
+
+def test_find_shards_of_none_is_an_arch_error():
+    with pytest.raises(ArchError, match="not NoneType") as e:  # was TypeError from os.fspath
+        find_shards(None)
+    assert e.value.code == "E010"
+
+
+def test_data_pack_into_the_folder_it_packs_is_refused(folder):
+    # It used to succeed, leaving train/packed/ with tars: the next listing took it for a class.
+    result = cli("data", "pack", folder, "--to", folder / "train" / "packed", "-q")
+    assert_refused(result, 1, "inside the folder being packed")
+    assert not (folder / "train" / "packed").exists()
+    assert sorted(p.name for p in (folder / "train").iterdir()) == ["a", "b"]
+
+
+def test_apply_with_an_empty_name_is_a_usage_error(tmp_path):
+    # `--name ''` was taken as no name (STEP_on_BASE) and printed a spec with exit 0.
+    assert_refused(cli("apply", "step09", "--onto", "step00", "--name", ""), 2, "is not a network name")
+
+
+def test_compile_with_empty_taps_is_a_usage_error():
+    # `--taps ''` built the full network, as if no --taps had been given, exit 0.
+    assert_refused(cli("compile", "convnext_t", "--set", "input=3x32x32", "--taps", ""), 2, "--taps")
+    assert_refused(cli("compile", "convnext_t", "--set", "input=3x32x32", "--taps", " , "), 2, "--taps")
