@@ -102,3 +102,31 @@ def test_compile_with_empty_taps_is_a_usage_error():
     # `--taps ''` built the full network, as if no --taps had been given, exit 0.
     assert_refused(cli("compile", "convnext_t", "--set", "input=3x32x32", "--taps", ""), 2, "--taps")
     assert_refused(cli("compile", "convnext_t", "--set", "input=3x32x32", "--taps", " , "), 2, "--taps")
+
+
+def _lsp(stdin: bytes) -> "subprocess.CompletedProcess[bytes]":
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "archdsl", "lsp"], input=stdin, capture_output=True, env=env,
+                          timeout=60)
+
+
+def test_lsp_refuses_a_terabyte_content_length_without_a_memory_error():
+    # pygls read(99999999999999) raised MemoryError with a traceback.
+    p = _lsp(b"Content-Length: 99999999999999\r\n\r\n{}")
+    err = p.stderr.decode()
+    assert "Traceback" not in err and "MemoryError" not in err, err
+    assert p.returncode == 1 and "error[E010]" in err and "64 MiB" in err, err
+
+
+def test_lsp_logs_a_malformed_message_in_one_line_and_keeps_serving():
+    # pygls logged the JSONDecodeError with its traceback; the server must go on to the next message.
+    body = b'{"jsonrpc": "2.0", "id": 1, "method": "shutdown"}'
+    p = _lsp(b"Content-Length: 5\r\n\r\n{{{{{" + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    err = p.stderr.decode()
+    assert "Traceback" not in err, err
+    assert "JSONDecodeError" in err and p.returncode == 0, err
+    assert b'"id": 1' in p.stdout  # the shutdown after the garbage was answered
