@@ -130,3 +130,12 @@ def test_lsp_logs_a_malformed_message_in_one_line_and_keeps_serving():
     assert "Traceback" not in err, err
     assert "JSONDecodeError" in err and p.returncode == 0, err
     assert b'"id": 1' in p.stdout  # the shutdown after the garbage was answered
+
+
+def test_eval_of_a_junk_pth_names_what_failed_without_torchs_warning(tmp_path):
+    # It printed torch's UserWarning (a site-packages path) and `cannot read weights from junk.pth: 1785425525`.
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"\x80\x04junkjunk")
+    result = cli("eval", "convnext_t", "--weights", junk, "--data", "digits")
+    assert_refused(result, 1, "error[E786]", "not a checkpoint torch.load can read")
+    assert "site-packages" not in result.stdout + result.stderr
