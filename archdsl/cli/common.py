@@ -137,9 +137,10 @@ def usage(message: str) -> None:
     raise typer.Exit(2)
 
 
-def failed(message: str) -> None:
-    """An error that is not a diagnostic (a file that cannot be written): `error: ...`, exit 1."""
-    shout(f"error: {message}")
+def failed(message: str, code: str = "E020") -> None:
+    """An error that is not a diagnostic (a file that cannot be read or written: E020):
+    `error[CODE]: ...`, exit 1."""
+    shout(f"error[{code}]: {message}")
     raise typer.Exit(1)
 
 

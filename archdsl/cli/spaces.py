@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
             values = " ".join(f"{k}={v}" for k, v in f.values.items())
             say(f"  {f.count:,} like {values}: {f.error}")
         if not checked:
-            failed("no drawn point checks; nothing to cost")
+            failed("no drawn point checks; nothing to cost", code="E177")
         table = Table(show_edge=False, header_style="bold")
         for col in ("", "min", "25%", "median", "75%", "max"):
             table.add_column(col, justify="right" if col else "left")
@@ -113,4 +113,4 @@ def register(app: typer.Typer) -> None:
             values = " ".join(f"{k}={v}" for k, v in f.values.items())
             say(f"  skipped {f.count:,} like {values}: {f.error}")
         if len(paths) < n:
-            failed(f"only {len(paths)} of {n} points found in the window after {result.drawn:,} draws")
+            failed(f"only {len(paths)} of {n} points found in the window after {result.drawn:,} draws", code="E177")

@@ -139,3 +139,9 @@ def test_eval_of_a_junk_pth_names_what_failed_without_torchs_warning(tmp_path):
     result = cli("eval", "convnext_t", "--weights", junk, "--data", "digits")
     assert_refused(result, 1, "error[E786]", "not a checkpoint torch.load can read")
     assert "site-packages" not in result.stdout + result.stderr
+
+
+def test_a_file_that_cannot_be_written_has_an_error_code(tmp_path):
+    # `flatten -o missing/dir/x.arch` said `error: cannot write ...` with no code (rule: every error has one).
+    result = cli("flatten", "resnet18", "-o", tmp_path / "no" / "deep" / "x.arch")
+    assert_refused(result, 1, "error[E020]", "No such file or directory")
