@@ -160,7 +160,7 @@ def make_fixtures(root: Path) -> dict[str, Path]:
     ro = root / "readonly"; ro.mkdir(); f["readonly"] = ro
     # Where nothing may be written: a 0o555 folder, or /sys for root (who ignores permissions).
     f["ro"] = Path("/sys") if os.geteuid() == 0 else ro
-    (root.parent / "packs").mkdir(exist_ok=True)
+    (root / "packs").mkdir(exist_ok=True)
     loop = root / "loop.arch"; os.symlink("loop.arch", loop); f["loop"] = loop
     dir_arch = root / "dir.arch"; dir_arch.mkdir(); f["dir_arch"] = dir_arch
     spec = root / "mine.arch"

@@ -91,6 +91,8 @@ def register(app: typer.Typer) -> None:
         that names its space and values."""
         from ..spaces.sample import parse_window, sample, write_points
 
+        if str(out_dir).strip() in ("", "."):  # typer reads -o '' as Path('.'): the points would litter here
+            usage("-o '' (or .) names the current directory; name a folder for the points, e.g. -o points")
         try:
             windows = {"macs": parse_window(macs, "macs") if macs else None,
                        "params": parse_window(params, "params") if params else None}

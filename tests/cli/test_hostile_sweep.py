@@ -145,3 +145,19 @@ def test_a_file_that_cannot_be_written_has_an_error_code(tmp_path):
     # `flatten -o missing/dir/x.arch` said `error: cannot write ...` with no code (rule: every error has one).
     result = cli("flatten", "resnet18", "-o", tmp_path / "no" / "deep" / "x.arch")
     assert_refused(result, 1, "error[E020]", "No such file or directory")
+
+
+def test_sample_into_an_empty_out_is_a_usage_error(tmp_path, monkeypatch):
+    # `sample SPACE -o ''` wrote the points and points.json into the current directory, exit 0.
+    monkeypatch.chdir(tmp_path)
+    assert_refused(cli("sample", "convnext_space", "-o", "", "-n", "1"), 2, "current directory")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sweep_run_into_a_file_names_the_file(tmp_path):
+    # It said `error: cannot write the output: File exists` (the mkdir's OSError, taken for stdout's).
+    spec = tmp_path / "mine.arch"
+    spec.write_text("network mine extends resnet18\n")
+    result = cli("sweep", "run", "convnext_space", "-o", spec)
+    assert_refused(result, 1, "error[E020]", "is a file")
+    assert spec.read_text() == "network mine extends resnet18\n"
