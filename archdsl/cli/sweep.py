@@ -57,6 +57,11 @@ def run_cmd(spec: Annotated[str, typer.Argument(help="A space (name or .arch pat
 
     if sampler not in ("random", "tpe"):
         usage(f"--sampler takes random or tpe, not `{sampler}`")
+    if data != "digits" and not Path(data).exists():  # else every trial fails on it, 200 draws long
+        from ..lang.errors import DataError
+
+        fail(DataError(f"data directory {data} does not exist", code="E701",
+                       hint="--data digits, or an ImageFolder directory with train/ and val/"))
     if out.exists() and not out.is_dir():  # else the mkdir's OSError reads as "cannot write the output"
         failed(f"-o `{out}` is a file; the study and its runs need a folder")
     try:

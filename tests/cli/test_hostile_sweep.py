@@ -161,3 +161,10 @@ def test_sweep_run_into_a_file_names_the_file(tmp_path):
     result = cli("sweep", "run", "convnext_space", "-o", spec)
     assert_refused(result, 1, "error[E020]", "is a file")
     assert spec.read_text() == "network mine extends resnet18\n"
+
+
+def test_sweep_run_with_missing_data_stops_before_the_first_trial(tmp_path):
+    # Every trial failed on it, 200 draws long, then a hint blamed the space's constraints.
+    result = cli("sweep", "run", "convnext_space", "-o", tmp_path / "sw", "--data", tmp_path / "no", "--trials", "1")
+    assert_refused(result, 1, "error[E701]", "does not exist")
+    assert "trial" not in result.stdout + result.stderr
