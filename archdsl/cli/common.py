@@ -101,6 +101,8 @@ def tap_options(features: bool, out_indices: str | None, taps: str | None) -> di
             usage(f"--out-indices takes integers separated by commas (1,2,3), not `{out_indices}`")
     if taps is not None:
         kw["taps"] = [t.strip() for t in taps.split(",") if t.strip()]
+        if not kw["taps"]:
+            usage("--taps takes map names separated by commas (stem, stages.1, ...), not an empty list")
     return kw
 
 
@@ -135,9 +137,10 @@ def usage(message: str) -> None:
     raise typer.Exit(2)
 
 
-def failed(message: str) -> None:
-    """An error that is not a diagnostic (a file that cannot be written): `error: ...`, exit 1."""
-    shout(f"error: {message}")
+def failed(message: str, code: str = "E020") -> None:
+    """An error that is not a diagnostic (a file that cannot be read or written: E020):
+    `error[CODE]: ...`, exit 1."""
+    shout(f"error[{code}]: {message}")
     raise typer.Exit(1)
 
 

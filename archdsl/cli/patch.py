@@ -177,7 +177,7 @@ def register(app: typer.Typer) -> None:
                     f"{', '.join(map(str, result.widths))} wide")
             sys.stderr.write(render_warning(note, e.span, hint) + "\n")  # plain: never re-wrapped
         short = lambda n: n.split("_")[0] if n.startswith("step") else n  # noqa: E731
-        new_name = name or (output.stem if output else f"{short(patch.step)}_on_{short(base.name)}")
+        new_name = name if name is not None else (output.stem if output else f"{short(patch.step)}_on_{short(base.name)}")
         if not new_name.isidentifier():
             usage(f"`{new_name}` is not a network name (letters, digits, `_`); pass --name")
         note = (f"{patch.step}'s change applied to {base.name} (`archdsl apply`):",

@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
             values = " ".join(f"{k}={v}" for k, v in f.values.items())
             say(f"  {f.count:,} like {values}: {f.error}")
         if not checked:
-            failed("no drawn point checks; nothing to cost")
+            failed("no drawn point checks; nothing to cost", code="E177")
         table = Table(show_edge=False, header_style="bold")
         for col in ("", "min", "25%", "median", "75%", "max"):
             table.add_column(col, justify="right" if col else "left")
@@ -91,6 +91,8 @@ def register(app: typer.Typer) -> None:
         that names its space and values."""
         from ..spaces.sample import parse_window, sample, write_points
 
+        if str(out_dir).strip() in ("", "."):  # typer reads -o '' as Path('.'): the points would litter here
+            usage("-o '' (or .) names the current directory; name a folder for the points, e.g. -o points")
         try:
             windows = {"macs": parse_window(macs, "macs") if macs else None,
                        "params": parse_window(params, "params") if params else None}
@@ -113,4 +115,4 @@ def register(app: typer.Typer) -> None:
             values = " ".join(f"{k}={v}" for k, v in f.values.items())
             say(f"  skipped {f.count:,} like {values}: {f.error}")
         if len(paths) < n:
-            failed(f"only {len(paths)} of {n} points found in the window after {result.drawn:,} draws")
+            failed(f"only {len(paths)} of {n} points found in the window after {result.drawn:,} draws", code="E177")

@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..lang.errors import ArchError
-from .common import SetOpt, fail, overrides, say, usage
+from .common import SetOpt, fail, failed, overrides, say, usage
 
 
 class _RunByDefault(TyperGroup):
@@ -57,6 +57,13 @@ def run_cmd(spec: Annotated[str, typer.Argument(help="A space (name or .arch pat
 
     if sampler not in ("random", "tpe"):
         usage(f"--sampler takes random or tpe, not `{sampler}`")
+    if data != "digits" and not Path(data).exists():  # else every trial fails on it, 200 draws long
+        from ..lang.errors import DataError
+
+        fail(DataError(f"data directory {data} does not exist", code="E701",
+                       hint="--data digits, or an ImageFolder directory with train/ and val/"))
+    if out.exists() and not out.is_dir():  # else the mkdir's OSError reads as "cannot write the output"
+        failed(f"-o `{out}` is a file; the study and its runs need a folder")
     try:
         cfg = SweepConfig(spec=spec, trials=trials, epochs=epochs, data=data, out=out, storage=storage, study=study,
                           sampler=sampler, seed=seed, macs=parse_window(macs, "macs") if macs else None,
@@ -97,7 +104,6 @@ def report_cmd(study: Annotated[str, typer.Argument(help="A sweep's output folde
     except ArchError as e:
         fail(e)
     except OSError as e:
-        from .common import failed
         failed(f"cannot write the report to `{out}`: {e.strerror or e}")
     if json_:
         print(json.dumps(data, indent=2))

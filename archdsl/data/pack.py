@@ -57,9 +57,19 @@ def pack(root: str | os.PathLike, to: str | os.PathLike, *, shard_size: int = DE
          seed: int = 0, skip_bad: bool = False,
          progress: Callable[[str, int, int], None] | None = None) -> Packed:
     """Pack the ImageFolder at `root` into shards in `to` (module docstring)."""
-    if shard_size < 1:
-        raise ValueError(f"shard_size must be >= 1, not {shard_size}")
+    for what, value in (("root", root), ("to", to)):
+        if not isinstance(value, (str, os.PathLike)):
+            raise DataError(f"pack's `{what}` takes a folder path (a str or Path), not {type(value).__name__}",
+                            hint='for example pack("images", "shards")', code="E010")
+    if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
+        raise DataError(f"pack's `shard_size` takes a whole number of images >= 1, not {shard_size!r}",
+                        hint="for example shard_size=1000", code="E010")
     to = os.path.abspath(os.fspath(to))
+    src = os.path.abspath(os.fspath(root))
+    if to == src or to.startswith(src.rstrip(os.sep) + os.sep):
+        raise DataError(f"{to} is inside the folder being packed ({src})",
+                        hint="write the shards outside it: the next listing would take them for a class",
+                        code="E701")
     if os.path.exists(to) and (not os.path.isdir(to) or os.listdir(to)):
         raise DataError(f"{to} exists and is not an empty folder",
                         hint="name a new folder; shards are never written over others", code="E701")

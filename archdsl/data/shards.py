@@ -56,8 +56,22 @@ _BRACE = re.compile(r"\{([^{}]*)\}")
 _OPEN_FILES = 64  # per worker: the most shard files kept open at once
 
 
+_MAX_SHARDS = 1_000_000  # a pattern naming more is a typo, not a data set
+
+
+def _group_size(body: str) -> int:
+    r = re.fullmatch(r"(\d+)\.\.(\d+)", body)
+    return max(0, int(r.group(2)) - int(r.group(1)) + 1) if r else len(body.split(","))
+
+
 def expand_braces(pattern: str) -> list[str]:
     """`a-{000..002}.tar` -> a-000.tar, a-001.tar, a-002.tar; `{x,y}` -> x, y (nested left to right)."""
+    count = 1
+    for group in _BRACE.findall(pattern):
+        count *= _group_size(group)
+        if count > _MAX_SHARDS:
+            raise DataError(f"{pattern[:200]}: the pattern names more than {_MAX_SHARDS:,} shards",
+                            hint="check the brace range, e.g. 'train-{000000..000127}.tar'", code="E701")
     m = _BRACE.search(pattern)
     if not m:
         return [pattern]
@@ -99,6 +113,9 @@ def is_shards(spec: str | os.PathLike) -> bool:
 
 def find_shards(spec: str | os.PathLike) -> ShardSource:
     """Resolve `spec` (module docstring) to shard paths; missing shards are a DataError."""
+    if not isinstance(spec, (str, os.PathLike)):
+        raise DataError(f"shards are named by a folder or a pattern (a str or Path), not {type(spec).__name__}",
+                        hint="for example 'shards/train-{000000..000127}.tar'", code="E010")
     s = os.fspath(spec)
     if os.path.isdir(s):
         names = sorted(os.listdir(s))

@@ -91,9 +91,15 @@ def _from_file(p: Path, layout: str) -> Weights:
 
             sd = load_file(str(p))
         else:
-            sd = torch.load(p, map_location="cpu", weights_only=True)
+            import warnings
+
+            with warnings.catch_warnings():  # torch's pickle-protocol note names its own site-packages file
+                warnings.simplefilter("ignore")
+                sd = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - a damaged or foreign file is the user's to fix
-        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if not isinstance(e, OSError):  # an unpickler's KeyError is a bare number: say what failed
+            detail = f"not a checkpoint torch.load can read ({type(e).__name__}{': ' + detail if detail else ''})"
         raise EvalError(f"cannot read weights from {p}: {detail}"[:300], code="E786",
                         hint="a .safetensors file, or a .pth holding a state dict (plain tensors; "
                              "pickled objects are refused)") from None

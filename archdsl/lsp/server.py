@@ -3,6 +3,7 @@ types. One analysis per open document, redone on every change (a convnext_t-size
 a few milliseconds; `archdsl.serverInfo` reports the last one's time)."""
 from __future__ import annotations
 
+import logging
 import sys
 
 from lsprotocol import types as lsp
@@ -163,5 +164,47 @@ def make_server() -> LanguageServer:
     return server
 
 
+MAX_MESSAGE = 64 << 20  # bytes in one message; a spec is a few kB
+
+
+class _BoundedInput:
+    """Standard input for pygls with a cap on one message: a `Content-Length` of terabytes (a
+    broken or hostile client) ends the session with one line instead of a MemoryError."""
+
+    def __init__(self, raw) -> None:
+        self.raw = raw
+        self.refused: int | None = None
+
+    def readline(self, limit: int = 1 << 16) -> bytes:  # a header line; a longer one is read in parts
+        return self.raw.readline(limit)
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0 or n > MAX_MESSAGE:
+            self.refused = n
+            return b""  # pygls ends the session at an empty body
+        return self.raw.read(n)
+
+    def __getattr__(self, name: str):
+        return getattr(self.raw, name)
+
+
+class _OneLine(logging.Formatter):
+    """pygls logs a message it cannot handle with its traceback: log the error's last line."""
+
+    def formatException(self, exc_info) -> str:  # noqa: N802 (logging's name)
+        return f"  ({exc_info[0].__name__}: {str(exc_info[1]).splitlines()[0] if str(exc_info[1]) else ''})"
+
+
 def main() -> None:
-    make_server().start_io()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine("archdsl lsp: %(message)s"))
+    log = logging.getLogger("pygls")
+    log.addHandler(handler)
+    log.setLevel(logging.WARNING)
+    log.propagate = False
+    stdin = _BoundedInput(sys.stdin.buffer)
+    make_server().start_io(stdin)
+    if stdin.refused is not None:
+        sys.stderr.write(f"error[E010]: archdsl lsp: a message of {stdin.refused} bytes (its Content-Length) is over "
+                         f"the {MAX_MESSAGE >> 20} MiB limit; the session is closed\n")
+        sys.exit(1)
