@@ -458,6 +458,23 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> TrainResult:
+        try:
+            return self._run()
+        finally:
+            self.close_loaders()
+
+    def close_loaders(self) -> None:
+        """Shut the persistent DataLoader workers down now. They ignore SIGTERM (see
+        `leave_signals_to_the_loop`), so the SIGTERM multiprocessing sends its children at
+        interpreter exit cannot end them: left running, they hung the process that trained."""
+        for loader in (getattr(self, "loader", None), getattr(self, "val_loader", None)):
+            workers = getattr(loader, "_iterator", None)
+            if workers is not None and hasattr(workers, "_shutdown_workers"):
+                workers._shutdown_workers()
+            if loader is not None:
+                loader._iterator = None
+
+    def _run(self) -> TrainResult:
         with stop_signals() as stop:
             self._stop = stop
             if getattr(self, "_resume_rng", None) is not None:

@@ -232,3 +232,16 @@ def test_a_run_of_one_process_resumes_mid_epoch_on_two(tmp_path):
     assert "resuming a run of 1 process(es) on 2: the rest of epoch 1 (from sample 1280)" in p.stderr
     _, state, _ = ckpt.load(ckpt.latest(out))
     assert state["world"] == 2 and state["step"] == whole.history[-1]["step"] == 22
+
+
+def test_a_process_that_trained_with_workers_exits(folder, tmp_path):
+    """The persistent workers ignore SIGTERM (so a signal to the group reaches the loop first);
+    left running after train() returned, multiprocessing's exit handler waited on them forever
+    and the process that trained never exited. The trainer shuts them down itself."""
+    code = ("import sys, multiprocessing as mp\nfrom archdsl.training import train\n"
+            f"train('convnext_atto', {str(folder)!r}, out={str(tmp_path / 'run')!r}, **{{**{RUN!r}, 'epochs': 1}})\n"
+            "print('children', len(mp.active_children()))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-c", code], env=env, timeout=300, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "children 0" in p.stdout
