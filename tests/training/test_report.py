@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -163,6 +164,8 @@ def test_resumed_run_drops_the_events_written_after_its_checkpoint(tmp_path):
     for step in range(1, 10):
         first[0].scalars({"train/loss": 1.0}, step)
     first[0].close()
+    # TensorBoard orders event files by the second in their names; a resume lands later than that
+    time.sleep(1.1)
     second = open_trackers(tmp_path, (), name="run", config={}, step=5)
     for step in range(5, 12):
         second[0].scalars({"train/loss": 2.0}, step)
