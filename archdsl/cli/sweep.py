@@ -95,6 +95,8 @@ def report_cmd(study: Annotated[str, typer.Argument(help="A sweep's output folde
 
     from ..sweep.report import load, write_report
 
+    if out.exists() and not out.is_dir():  # said first: loading the studies can fail for another reason
+        failed(f"-o `{out}` is a file; the report needs a folder")
     try:
         studies = [load(s, url=storage) for s in [study, *(compare or [])]]
         empty = [s.name for s in studies if not s.points]

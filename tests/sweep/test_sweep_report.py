@@ -82,3 +82,12 @@ def test_report_compares_two_studies(tmp_path):
 def test_report_refuses_a_folder_without_a_study(tmp_path):
     r = CliRunner().invoke(app, ["sweep", "report", str(tmp_path), "-o", str(tmp_path / "r")])
     assert r.exit_code == 1 and "error[E783]" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_report_into_a_file_names_the_file_first(tmp_path):
+    """The hostile sweep's last weak case: RUN had no study, and `-o FILE` went unnamed."""
+    target = tmp_path / "report.html"
+    target.write_text("a user's file")
+    r = CliRunner().invoke(app, ["sweep", "report", str(tmp_path / "nothing"), "-o", str(target)])
+    assert r.exit_code == 1 and "error[E020]" in r.stderr and str(target) in r.stderr
+    assert "is a file" in r.stderr and target.read_text() == "a user's file"
