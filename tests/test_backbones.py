@@ -221,21 +221,35 @@ def test_convnext_b_384_states_the_official_fine_tuning_recipe():
     assert archdsl.analyze(net).params == 88_591_464  # ConvNeXt-B (the paper: 89M at 384 too)
 
 
+def _python_example(page: str, marker: str) -> str:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / page).read_text()
+    return next(b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if marker in b)
+
+
 def test_the_fpn_example_in_the_docs_trains(capsys):
     """docs/backbones.md's ConvNeXt-T + FPN example, run as written (it uses a 64x64 input):
     one step moves the backbone's weights too."""
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parents[1] / "docs" / "backbones.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    example = next(b for b in blocks if "class FPN" in b)
     ns: dict = {}
-    exec(compile(example, "docs/backbones.md", "exec"), ns)
+    exec(compile(_python_example("docs/backbones.md", "class FPN"), "docs/backbones.md", "exec"), ns)
     printed = capsys.readouterr().out
     assert "maps [(2, 96, 16, 16), (2, 192, 8, 8), (2, 384, 4, 4), (2, 768, 2, 2)]" in printed
     assert torch.isfinite(ns["loss"])
     grads = [p.grad for p in ns["backbone"].parameters()]
     assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
+def test_the_fpn_example_in_the_readme_trains(capsys):
+    """The README's shorter FPN example, run as written: the maps' channels and strides are
+    ConvNeXt-T's (the paper's widths, strides 4 to 32), and the step reaches the backbone."""
+    ns: dict = {}
+    exec(compile(_python_example("README.md", "features=True"), "README.md", "exec"), ns)
+    printed = capsys.readouterr().out
+    assert printed.startswith("[96, 192, 384, 768] [4, 8, 16, 32] loss ")
+    assert torch.isfinite(ns["loss"])
+    first = next(ns["backbone"].parameters())
+    assert first.grad is not None and first.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("spec", ["resnet18", "deit_s"])
