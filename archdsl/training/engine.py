@@ -438,9 +438,11 @@ class Trainer:
         was = model.training
         model.eval()
         loss, correct, n = 0.0, 0.0, 0.0
+        seen: list[tuple[str, str]] = []  # this process's bad val images, logged once all have them
         for x, y, bad in self.val_loader:
             if tally:
-                self._bad_images(bad, "val")
+                self._bad_images(bad, "val", log=False)
+                seen += bad
             if len(y) == 0:
                 continue
             x = self.normalize(x.to(self.dist.device, non_blocking=True))
@@ -453,6 +455,9 @@ class Trainer:
             correct += (logits.argmax(1) == y).sum().item()
             n += len(y)
         model.train(was)
+        if tally and self.skip_bad:
+            everyone = self.dist.gather(seen) if self.dist.active else [seen]
+            self._log_bad([b for bad in everyone for b in bad], "val")
         loss, correct, n = self.dist.all_sum([loss, correct, n])
         return loss / max(n, 1), correct / max(n, 1)
 
@@ -489,6 +494,18 @@ class Trainer:
                 self.end_epoch()
         return self.result()
 
+    def _agree(self, usable: bool, bad: list[tuple[str, str]]) -> bool:
+        """Under DDP with --skip-bad-images: every process's bad images reach the main process's
+        log, and a batch is trained on only if every process has images left in its own. A
+        process whose whole batch was bad has no backward pass to run, and the others' gradient
+        all-reduce would wait for it forever; so all skip that batch."""
+        everyone = self.dist.gather((usable, bad))
+        self._log_bad([b for _, theirs in everyone for b in theirs], "train")
+        if usable and not all(u for u, _ in everyone):
+            self.report.warn("another process had no decodable image in its batch; every process "
+                             "skips this batch (DDP runs the backward pass on all of them or none)")
+        return all(u for u, _ in everyone)
+
     def _check(self, bad: bool) -> tuple[bool, bool]:
         """Whether any process saw a non-finite loss, and whether any was asked to stop."""
         bad, stopping = self.dist.any([bad, self._stop["signal"] is not None])
@@ -499,9 +516,10 @@ class Trainer:
         start_batch, base = self._segment
         return base + (self.batch - start_batch) * self.recipe.batch
 
-    def _bad_images(self, bad: list[tuple[str, str]], split: str) -> None:
-        """Images that could not be decoded: counted and logged with --skip-bad-images, else
-        the run stops naming the file (after the caller saved a checkpoint)."""
+    def _bad_images(self, bad: list[tuple[str, str]], split: str, log: bool = True) -> None:
+        """This process's images that could not be decoded: counted (and, with `log`, written to
+        OUT/bad_images.txt) with --skip-bad-images, else the run stops naming the file (after
+        the caller saved a checkpoint)."""
         if not bad:
             return
         if not self.skip_bad:
@@ -510,9 +528,14 @@ class Trainer:
         self.partial["bad"] += len(bad)
         for path, why in bad:
             self.report.warn(f"skipped bad {split} image {path}: {why}")
-            if self.dist.main:
-                with open(self.out / "bad_images.txt", "a", encoding="utf-8", errors="backslashreplace") as f:
-                    f.write(f"epoch {self.epoch + 1}\t{split}\t{path}\t{why}\n")
+        if log:
+            self._log_bad(bad, split)
+
+    def _log_bad(self, bad: list[tuple[str, str]], split: str) -> None:
+        """The main process writes the log, so under DDP it is given every process's list."""
+        if bad and self.dist.main:
+            with open(self.out / "bad_images.txt", "a", encoding="utf-8", errors="backslashreplace") as f:
+                f.writelines(f"epoch {self.epoch + 1}\t{split}\t{path}\t{why}\n" for path, why in bad)
 
     def train_epoch(self) -> None:
         r, d = self.recipe, self.dist
@@ -530,8 +553,11 @@ class Trainer:
                 t0 = time.perf_counter()
                 x, y, bad_files = next(batches)
                 waited += time.perf_counter() - t0
+                usable = len(y) > 1 or len(y) == 1 and self.augment.mix is None
+                if d.active and self.skip_bad:
+                    usable = self._agree(usable, bad_files)
                 try:
-                    self._bad_images(bad_files, "train")
+                    self._bad_images(bad_files, "train", log=not d.active)
                 except BadImageStop as e:
                     self.report.end_epoch()
                     e.checkpoint = self.save()
@@ -540,7 +566,7 @@ class Trainer:
                 boundary = (b + 1) % r.accumulate == 0 or b + 1 == self.batches
                 group = min(r.accumulate, self.batches - (b // r.accumulate) * r.accumulate)
                 value = float("nan")
-                if len(y) > 1 or len(y) == 1 and self.augment.mix is None:
+                if usable:
                     x, target = self.augment(x, y)
                     if r.channels_last:
                         x = x.contiguous(memory_format=torch.channels_last)

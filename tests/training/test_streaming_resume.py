@@ -245,3 +245,26 @@ def test_a_process_that_trained_with_workers_exits(folder, tmp_path):
     p = subprocess.run([sys.executable, "-c", code], env=env, timeout=300, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "children 0" in p.stdout
+
+
+def test_ddp_skips_a_batch_that_one_process_lost_entirely_to_bad_images(tmp_path):
+    """With --skip-bad-images on 2 processes, a process whose whole batch was bad has no backward
+    pass to run; DDP's gradient all-reduce on the other used to wait for it forever. Both skip
+    that batch now. 24 of 32 train images are empty files, batch 4 (2 a process): most steps
+    leave some process nothing."""
+    data = make_jpegs(tmp_path / "data", per_class=(16, 4))
+    for p in sorted((data / "train").rglob("*.jpg"))[:24]:
+        p.write_bytes(b"")
+    out = tmp_path / "run"
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
+                        "-m", "archdsl", "train", "convnext_atto", "--data", str(data), "--epochs", "1",
+                        "--out", str(out), "--skip-bad-images", "--set", "input=3x32x32",
+                        "--set", "widths=8,16,32,64", "--set", "depths=1,1,1,1", "--set", "train.batch=4",
+                        "--set", "train.workers=0"],
+                       env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+                       capture_output=True, text=True, timeout=300, start_new_session=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    _, state, _ = ckpt.load(ckpt.latest(out))
+    assert state["world"] == 2 and state["step"] == 8
+    logged = (out / "bad_images.txt").read_text().splitlines()
+    assert len(logged) == 24
