@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..lang.errors import ArchError
-from .common import SetOpt, fail, failed, overrides, say, usage
+from .common import SetOpt, fail, failed, overrides, say, shout, usage
 
 
 class _RunByDefault(TyperGroup):
@@ -54,6 +54,7 @@ def run_cmd(spec: Annotated[str, typer.Argument(help="A space (name or .arch pat
     with one --storage) to resume or add workers."""
     from ..spaces.sample import parse_window
     from ..sweep.run import SweepConfig, run_sweep
+    from ..training.engine import Interrupted
 
     if sampler not in ("random", "tpe"):
         usage(f"--sampler takes random or tpe, not `{sampler}`")
@@ -70,6 +71,10 @@ def run_cmd(spec: Annotated[str, typer.Argument(help="A space (name or .arch pat
                           params=parse_window(params, "params") if params else None, overrides=overrides(set_),
                           heartbeat=heartbeat, grace=3 * heartbeat)
         summary = run_sweep(cfg, log=lambda line: say(line))
+    except (Interrupted, KeyboardInterrupt) as e:  # exit as the signal says, like `train`
+        stopped = e.message if isinstance(e, Interrupted) else "interrupted"
+        shout(f"{stopped}\nhelp: the trial it was running is failed; run the same sweep again to run it again")
+        raise typer.Exit(e.exit_code if isinstance(e, Interrupted) else 130)
     except ArchError as e:
         fail(e)
     states = ", ".join(f"{n} {k}" for k, n in summary["states"].items() if n)

@@ -108,6 +108,7 @@ def run_sweep(cfg: SweepConfig, log=print) -> dict:
     import optuna
 
     from ..training import train
+    from ..training.engine import Interrupted
 
     given = Path(cfg.spec)
     listed = _points_dir(given)
@@ -153,6 +154,8 @@ def run_sweep(cfg: SweepConfig, log=print) -> dict:
         try:
             result = train(coster.network(values), data=cfg.data, epochs=cfg.epochs, out=run, quiet=True,
                            seed=cfg.seed, force=True)
+        except Interrupted:
+            raise  # Ctrl-C or SIGTERM stops the worker (the trial is failed, then queued again), not just this trial
         except ArchError as e:
             trial.set_user_attr("failed", f"{e.errors[0].message}")
             log(f"trial {trial.number} failed: {e.errors[0].message}")

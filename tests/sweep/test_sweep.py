@@ -198,15 +198,23 @@ def test_workers_on_a_postgresql_server(tiny, tmp_path, postgres):
     assert getpass.getuser() and not (tmp_path / "m1" / "study.db").exists()  # nothing stored locally
 
 
-def test_a_worker_interrupted_with_ctrl_c_leaves_its_trial_to_be_run_again(tiny, tmp_path):
+@pytest.mark.parametrize("when, said", [("", "interrupted"), ("metrics.jsonl", "stopped by SIGINT")],
+                         ids=["while-the-trial-sets-up", "inside-the-training-loop"])
+def test_a_worker_interrupted_with_ctrl_c_leaves_its_trial_to_be_run_again(tiny, tmp_path, when, said):
+    """Ctrl-C stops the worker with 130 and a line saying what to do, whether it lands while the
+    trial sets up (KeyboardInterrupt) or inside its training loop (metrics.jsonl is written after
+    each epoch; 40 epochs keep the loop running for seconds), where the trainer turns it into a
+    saved checkpoint and `Interrupted`. The objective used to take that for a failed trial and
+    go on to the next one, so the worker finished with 0 (a flaky test under load)."""
     out = tmp_path / "sweep"
-    p = worker(tiny, out, "--trials", "1")
+    p = worker(tiny, out, "--trials", "1", "--epochs", "40")
     deadline = time.time() + 120
-    while not (out / "trials" / "00000").exists() and time.time() < deadline and p.poll() is None:
-        time.sleep(0.1)
+    while not (out / "trials" / "00000" / when).exists() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.05)
     p.send_signal(signal.SIGINT)
     rc, _, err = finish(p)
     assert rc == 130 and "Traceback" not in err, err[-2000:]
+    assert said in err and "run the same sweep again" in err
     rc, _, err = finish(worker(tiny, out, "--trials", "1"))
     assert rc == 0, err[-2000:]
     study = the_study(f"sqlite:///{out / 'study.db'}")
