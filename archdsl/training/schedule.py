@@ -64,6 +64,7 @@ def param_groups(model: nn.Module, recipe: TrainRecipe) -> list[dict]:
 
 
 def _layer_groups(model: nn.Module, recipe: TrainRecipe, params: list, split: list[bool]) -> list[dict]:
+    """The official groups `layer_{id}_{decay|no_decay}`, each at its layer's lr scale."""
     layers = assign_layers(model, recipe.layer_group)
     scales = layers.scales(recipe.layer_decay)
     groups: dict[tuple[int, bool], dict] = {}

@@ -61,25 +61,29 @@ def test_a_fresh_head_starts_scaled(tmp_path, capsys):
     assert "head init scale 0.001: head.fc starts at 0.001 x its init" in capsys.readouterr().err
 
 
+def trained_elsewhere(tmp_path, classes: int):
+    """Weights of the same network for `classes` classes, and `--init-from` reading them."""
+    source = archdsl.build("convnext_atto", classes=classes, input="1x32x32", **TINY).state_dict()
+    weights = tmp_path / f"w{classes}.safetensors"
+    save_file({k: v.contiguous() for k, v in source.items()}, str(weights))
+    return source, _init_from(weights, None, quiet=True)
+
+
 def test_init_from_a_head_that_fits_overrides_the_scale(tmp_path, capsys):
-    source = archdsl.build("convnext_atto", classes=3, input="1x32x32", **TINY)
-    weights = tmp_path / "w.safetensors"
-    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(weights))
-    r = run(tmp_path, "fits", _init_from(weights, None, quiet=True))
-    got = r.model.state_dict()
-    assert torch.equal(got["head.fc.weight"], source.state_dict()["head.fc.weight"])
+    source, init = trained_elsewhere(tmp_path, 3)
+    r = run(tmp_path, "fits", init)
+    assert torch.equal(r.model.state_dict()["head.fc.weight"], source["head.fc.weight"])
     assert "no effect, head.fc was loaded from --init-from (its shape fits)" in capsys.readouterr().err
 
 
 def test_init_from_another_class_count_keeps_the_scaled_fresh_head(tmp_path, capsys):
-    source = archdsl.build("convnext_atto", classes=7, input="1x32x32", **TINY)
-    weights = tmp_path / "w.safetensors"
-    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(weights))
-    r = run(tmp_path, "fresh_head", _init_from(weights, None, quiet=True))
+    source, init = trained_elsewhere(tmp_path, 7)
+    r = run(tmp_path, "fresh_head", init)
     got, start = r.model.state_dict(), own_init(r.network)
     assert torch.equal(got["head.fc.weight"], start["head.fc.weight"] * 0.001)
-    assert torch.equal(got["stages.0.blocks.0.dwconv.weight"], source.state_dict()["stages.0.blocks.0.dwconv.weight"])
-    assert "head.fc is fresh (the --init-from weights do not fit it), so it starts at 0.001 x" in capsys.readouterr().err
+    assert torch.equal(got["stages.0.blocks.0.dwconv.weight"], source["stages.0.blocks.0.dwconv.weight"])
+    printed = capsys.readouterr().err
+    assert "head.fc is fresh (the --init-from weights do not fit it), so it starts at 0.001 x" in printed
 
 
 def test_a_head_without_a_final_linear_is_a_clear_error():
