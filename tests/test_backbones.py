@@ -211,13 +211,15 @@ def test_convnext_b_384_states_the_official_fine_tuning_recipe():
     """The official ConvNeXt-B 384x384 fine-tuning command (TRAINING.md, "Finetune from
     ImageNet-1K pre-training"): --input_size 384 --batch_size 32 x 8 GPUs x update_freq 2
     --lr 5e-5 --warmup_epochs 0 --epochs 30 --weight_decay 1e-8 --cutmix 0 --mixup 0
-    --drop_path 0.8, no --model_ema; the network is ConvNeXt-B's."""
+    --drop_path 0.8 --layer_decay 0.7 --head_init_scale 0.001, no --model_ema, main.py's
+    default --min_lr 1e-6; the network is ConvNeXt-B's."""
     net = archdsl.load("convnext_b_384")
     r = net.train
     assert net.input == (3, 384, 384)
-    assert (r.epochs, r.batch, r.optimizer, r.lr, r.wd, r.schedule, r.warmup) == (30, 512, "adamw", 5e-5, 1e-8,
-                                                                                   "cosine", 0.0)
+    assert (r.epochs, r.batch, r.optimizer, r.lr, r.wd, r.schedule, r.warmup, r.min_lr) == (
+        30, 512, "adamw", 5e-5, 1e-8, "cosine", 0.0, 1e-6)
     assert (r.mixup, r.cutmix, r.droppath, r.ema) == (0.0, 0.0, 0.8, None)
+    assert (r.layer_decay, r.layer_group, r.head_init_scale) == (0.7, 3, 0.001)
     assert archdsl.analyze(net).params == 88_591_464  # ConvNeXt-B (the paper: 89M at 384 too)
 
 

@@ -63,6 +63,9 @@ def recipe_settings(recipe: TrainRecipe) -> tuple[ast.Setting, ...]:
             if k in changed:
                 words += [k, num(getattr(r, k))]
         out.append(setting("schedule", tuple(words)))
+    if changed & {"layer_decay", "layer_group"}:
+        out.append(setting("layer_decay", (num(r.layer_decay),
+                                           *(("group", num(r.layer_group)) if "layer_group" in changed else ()))))
     augments = []
     for k in ("rrc", "flip", "randaugment", "color_jitter", "mixup", "cutmix", "erasing"):
         if k in changed or k == "erasing" and "erasing_mode" in changed:

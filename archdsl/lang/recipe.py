@@ -21,6 +21,17 @@ overridden as `--set train.FIELD=VALUE` (or `train_FIELD=` in the API):
     checkpoint_every 500 (steps) · precision bf16 · channels_last
     workers 4 · crop_pct 0.875 · interpolation bicubic · repeats 3
     log_every 50 (steps between progress lines off a terminal) · track wandb mlflow
+    layer_decay 0.7 [group 3]                   -> layer_decay, layer_group
+    head_init_scale 0.001                       -> head_init_scale
+
+Fine-tuning (the official ConvNeXt's --layer_decay and --head_init_scale): `layer_decay D`
+scales each layer's learning rate by D ** (L + 1 - layer): the stem is layer 0, each stage's
+blocks form layers of `group` consecutive blocks (3, as the official; `group 1`: per block,
+as BEiT/ViT), a downsample joins its stage's first layer, the head is layer L + 1 at x1
+(ConvNeXt-S/B/L/XL: 14 layers exactly as the official; training/layer_decay.py). min_lr and
+warm-up scale with each layer; weight decay does not. `head_init_scale S` multiplies the head's
+last layer's initial weight and bias by S; `--init-from` weights that fit the head replace it,
+so S acts only on a fresh head (another class count), as the official fine-tuning loads.
 
 Normalization: `imagenet` is timm's IMAGENET_DEFAULT_MEAN/STD (what the ConvNeXt, DeiT and
 Swin code and every timm/torchvision/official weight expect); `measured` is the per-channel
@@ -87,11 +98,15 @@ class TrainRecipe(BaseModel):
     checkpoint_every: int = 0  # steps; 0 = once per epoch only
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = False
+    layer_decay: float = 1.0  # lr x D ** (L + 1 - layer) per layer; 1: off
+    layer_group: int = 3  # blocks per layer of layer_decay (the official ConvNeXt's 3)
+    head_init_scale: float = 1.0  # the head's last layer starts at S x its init
 
     # Every number has a range (and pydantic rejects nan and inf: allow_inf_nan=False).
     @field_validator("epochs", "batch", "accumulate", "checkpoint_every", "lr", "wd", "momentum",
                      "warmup", "min_lr", "gamma", "every", "mixup", "cutmix", "erasing", "label_smoothing",
-                     "droppath", "ema", "clip_grad", "color_jitter", "workers", "crop_pct", "repeats", "log_every")
+                     "droppath", "ema", "clip_grad", "color_jitter", "workers", "crop_pct", "repeats", "log_every",
+                     "layer_decay", "layer_group", "head_init_scale")
     @classmethod
     def _in_range(cls, v, info):
         if v is None:
@@ -209,6 +224,9 @@ RANGES: dict[str, tuple] = {
     "crop_pct": (0.0, 1.0, False, True, " (the evaluation crop's share of the resized image)"),
     "repeats": (1, 16, True, True, " (repeated augmentation: each image this many times an epoch)"),
     "log_every": (1, 1 << 40, True, True, " (optimizer steps between progress lines)"),
+    "layer_decay": (0.0, 10.0, False, True, " (the lr factor per layer towards the stem; 1: off)"),
+    "layer_group": (1, 4096, True, True, " (blocks per layer of layer_decay)"),
+    "head_init_scale": (0.0, 10.0, True, True, " (the factor on the head's initial weight and bias)"),
 }
 # timm's RandAugment config string (rand_augment_transform): `rand` then dash-separated options.
 RANDAUGMENT_CONFIG = re.compile(r"rand(-(m|mstd|mmax|p)\d+(\.\d+)?|-n\d+|-inc[01]|-w\d+)*")
@@ -222,19 +240,22 @@ EXAMPLES = {"epochs": "5", "batch": "64", "accumulate": "2", "checkpoint_every":
             "randaugment": "9,0.5", "optimizer": "adamw", "schedule": "cosine", "precision": "bf16",
             "color_jitter": "0.4", "erasing_mode": "pixel", "normalize": "imagenet", "mean": "0.5,0.5,0.5",
             "std": "0.25,0.25,0.25", "workers": "4", "crop_pct": "0.875", "interpolation": "bicubic",
-            "repeats": "3", "log_every": "50", "track": "mlflow"}
+            "repeats": "3", "log_every": "50", "track": "mlflow", "layer_decay": "0.7", "layer_group": "1",
+            "head_init_scale": "0.001"}
 
 # Lines whose first word picks a value and whose later words are `name value` options.
 _OPTION_LINES = {
     "optimizer": ("optimizer", {"lr": 1, "wd": 1, "momentum": 1, "betas": 2, "nesterov": 0}),
     "schedule": ("schedule", {"warmup": 1, "min_lr": 1, "gamma": 1, "every": 1}),
+    "layer_decay": ("layer_decay", {"group": 1}),
 }
+_OPTION_FIELDS = {"group": "layer_group"}  # an option whose field has another name
 _AUGMENTS = {"rrc": 0, "flip": 0, "randaugment": 2, "mixup": 1, "cutmix": 1, "erasing": 1,
              "color_jitter": 1}
 # Fields written as one `key value` line (flatten writes them back the same way).
 LINE_FIELDS = ("label_smoothing", "droppath", "ema", "clip_grad", "accumulate", "checkpoint_every",
                "precision", "channels_last", "workers", "crop_pct", "interpolation", "repeats", "log_every",
-               "track")
+               "track", "head_init_scale")
 _FLAGS = {"nesterov", "rrc", "flip", "channels_last"}
 
 
@@ -286,7 +307,7 @@ def recipe_fields(settings: tuple[Setting, ...]) -> tuple[dict[str, object], dic
                                            hint="options: " + ", ".join(options), code="E602"))
                     break
                 n = options[name]
-                put(name, tuple(rest[i + 1:i + 1 + n]), rest[i])
+                put(_OPTION_FIELDS.get(name, name), tuple(rest[i + 1:i + 1 + n]), rest[i])
                 i += 1 + n
         elif key == "augment":
             for group in s.groups:

@@ -83,9 +83,14 @@ def train(spec: Any, data: Any = "digits", epochs: int | None = None,
 
         def builder():
             from ..api import build
+            from .head_init import head_note, scale_head
             model = build(net, check_memory=False, compile=compile)
+            scale = p.recipe.head_init_scale
+            scaled = scale_head(model, scale) if scale != 1.0 else None  # before loading, as the official
             if init_from is not None:  # e.g. weights carried across an edit (archdsl.transfer)
                 init_from(model, net)
+            if scaled is not None:
+                report.line("  " + head_note(model, scaled, scale, loaded=init_from is not None))
             return model
 
         trainer = Trainer(net, builder, p.recipe, p.data, out, seed, dist, report, resume, force,

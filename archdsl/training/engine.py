@@ -42,8 +42,9 @@ from . import checkpoint as ckpt
 from .augment import BatchStage, Normalize, loss_fn
 from .data import DataBundle
 from .distributed import Dist
+from .layer_decay import assign_layers, describe
 from .report import Reporter, pct
-from .schedule import build_optimizer, build_scheduler
+from .schedule import build_optimizer, build_scheduler, schedule_lr
 from .state import rng_state, seed_everything, set_rng_state
 
 STATE_FORMAT = 1
@@ -198,6 +199,8 @@ class Trainer:
         self.steps_per_epoch = math.ceil(self.batches / r.accumulate)
         self.optimizer = build_optimizer(self.model, r)
         self.scheduler = build_scheduler(self.optimizer, r, self.steps_per_epoch)
+        if r.layer_decay != 1.0:
+            self.report.line("  " + describe(assign_layers(self.model, r.layer_group), r.layer_decay, r.layer_group))
         self.autocast = torch.autocast(d.device.type, dtype=torch.bfloat16,
                                        enabled=r.precision == "bf16")
 
@@ -586,7 +589,7 @@ class Trainer:
                 bad, stopping = self._check(bad)
                 if bad:
                     self._diverged(value)
-                lr = self.optimizer.param_groups[0]["lr"]
+                lr = schedule_lr(self.optimizer)
                 if r.clip_grad is not None:
                     nn.utils.clip_grad_norm_(self.model.parameters(), r.clip_grad)
                 self.optimizer.step()
@@ -618,7 +621,7 @@ class Trainer:
                 else "no checkpoint had been saved yet")
         raise TrainError(
             f"loss became {value} at epoch {self.epoch + 1}, step {self.step + 1} "
-            f"(lr {self.optimizer.param_groups[0]['lr']:.3g}); stopped, {kept}",
+            f"(lr {schedule_lr(self.optimizer):.3g}); stopped, {kept}",
             hint="lower the learning rate (--set train.lr=...), clip gradients "
                  "(--set train.clip_grad=1.0) or lengthen warm-up, and train afresh", code="E757")
 
@@ -634,7 +637,7 @@ class Trainer:
         sums = d.all_sum([p["loss_sum"], p["batches"], p["images"], p["bad"]])
         row = {"epoch": self.epoch + 1, "step": self.step,
                "train_loss": sums[0] / max(sums[1], 1), "val_loss": val_loss, "val_acc": val_acc,
-               "lr": p.get("lr", self.optimizer.param_groups[0]["lr"]),
+               "lr": p.get("lr", schedule_lr(self.optimizer)),
                "images_per_s": sums[2] / max(seconds, 1e-9), "seconds": seconds,
                "data_wait_s": p["wait_s"]}
         if sums[3] or self.skip_bad:
