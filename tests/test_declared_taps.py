@@ -212,3 +212,12 @@ def test_the_language_server_completes_tap_names_and_marks_a_wrong_one():
     wrong = analyze("network n extends convnext_t\ntaps stages.7\n", "/tmp/n.arch")
     (d,) = diagnostics(wrong)
     assert d.code == "E413" and d.range == ((1, 5), (1, 13))
+
+
+def test_the_shipped_retinanet_backbone_returns_c3_to_c5():
+    """specs/resnet50_retinanet.arch: torchvision's retinanet_resnet50_fpn reads layer2-layer4 of
+    ResNet-50 (512, 1024, 2048 channels at strides 8, 16, 32); the classifier is ResNet-50's."""
+    m = archdsl.build("resnet50_retinanet", features=True, device="meta")
+    assert m.feature_info.module_name() == ["stages.1", "stages.2", "stages.3"]
+    assert m.feature_info.channels() == [512, 1024, 2048] and m.feature_info.reduction() == [8, 16, 32]
+    assert archdsl.analyze("resnet50_retinanet").params == 25_557_032
