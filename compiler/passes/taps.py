@@ -94,14 +94,15 @@ def resolve(ir: IRGraph, names: list[str], maps: bool = True, spans: list | None
     ends = section_ends(ir)
     paths = {d["path"]: nid for nid, d in ir.op_nodes()}
     at = list(spans) if spans is not None else [None] * len(names)
-    taps, errors = [], []
+    taps, errors, first = [], [], {}
     for i, name in enumerate(names):
-        if name in names[:i]:
-            first = at[names.index(name)]
+        if name in first:
+            was = at[first[name]]
             errors.append(CompileError(code, f"the tap `{name}` is named twice", at[i],
-                                       hint=f"name each tap once (first at line {first.line})" if first
+                                       hint=f"name each tap once (first at line {was.line})" if was
                                        else "name each tap once"))
             continue
+        first[name] = i
         nid = ends.get(name, paths.get(name))
         if nid is None:
             errors.append(CompileError(code, f"the tap `{name}` names nothing in {ir.name}", at[i],
