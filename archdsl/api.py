@@ -10,7 +10,7 @@ from compiler import CompileErrors
 
 import os
 
-from .lang.errors import ArchError, ArchErrors, ShapeError, WeightsError
+from .lang.errors import ArchError, ArchErrors, ShapeError, WeightsError, display_path
 from .lang.network import Network
 from .lang.overrides import apply_overrides, from_keywords, split_overrides
 from .lang.parser import parse
@@ -117,9 +117,10 @@ def as_network(spec: SpecLike, **overrides) -> Network:
 
 def check(spec: SpecLike, *, features: bool = False, out_indices=None, taps=None,
           **overrides) -> tuple[Network, compiler.IRGraph]:
-    """Resolve and run every check pass; raises ArchError with everything found. With
-    `features`/`out_indices`/`taps` (see `build`) the IR returns those maps; its
-    `ir.feature_info` says what each is."""
+    """Resolve and run every check pass; raises ArchError with everything found (a spec's
+    `taps` included). With `features`/`out_indices`/`taps` (see `build`) the IR returns those
+    maps; its `ir.feature_info` says what each is. Without them a spec's declared taps are in
+    `ir.declared_taps`, in the same form."""
     _spec_arg(spec, "check")
     net = as_network(spec, **overrides)
     ir = network_to_ir(net)
@@ -130,17 +131,21 @@ def check(spec: SpecLike, *, features: bool = False, out_indices=None, taps=None
 
 def analyze(spec: SpecLike, *, features: bool = False, out_indices=None, taps=None, **overrides) -> Report:
     """Params, MACs and activation sizes per layer, per stage and in total, at the spec's input.
-    A features build's report counts what it computes (no head) and lists its taps."""
+    A features build's report counts what it computes (no head) and lists its taps; any other
+    report lists the taps the spec declares (`taps_returned` False: the build returns logits)."""
     _spec_arg(spec, "analyze")
     net, ir = check(spec, features=features, out_indices=out_indices, taps=taps, **overrides)
     report = report_from_ir(net, ir)
-    report.taps = list(getattr(ir, "feature_info", []))
+    report.taps_returned = hasattr(ir, "feature_info")
+    report.taps = list(getattr(ir, "feature_info", None) or getattr(ir, "declared_taps", []))
     return report
 
 
 def _select_taps(net: Network, ir: compiler.IRGraph, features: bool, out_indices, taps) -> None:
-    """A features build (`features=True`: the maps at the end of each stage, `out_indices` of
-    them, or the named `taps`) or a full build that also returns `taps`: compiler/passes/taps.py."""
+    """A features build (`features=True`: the maps the spec's `taps` declare, else those at the
+    end of each stage; `out_indices` of them; or the named `taps`) or a full build that also
+    returns `taps`: compiler/passes/taps.py. A spec's declared taps are checked whatever is
+    built (a tap that names nothing is E413 at the tap)."""
     from compiler.passes import taps as tapping
 
     if not isinstance(features, bool):
@@ -150,36 +155,58 @@ def _select_taps(net: Network, ir: compiler.IRGraph, features: bool, out_indices
     if out_indices is not None and (isinstance(out_indices, (str, bytes)) or
                                     not all(type(i) is int for i in _items(out_indices))):
         raise _type_error("`out_indices`", out_indices, "a list of stage indices", "out_indices=(1, 2, 3)")
-    where = net.spans.get("stages")
+    declared = _declared_taps(net, ir)
+    where = net.spans.get("taps") if declared else net.spans.get("stages")
     if out_indices is not None and (taps is not None or not features):
-        raise ArchError("`out_indices` picks among the stages' maps of a features build" +
+        raise ArchError("`out_indices` picks among the " + ("declared taps" if declared else "stages' maps") +
+                        " of a features build" +
                         (", and `taps` names them: give one of the two" if taps is not None else ""),
                         span=where, code="E411",
                         hint='archdsl.build(spec, features=True, out_indices=(1, 2, 3)), or name any map '
                              'with taps=["stages.1", ...]')
     if not features and taps is None:
+        if declared:
+            ir.declared_taps = tapping.FeatureInfo(t.as_dict() for t in declared)
         return
     if taps is None:
-        names = tapping.stage_names(ir)
+        names = [t.name for t in declared] or tapping.stage_names(ir)
         picked = list(range(len(names))) if out_indices is None else list(out_indices)
         bad = [i for i in picked if not -len(names) <= i < len(names)]
         if bad or not picked:
+            what = (f"declares {len(names)} taps" if declared else f"has {len(names)} " +
+                    ("stages" if len(names) == len(net.stages) else "blocks") + " to tap")
             raise ShapeError(f"out_indices {tuple(picked)}: " + (f"{bad[0]} is out of range" if bad else "empty") +
-                             f"; {net.name} has {len(names)} " +
-                             ("stages" if len(names) == len(net.stages) else "blocks") +
-                             f" to tap, indices 0..{len(names) - 1} (or -{len(names)}..-1)",
+                             f"; {net.name} {what}, indices 0..{len(names) - 1} (or -{len(names)}..-1)",
                              where, code="E411", hint="the maps: " + ", ".join(
                                  f"{i}: `{n}`" for i, n in enumerate(names) if i < 6 or i == len(names) - 1))
         taps = [names[i] for i in picked]
     try:
         found = _run(tapping.resolve, ir, list(taps), features)
-    except ArchError as e:  # a name that is not in the spec: point at its stages
+    except ArchError as e:  # a name that is not in the spec: point at its stages (or its taps)
         for err in e.errors:
             err.span = err.span or where
         e.span = e.span or where
         raise
     _run(tapping.select_taps, ir, found, not features)
     ir.feature_info = tapping.FeatureInfo(t.as_dict() for t in found)
+
+
+def _declared_taps(net: Network, ir: compiler.IRGraph) -> list:
+    """The spec's `taps`, checked against the network: E413 at a tap that names nothing (or one
+    named twice), saying where the taps were stated when the spec inherits them."""
+    from compiler.passes import taps as tapping
+
+    if not net.taps:
+        return []
+    try:
+        return _run(tapping.resolve, ir, [w.text for w in net.taps], False, [w.span for w in net.taps], "E413")
+    except ArchError as e:
+        stated = net.spans.get("taps")
+        if stated is not None and stated.path != net.path:
+            for err in e.errors:
+                err.hint = (err.hint or "") + (f"; {net.name} inherits these taps from {display_path(stated.path)}: "
+                                               f"restate `taps` in {net.name} to replace them")
+        raise
 
 
 def _items(value):
@@ -207,13 +234,15 @@ def build(spec: SpecLike, *, device: str | torch.device | None = None, mode: str
     (MemAvailable on the CPU); a model that cannot fit is a ResourceError (E901) instead of
     an allocator crash. `check_memory=False` skips that.
 
-    features=True: a backbone. Its forward returns a list of NCHW maps, the end of every stage
-    (of every block where the network has one stage: ViT, isotropic ConvNeXt), or those
-    `out_indices` pick (negative counts from the end); the head and anything after the last
-    map are not built. Tokens come back as their map, a class token dropped.
+    features=True: a backbone. Its forward returns a list of NCHW maps: those the spec's `taps`
+    statement declares, in its order, or, where it declares none, the end of every stage (of
+    every block where the network has one stage: ViT, isotropic ConvNeXt); `out_indices` picks
+    among them (negative counts from the end); the head and anything after the last map are
+    not built. Tokens come back as their map, a class token dropped.
     taps=[names]: the maps named (`stem`, `stages.I`, `stages.I.blocks.J`, `downsample.I`,
     `head`, or any op's module path); with features=False the forward returns
-    `(output, [taps])`, the named values as they are where they are no map.
+    `(output, [taps])`, the named values as they are where they are no map. `taps` replaces
+    the spec's own for this build.
     Either way `model.feature_info` lists module, num_chs, reduction and shape per map
     (docs/backbones.md)."""
     _spec_arg(spec, "build")
@@ -229,7 +258,7 @@ def build(spec: SpecLike, *, device: str | torch.device | None = None, mode: str
     dev = as_device(device)
     net = as_network(spec, **overrides)
     ir = network_to_ir(net)
-    if features or taps is not None or out_indices is not None:
+    if features or taps is not None or out_indices is not None or net.taps:
         _run(compiler.check, ir)
         paths = {d["path"] for _, d in ir.op_nodes()}
         _select_taps(net, ir, features, out_indices, taps)

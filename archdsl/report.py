@@ -36,7 +36,9 @@ class Report:
     layers: list[LayerRow] = field(default_factory=list)
     outputs: dict[str, tuple[int, ...]] = field(default_factory=dict)  # group -> the shape it ends in,
                                                                         # a join's where one closes it
-    taps: list[dict] = field(default_factory=list)  # a features build's maps (compiler/passes/taps.py)
+    taps: list[dict] = field(default_factory=list)  # a features build's maps (compiler/passes/taps.py),
+                                                    # else the spec's declared `taps`
+    taps_returned: bool = False  # the build returns `taps` (a features or taps build), not only the logits
 
     @property
     def params(self) -> int:
@@ -82,7 +84,7 @@ class Report:
             "peak_activation": self.peak_activation,
             "stages": [vars(s) | {"shape": list(s.shape)} for s in self.stages],
             "layers": [vars(r) | {"in_shape": list(r.in_shape), "shape": list(r.shape)} for r in self.layers],
-            **({"taps": self.taps} if self.taps else {}),
+            **({"taps": self.taps, "taps_returned": self.taps_returned} if self.taps else {}),
         }
 
 

@@ -12,7 +12,7 @@ from torch import fx, nn
 from . import ops
 from .ir import IRGraph
 from .ops import NCHW, NHWC, cat_dim
-from .sections import Section
+from .sections import Model
 
 _PERMUTE = {NHWC: (0, 2, 3, 1), NCHW: (0, 3, 1, 2)}
 
@@ -68,21 +68,7 @@ def lower(ir: IRGraph) -> fx.GraphModule:
             _set_submodule(root, data["path"], module)
             env[nid] = graph.call_module(data["path"], (args[0],))
     graph.lint()
-    gm = fx.GraphModule(root, graph, class_name=_class_name(ir.name))
-    _containers(gm, gm, "")
-    return gm
-
-
-def _containers(gm: fx.GraphModule, module: nn.Module, prefix: str) -> None:
-    """fx makes the containers of the called ops plain `nn.Module`s; they become `Section`s
-    (indexable and hookable: sections.py), holding the same children."""
-    for name, child in list(module._modules.items()):
-        if type(child) is nn.Module:
-            section = Section()
-            section._modules = child._modules
-            section.bind(gm, prefix + name)
-            module._modules[name] = section
-            _containers(gm, section, f"{prefix}{name}.")
+    return Model(root, graph, class_name=_class_name(ir.name))
 
 
 def _class_name(name: str) -> str:

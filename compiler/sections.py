@@ -10,12 +10,16 @@ calls a container, so a container works as an index and a hook point, not as a f
     model.stages[1](x)                   an error saying what to use instead
 
 The values are as the graph holds them: a channels-last stage (Swin) gives (B, H, W, C).
-For the maps without hooks: `archdsl.build(spec, taps=["stages.1"])` (passes/taps.py)."""
+For the maps without hooks: `archdsl.build(spec, taps=["stages.1"])` (passes/taps.py).
+
+The built model is a `Model`, a GraphModule whose copies (copy.copy, copy.deepcopy, pickle
+and torch.save/torch.load) have their own sections, bound to the copy."""
 from __future__ import annotations
 
 import weakref
 
 from torch import fx, nn
+
 
 _LAYOUT = ("permute", "contiguous")  # call_method nodes that only move data between layouts
 
@@ -129,3 +133,97 @@ def _bounds(graph: fx.Graph, path: str) -> tuple[fx.Node, fx.Node]:
             raise TypeError(_cannot(path, "ends where a features build returns its maps; it takes no hook"))
         return _source(nodes[first].args[0]), _source(out, path)
     return _source(nodes[first].args[0]), _source(after.args[0], path)
+
+
+# ---- the built model and its copies
+class Model(fx.GraphModule):
+    """What `lower` builds: a GraphModule whose containers are `Section`s bound to it.
+
+    fx copies a GraphModule by building another from its attributes. Left to that, a copy's
+    sections stay bound to nothing (a hook on `copy.stages[1]` is refused), a shallow copy's
+    containers are plain modules (`copy.stages[1]` is no index), and a deepcopy drops what
+    archdsl sets on the model (`feature_info`, `weights_changes`) and its class name. Here
+    every copy gets its sections, bound to it, and keeps those."""
+
+    def __init__(self, root, graph: fx.Graph, class_name: str = "GraphModule"):
+        super().__init__(root, graph, class_name)
+        _sectioned(self)
+        _bind(self)
+
+    def __deepcopy__(self, memo):
+        res = super().__deepcopy__(memo)
+        _carry(self, res, memo)
+        _bind(res)
+        return res
+
+    def __copy__(self):
+        import copy
+
+        res = super().__copy__()
+        res.graph = copy.deepcopy(self.graph)  # fx shares it: a hook on the copy would edit this graph
+        res = _as_model(res, type(self).__name__)
+        _carry(self, res, None)
+        return res
+
+    def __reduce__(self):
+        rebuild, args = super().__reduce__()[:2]
+        return _unpickled, (rebuild, args, type(self).__name__)
+
+
+class Retracer(fx.Tracer):
+    """How fx reads a Model back from its code when it is unpickled: the functions the graph
+    calls (the fused `scaled_linear`, `tokens_to_map`) stay calls, as in the graph that was
+    pickled, instead of being traced into (`scaled_linear` branches on its input's layout,
+    which a trace cannot)."""
+
+    def __init__(self):
+        from .lower import tokens_to_map
+        from .modules import scaled_linear
+
+        super().__init__(autowrap_functions=(scaled_linear, tokens_to_map))
+
+
+def _unpickled(rebuild, args, name: str) -> Model:
+    """fx's own unpickling (which keeps every attribute), then the sections bound to the result."""
+    return _as_model(rebuild(*args), name)
+
+
+def _as_model(gm: fx.GraphModule, name: str) -> Model:
+    """A GraphModule fx made from a Model, made a Model named `name` again: its class (with the
+    forward fx keeps on the class), its containers as sections, bound to it."""
+    gm.__class__ = type(name, (Model,), {})
+    gm.recompile()
+    _sectioned(gm)
+    _bind(gm)
+    return gm
+
+
+def _carry(src: Model, dst: Model, memo: dict | None) -> None:
+    """What fx's copies leave out: the class name, and the attributes set on the model after
+    it was built (`feature_info`); deep-copied with `memo`, or shared when it is None."""
+    import copy
+
+    type(dst).__name__ = type(src).__name__
+    for key, value in src.__dict__.items():
+        if not key.startswith("_") and not hasattr(dst, key):
+            setattr(dst, key, value if memo is None else copy.deepcopy(value, memo))
+
+
+def _sectioned(module: nn.Module) -> None:
+    """fx makes the containers of the called ops plain `nn.Module`s; they become `Section`s
+    (indexable and hookable), holding the same children. (A plain module with tensors of its
+    own is no container: fx's shallow copy leaves one where an op's weights are read directly.)"""
+    for name, child in list(module._modules.items()):
+        if type(child) is nn.Module and not child._parameters and not child._buffers:
+            section = Section()
+            section._modules = child._modules
+            module._modules[name] = section
+            _sectioned(section)
+
+
+def _bind(gm: fx.GraphModule) -> None:
+    """Every section bound to `gm`, which unpickles with a Retracer."""
+    gm._tracer_cls = Retracer
+    for path, module in gm.named_modules():
+        if isinstance(module, Section):
+            module.bind(gm, path)

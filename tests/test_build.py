@@ -73,6 +73,44 @@ def test_graph_module_survives_deepcopy_state_dict_and_compile():
     torch.testing.assert_close(compiled(x), expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("how", ["deepcopy", "copy", "pickle", "torch.save"])
+def test_a_copy_keeps_its_sections_bound_to_itself_and_what_archdsl_set(how):
+    """fx rebuilds a GraphModule to copy it: the copy's `stages`, `get_submodule("stages.0")`
+    and a hook on a stage must work on the copy (and leave the original's graph alone), and
+    `feature_info` and the class name must survive, whichever way the model was copied."""
+    import pickle
+
+    def copied(model):
+        if how == "deepcopy":
+            return copy.deepcopy(model)
+        if how == "copy":
+            return copy.copy(model)
+        if how == "pickle":
+            return pickle.loads(pickle.dumps(model))
+        buf = io.BytesIO()
+        torch.save(model, buf)
+        buf.seek(0)
+        return torch.load(buf, weights_only=False)
+
+    torch.manual_seed(0)
+    model = archdsl.build("convnext_atto", **TINY).eval()
+    twin = copied(model)
+    assert type(twin).__name__ == "ConvnextAtto" and len(twin.stages) == 4 and len(twin.stages[2].blocks) == 2
+    assert twin.stages[1] is twin.get_submodule("stages.1") and twin.stages[2].blocks[-1] is twin.stages[2].blocks[1]
+    again = copied(twin)  # a copy of a copy is whole too
+    assert again.stages[3].blocks[0] is again.get_submodule("stages.3.blocks.0")
+    again.stages[3].register_forward_hook(lambda m, args, y: None)
+    seen = {}
+    twin.stages[1].register_forward_hook(lambda m, args, y: seen.setdefault("y", y))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(twin(x), model(x))
+    assert seen["y"].shape == (2, 16, 4, 4)
+    assert not any(n.op == "call_module" and n.target == "stages.1" for n in model.graph.nodes)
+    backbone = archdsl.build("convnext_atto", features=True, out_indices=(1, 3), device="meta", **TINY)
+    assert copied(backbone).feature_info == backbone.feature_info
+
+
 def test_meta_device_allocates_nothing():
     model = archdsl.build("convnext_xl", device="meta")
     assert all(p.is_meta for p in model.parameters())

@@ -80,12 +80,13 @@ SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a s
                                                      "e.g. classes=10, input=3x64x64, depths=2,2,6,2, train.epochs=5.")]
 
 
-FeaturesOpt = Annotated[bool, typer.Option("--features", help="A backbone: the maps at the end of each stage "
-                                            "(each block where there is one stage), no head.")]
-OutIndicesOpt = Annotated[Optional[str], typer.Option("--out-indices", help="With --features: which maps, "
+FeaturesOpt = Annotated[bool, typer.Option("--features", help="A backbone, no head: the maps the spec's `taps` "
+                                            "declare, else those at the end of each stage (each block where "
+                                            "there is one stage).")]
+OutIndicesOpt = Annotated[Optional[str], typer.Option("--out-indices", help="With --features: which of those maps, "
                                                       "e.g. 1,2,3 or -1 (the last).", show_default=False)]
-TapsOpt = Annotated[Optional[str], typer.Option("--taps", help="Named maps instead: stem, stages.I, "
-                                                "stages.I.blocks.J, downsample.I, head or an op's path, "
+TapsOpt = Annotated[Optional[str], typer.Option("--taps", help="Named maps instead (of the spec's own too): stem, "
+                                                "stages.I, stages.I.blocks.J, downsample.I, head or an op's path, "
                                                 "comma-separated.", show_default=False)]
 
 

@@ -37,8 +37,9 @@ def register(app: typer.Typer) -> None:
         out_indices: OutIndicesOpt = None,
         taps: TapsOpt = None,
     ) -> None:
-        """Check a spec and print its cost per stage: output shape, params and MACs. With
-        --features (or --taps) the backbone's: no head, and the maps it returns."""
+        """Check a spec and print its cost per stage: output shape, params and MACs, and the
+        taps the spec declares. With --features (or --taps) the backbone's: no head, and the
+        maps it returns."""
         from ..api import analyze, build
 
         if emit not in (None, "code", "layers", "json"):
@@ -76,6 +77,8 @@ def register(app: typer.Typer) -> None:
             table.add_row(*cells)
         out.print(table)
         if report.taps:
+            if not report.taps_returned:
+                say("taps the spec declares (`--features` builds the backbone that returns them):")
             taps_table = Table(show_edge=False, header_style="bold")
             for col, justify in (("tap", "left"), ("module", "left"), ("map (C x H x W)", "left"),
                                  ("channels", "right"), ("reduction", "right")):

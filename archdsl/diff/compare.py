@@ -6,7 +6,7 @@
     d.summary()      # one line: "widths 384,768,1536,3072 -> 96,192,384,768; conv1 0.25x -> pwconv 4x; ..."
     d.to_json()      # the `DiffModel` schema, which `Diff.from_json` reads back
 
-Section by section (stem, stages, blocks, downsample, head, init, train); a block is
+Section by section (stem, stages, blocks, downsample, head, taps, init, train); a block is
 compared with the block that runs in the same stages of the other network, whatever its
 name; then the cost of both (params, MACs, peak activation).
 """
@@ -144,6 +144,9 @@ def _scalars(a: Network, b: Network) -> list[Change]:
     if a.classes != b.classes:
         out.append(Change(section="classes", kind="changed", where="", what="classes",
                           before=str(a.classes), after=str(b.classes)))
+    ta, tb = (", ".join(w.text for w in n.taps) or "none" for n in (a, b))
+    if ta != tb:
+        out.append(Change(section="taps", kind="changed", where="", what="taps", before=ta, after=tb))
     ia, ib = (" ".join(filter(None, (n.init.scheme, n.init.arg))) for n in (a, b))
     if ia != ib:
         out.append(Change(section="init", kind="changed", where="", what="init", before=ia, after=ib))
@@ -167,7 +170,8 @@ def compare_checked(sa: Checked, sb: Checked) -> DiffModel:
     changes = [c for c in _scalars(sa.net, sb.net) if c.section in ("input", "classes")]
     changes += _sequence("stem", sa, sb) + _stages(sa.net, sb.net) + _blocks(sa, sb)
     changes += _sequence("downsample", sa, sb) + _sequence("head", sa, sb)
-    changes += [c for c in _scalars(sa.net, sb.net) if c.section == "init"] + _train(sa.net.train, sb.net.train)
+    changes += [c for c in _scalars(sa.net, sb.net) if c.section in ("taps", "init")] + _train(sa.net.train,
+                                                                                             sb.net.train)
     return DiffModel(before=SpecRef(name=sa.net.name, path=sa.net.path),
                      after=SpecRef(name=sb.net.name, path=sb.net.path),
                      changes=tuple(changes), cost_before=sa.cost, cost_after=sb.cost)

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-Section = Literal["input", "classes", "stem", "stages", "blocks", "downsample", "head", "init", "train"]
+Section = Literal["input", "classes", "stem", "stages", "blocks", "downsample", "head", "taps", "init", "train"]
 SECTIONS: tuple[str, ...] = Section.__args__  # type: ignore[attr-defined]
 Kind = Literal["added", "removed", "changed", "moved", "renamed"]
 

@@ -83,14 +83,14 @@ def _bare(text: str | None) -> str:
 
 def phrase(c: Change) -> tuple[float, str, str]:
     """A change as a few words, with a weight (structure first, norms and activations next,
-    renames, init and recipe last) and the part it names (`stem `, `shortcut `, or '' for a
+    renames, taps, init and recipe last) and the part it names (`stem `, `shortcut `, or '' for a
     block's branch), so added or removed ops of one part can share a phrase."""
     part = f"{c.section} " if c.section in ("stem", "head", "downsample") else \
         "shortcut " if c.where.endswith("shortcut") else ""
     if c.section in ("stages", "input", "classes"):
         return 4, "", f"{c.what} {c.before} -> {c.after}"
-    if c.section == "init":
-        return 1, "", f"init {c.before} -> {c.after}"
+    if c.section in ("init", "taps"):
+        return 1, "", f"{c.section} {c.before} -> {c.after}"
     if c.kind == "renamed":
         return 0.5, "", f"block {c.before} -> {c.after}"
     if c.what == "downsample" and c.where == "between stages":

@@ -130,6 +130,8 @@ class Lowered:
     order: list[int]
     section: dict[int, str]      # node -> "stages.i.blocks.j" or "" (the network's own forward)
     blocks: dict[str, list[BlockUse]] = field(default_factory=dict)   # block kind -> its uses
+    depths: list[int] = field(default_factory=list)  # blocks built per stage: a features build's
+                                                     # end at its last tap, the stages after it gone
 
 
 def lowered(spec: SpecLike, **overrides) -> tuple[Lowered, object]:
@@ -157,10 +159,15 @@ def lowered(spec: SpecLike, **overrides) -> tuple[Lowered, object]:
     order = sorted(nodes)
     section = _sections(nodes, order)
     low = Lowered(net.name, tuple(net.input), nodes, order, section)
+    cut = any(d.get("returns") == "taps" for _, d in ir.nodes() if d["op"] == "output")  # a features build
     for i, st in enumerate(net.stages):
+        low.depths.append(0)
         for j in range(st.depth):
             key = f"stages.{i}.blocks.{j}"
             members = [nodes[n] for n in order if section[n] == key]
+            if not members and cut:  # past the last tap: this block and every one after it are not built
+                low.depths = [d for d in low.depths if d]
+                return low, net
             first = next((n for n in members if n.op not in JOINS), None)
             if first is None:
                 raise ExportError(f"block `{st.block}` has no ops (stage {i + 1} is an identity); "
@@ -168,6 +175,7 @@ def lowered(spec: SpecLike, **overrides) -> tuple[Lowered, object]:
             in_dim = nodes[first.inputs[0]].shape[0]
             low.blocks.setdefault(st.block, []).append(
                 BlockUse(i, j, members, st.width, in_dim, st.stride if j == 0 else 1, nodes[first.inputs[0]].layout))
+            low.depths[i] += 1
     return low, net
 
 
@@ -643,11 +651,11 @@ def code(spec: SpecLike, **overrides) -> str:
             tree.put(n.path.split("."), _call_text(n.call, {}))
             classes.add(n.call.cls)
     stage_lines = []
-    for i, st in enumerate(net.stages):
-        calls = [_block_args(by_use[(i, j)], by_use[(i, j)].values[(i, j)]) for j in range(st.depth)]
-        if st.depth > 2 and len(set(calls[1:])) == 1:
-            items = f"[{calls[0]}] + [{calls[1]} for _ in range({st.depth - 1})]"
-        elif st.depth > 2:
+    for i, depth in enumerate(low.depths):
+        calls = [_block_args(by_use[(i, j)], by_use[(i, j)].values[(i, j)]) for j in range(depth)]
+        if depth > 2 and len(set(calls[1:])) == 1:
+            items = f"[{calls[0]}] + [{calls[1]} for _ in range({depth - 1})]"
+        elif depth > 2:
             items = "[\n" + "".join(f"                {c},\n" for c in calls) + "            ]"
         else:
             items = "[" + ", ".join(calls) + "]"
@@ -696,7 +704,7 @@ def code(spec: SpecLike, **overrides) -> str:
                           "stage's end (`stages.I.blocks.J`, `stages.I`) to export")
     body = forward_lines(items, call_of, False)
     returns = next((n.expr for n in items if n.op == "output"), "")
-    body = _collapse(_loops(body, net), _sequentials(tree))
+    body = _collapse(_loops(body, low.depths), _sequentials(tree))
     net_class = _class_name(net.name, {c.__name__ for c in classes} | {bc.name for bc in bcs})
     init_lines = []
     for key, child in tree.children.items():
@@ -753,15 +761,16 @@ def _printed(returns: str, call: str) -> str:
             f"{call}[0].shape" if returns else f"{call}.shape")
 
 
-def _loops(lines: list[str], net) -> list[str]:
-    """Runs of `x = self.stages[i].blocks[j](x)` over a whole stage, j = 0, 1, ..., become a loop."""
+def _loops(lines: list[str], depths: list[int]) -> list[str]:
+    """Runs of `x = self.stages[i].blocks[j](x)` over a whole stage (`depths[i]` blocks built),
+    j = 0, 1, ..., become a loop."""
     out: list[str] = []
     k = 0
     pat = re.compile(r"x = self\.stages\[(\d+)\]\.blocks\[(\d+)\]\(x\)(  # .*)?$")
     while k < len(lines):
         m = pat.match(lines[k])
         if m and m.group(2) == "0":
-            i, depth = int(m.group(1)), net.stages[int(m.group(1))].depth
+            i, depth = int(m.group(1)), depths[int(m.group(1))]
             run = lines[k:k + depth]
             if len(run) == depth and all((mm := pat.match(line)) and mm.group(1) == str(i) and mm.group(2) == str(j)
                                          for j, line in enumerate(run)):

@@ -140,6 +140,8 @@ class SpecFile(Node):
     stages: tuple[Stage, ...] | None = None
     stages_span: Span | None = None
     head: tuple[Op, ...] | None = None
+    taps: tuple[Word, ...] | None = None         # `taps stages.1, stages.2`: the maps a features build returns
+    taps_span: Span | None = None
     init: Setting | None = None
     train: tuple[Setting, ...] | None = None
     train_span: Span | None = None

@@ -78,6 +78,7 @@ train { ... }                      # the recipe, below
 | `downsample` | `downsample op, ...` | in front of every stage but the first; `dim` is the next stage's width |
 | `stages` | `stages { WIDTH BLOCK xDEPTH [sN] [P=V ...] ... }` | the stages; `sN` is the stride of the stage's first block, `P=V` gives the block's per-stage value P |
 | `head` | `head op, ...` | after the last stage; `dim` is the last stage's width |
+| `taps` | `taps PLACE, PLACE, ...` | the maps a features build returns, in this order (below); `check`, `analyze` and `compile` list them |
 | `init` | `init SCHEME [ARG]` | weight initialisation |
 | `train` | `train { KEY VALUES ... }` | the training recipe |
 | `let` | `let { NAME = EXPR ... }` | a space's named values: open (`k = choice(3, 5, 7)`) or derived from others (`ws = quant(w0 * wm ** s, 8)`); see "Spaces" below |
@@ -144,6 +145,16 @@ train { ... }                      # the recipe, below
   `stages.2.blocks.5.dwconv`, `head.fc`. Inside a block and the head an op is named by its
   word (`ln` is `norm`, `linear` is `fc`); a word used twice is numbered (`pwconv1`,
   `pwconv2`); shortcut ops are `shortcut.0`, `shortcut.1`.
+- `taps stem, stages.1, stages.2.blocks.5` names the maps a features build
+  (`archdsl.build(spec, features=True)`, `--features`) returns, in that order, instead of
+  every stage's end. A place is where a value ends: `stem`, `stages.I` (0-based),
+  `stages.I.blocks.J`, `downsample.I` (the layer in front of stage I), `head`, or an op's
+  module path. `out_indices` picks among the declared taps; a build's `taps=[...]`
+  (`--taps`) replaces them. A full build still returns the logits; `analyze` and `compile`
+  list the taps with their channels, reduction and shape either way. A place that names
+  nothing, or one named twice, is an error (E413) at the tap. A child spec inherits its
+  parent's taps; its own `taps` line replaces them (there is no `set taps`). See
+  docs/backbones.md.
 
 ## Ops
 
@@ -156,7 +167,7 @@ _EXTENDS = """
 ## `extends` and overrides
 
 A child spec is its parent with the child's statements applied: any section it states
-(`input`, `classes`, `stem`, `downsample`, `stages`, `head`, `init`, `train`) replaces the
+(`input`, `classes`, `stem`, `downsample`, `stages`, `head`, `taps`, `init`, `train`) replaces the
 parent's whole, and a `block NAME` replaces the parent's block of that name; everything else
 is inherited. Chains may be as long as you like; a cycle is an error that names the chain.
 A `set` line changes one scalar in place (a roadmap step that only changes a kernel is one

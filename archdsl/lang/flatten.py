@@ -132,4 +132,4 @@ def flatten(net: Network, name: str | None = None) -> ast.SpecFile:
         blocks={k: b for k, b in net.blocks.items() if k in {s.block for s in net.stages}},
         downsample=net.downsample or None,
         stages=tuple(stage(s.width, s.block, s.depth, s.stride, s.values) for s in net.stages),
-        head=net.head or None, init=init, train=train or None)
+        head=net.head or None, taps=tuple(w(t.text) for t in net.taps) or None, init=init, train=train or None)

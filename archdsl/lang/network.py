@@ -41,6 +41,7 @@ class Network(BaseModel):
     downsample: tuple[ast.Op, ...] | None = None
     stages: tuple[StageSpec, ...]
     head: tuple[ast.Op, ...] = ()
+    taps: tuple[ast.Word, ...] = ()  # the maps a features build returns (`taps`), in order, with their places
     init: InitSpec = InitSpec()
     train: TrainRecipe = TrainRecipe()
     spans: dict[str, Span] = {}     # where each section/scalar was stated, for errors
@@ -63,8 +64,9 @@ class Network(BaseModel):
         return network_html(self)
 
 
-# Fields that label a network or say where it came from, not what it computes.
-_NOT_STRUCTURE = {"name", "path", "chain", "spans", "train", "values"}
+# Fields that label a network or say where it came from, not what it computes. `taps` say
+# which maps a features build returns; the weights and the classifier are the same without them.
+_NOT_STRUCTURE = {"name", "path", "chain", "spans", "train", "values", "taps"}
 
 
 def canonical(net: Network) -> dict:

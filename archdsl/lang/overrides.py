@@ -159,6 +159,10 @@ def apply_overrides(net: Network, overrides: dict[str, object]) -> Network:
                 else:
                     raise OverrideError(f"`{key}`: no block or section `{section}`",
                                         hint=did_you_mean(section, list(blocks)) or None, code="E501")
+            elif key == "taps":
+                raise OverrideError("`taps` is a statement of its own, not a value to set",
+                                    hint="restate it, `taps stages.1, stages.2`, to replace the taps a spec "
+                                    "inherits; a build picks other maps with taps=[...] (`--taps`)", code="E501")
             else:
                 raise OverrideError(f"unknown override `{key}`",
                                     hint=did_you_mean(key, list(NETWORK_KEYS)) or

@@ -15,8 +15,8 @@ from .errors import SOURCES, ErrorCollector, Span, SpecSyntaxError
 from .limits import MAX_SPEC_CHARS, too_big
 
 MAX_NESTING = 32  # `{` inside `{`: deeper is surely a mistake, and would exhaust Python's stack
-_SECTION_WORDS = ("input", "classes", "block", "stem", "downsample", "stages", "head", "init", "train", "set",
-                  "let", "require")
+_SECTION_WORDS = ("input", "classes", "block", "stem", "downsample", "stages", "head", "taps", "init", "train",
+                  "set", "let", "require")
 
 
 @lru_cache(maxsize=1)
@@ -123,6 +123,10 @@ class _ToAst(Transformer):
         return ("head", items[0], _span(self.path, meta))
 
     @v_args(meta=True)
+    def taps(self, meta, items):
+        return ("taps", tuple(self._word(t) for t in items), _span(self.path, meta))
+
+    @v_args(meta=True)
     def stage(self, meta, items):
         width, block, depth, *args = (self._word(t) for t in items)
         return ast.Stage(width=width, block=block, depth=depth, args=tuple(args), span=_span(self.path, meta))
@@ -208,6 +212,8 @@ def _syntax_error(e: UnexpectedInput, path: str, text: str) -> SpecSyntaxError:
         hint = _expected_hint(expected)
         if _in_stages(text, line):
             hint = "a stage line is `WIDTH BLOCK xDEPTH [sSTRIDE]`, e.g. `96 convnext x3`"
+        if _statement_word(text, line) == "taps":
+            hint = _TAPS_HINT
         return SpecSyntaxError("unexpected end of line", span, hint=hint, code="E103")
     if line == 1 or not _has_header(text):
         if str(tok) != "network":
@@ -218,7 +224,23 @@ def _syntax_error(e: UnexpectedInput, path: str, text: str) -> SpecSyntaxError:
     opened = _unclosed_brace("\n".join(text.split("\n")[:line - 1]))
     if first in _SECTION_WORDS and opened:
         hint = f"`{first}` starts a section, but the `{{` on line {opened[0]} is still open; is a `}}` missing?"
+    elif _statement_word(text, line) == "taps":
+        hint = _TAPS_HINT
     return SpecSyntaxError(f"unexpected `{tok}`", span, hint=hint, code="E103")
+
+
+_TAPS_HINT = ("`taps` lists places, separated by commas: `taps stem, stages.1, stages.2.blocks.5` "
+              "(places are written out, never open values)")
+
+
+def _statement_word(text: str, line: int) -> str:
+    """The first word of the statement `line` belongs to: a line that goes on after a comma
+    belongs to the one above it."""
+    lines = text.split("\n")
+    n = min(line, len(lines)) - 1
+    while n > 0 and lines[n - 1].split("#", 1)[0].rstrip().endswith(","):
+        n -= 1
+    return (lines[n].split("#", 1)[0].split() or [""])[0] if lines else ""
 
 
 _TOKEN_NAMES = {"RBRACE": "`}`", "LBRACE": "`{`", "COMMA": "`,`", "LPAR": "`(`", "RPAR": "`)`",
@@ -347,6 +369,8 @@ def parse(text: str, path: str = "<string>") -> ast.SpecFile:
             fields["stages"], fields["stages_span"] = item[1], item[2]
         elif kind == "train":
             fields["train"], fields["train_span"] = item[1], item[2]
+        elif kind == "taps":
+            fields["taps"], fields["taps_span"] = item[1], item[2]
         elif kind == "set":
             fields["sets"] = fields.get("sets", ()) + (item[1],)
         elif kind == "let":

@@ -4,10 +4,10 @@
     same(parse(text), parse(src))           # the equality a round trip keeps
 
 Canonical form: sections in the order `network`, let, require, input, classes, blocks, stem, downsample,
-stages, head, init, train, set lines; four spaces per level; ops that were written on one
-line stay on one line, joined by `, `; the one-line sections' keywords padded to one column
-(`input`/`classes` to 8, `stem`/`downsample`/`head`/`init` to the longest of them + 1, at
-least 7); stage lines in columns. Layout taken from the source: comments (a trailing
+stages, head, taps, init, train, set lines; four spaces per level; ops that were written on one
+line stay on one line, joined by `, `; taps on one line, joined by `, `; the one-line sections'
+keywords padded to one column (`input`/`classes` to 8, `stem`/`downsample`/`head`/`taps`/`init`
+to the longest of them + 1, at least 7); stage lines in columns. Layout taken from the source: comments (a trailing
 comment keeps its column where the code leaves room) and single blank lines (runs collapse
 to one). An AST built in memory (no source text behind it) gets a blank line between groups
 and ops grouped the way one writes them (`dwconv7 stride, bn, relu`). A `gate { }` or
@@ -25,7 +25,7 @@ from . import ast
 from .errors import SOURCES
 
 INDENT = 4
-_LINE_SECTIONS = ("stem", "downsample", "head", "init")
+_LINE_SECTIONS = ("stem", "downsample", "head", "taps", "init")
 
 
 @dataclass
@@ -155,6 +155,10 @@ def stages(items: tuple[ast.Stage, ...], span, group: bool) -> list[Line]:
     return lines + [Line("}", 0, end, end, comment_indent=INDENT)]
 
 
+def taps(words: tuple[ast.Word, ...]) -> str:
+    return ", ".join(w.text for w in words)
+
+
 def setting(s: ast.Setting) -> str:
     return " ".join([s.key.text, ", ".join(" ".join(w.text for w in g) for g in s.groups)]).rstrip()
 
@@ -211,12 +215,15 @@ def spec_lines(spec: ast.SpecFile, layout: bool = True) -> list[Line]:
     present = [k for k in _LINE_SECTIONS if getattr(spec, k) is not None]
     pad = max([7] + [len(k) + 1 for k in present])
     first = True
-    for key in ("stem", "downsample", "stages", "head", "init"):
+    for key in ("stem", "downsample", "stages", "head", "taps", "init"):
         value = getattr(spec, key)
         if value is None:
             continue
         if key == "stages":
             lines += stages(value, spec.stages_span, group=first)
+        elif key == "taps":
+            lines.append(Line(key.ljust(pad) + taps(value), 0, value[0].span.line, value[-1].span.end_line,
+                              group=first))
         elif key == "init":
             lines.append(Line(key.ljust(pad) + setting(value), 0, value.span.line, value.span.end_line, group=first))
         else:

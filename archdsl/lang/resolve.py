@@ -17,7 +17,7 @@ from .space import map_words, space_of
 from .specpath import find_spec
 from .suggest import did_you_mean
 
-_SECTIONS = ("input", "classes", "stem", "downsample", "stages", "head", "init", "train")
+_SECTIONS = ("input", "classes", "stem", "downsample", "stages", "head", "taps", "init", "train")
 _MISSING_HINTS = {"input": "`input CxHxW`, e.g. `input 3x224x224`",
                   "stages": "`stages { WIDTH BLOCK xDEPTH [sSTRIDE] ... }`, e.g. `stages { 64 plain x2 }`"}
 
@@ -84,7 +84,7 @@ def _section_of(key: str) -> str:
     head = key.split(".")[0]
     if head in ("widths", "depths"):
         return "stages"
-    if head in ("stages", "train", "classes", "input", "name", "stem", "downsample", "head"):
+    if head in ("stages", "train", "classes", "input", "name", "stem", "downsample", "head", "taps"):
         return head
     return f"block {head}"
 
@@ -285,7 +285,7 @@ def resolve_chain(chain: list[ast.SpecFile], overrides: dict[str, object] | None
     fields: dict = dict(
         name=spec.name.text, path=spec.path, chain=tuple(s.name.text for s in chain[1:]),
         blocks=m["blocks"], stem=m.get("stem", ()), downsample=m.get("downsample"),
-        head=m.get("head", ()), spans=_spans(m), values=point,
+        head=m.get("head", ()), taps=m.get("taps", ()), spans=_spans(m), values=point,
     )
     readers = {"input": lambda: _input(m["input"]),  # present: checked above
                "classes": lambda: _int(m["classes"], "`classes`", "E206", kind="classes") if "classes" in m else 1000,
@@ -319,8 +319,8 @@ def _spans(m: dict) -> dict[str, Span]:
             spans[field] = value.span
         elif field == "stages":
             spans[field] = f.stages_span
-        elif field == "train":
-            spans[field] = f.train_span
+        elif field in ("train", "taps"):
+            spans[field] = getattr(f, f"{field}_span")
         elif value:
             spans[field] = value[0].span
     return spans

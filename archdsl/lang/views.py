@@ -84,6 +84,8 @@ def network_text(net) -> str:
     lines += ["  " + line for line in text_table(["", "width", "block", "depth", "stride"], _stage_rows(net), (1,))]
     if net.head:
         lines.append("  head        " + ", ".join(map(op_text, net.head)))
+    if net.taps:
+        lines.append("  taps        " + ", ".join(w.text for w in net.taps))
     lines.append("  (archdsl.analyze(net) for shapes and costs)")
     return screen(lines)
 

@@ -271,7 +271,8 @@ def inlay_hints(a: Analysis) -> list[tuple[Position, str]]:
 
 
 # ---------------------------------------------------------------- completion
-SECTIONS = ("network", "input", "classes", "block", "stem", "downsample", "stages", "head", "init", "train", "set")
+SECTIONS = ("network", "input", "classes", "block", "stem", "downsample", "stages", "head", "taps", "init", "train",
+            "set")
 ARG_WORDS = {"width": ["4x", "1x", "0.25x in", "in"], "stride": ["s2", "stride"], "groups": ["g32", "gw16"],
              "bias": ["bias", "nobias"], "value": [], "eps": ["eps=1e-6"], "heads": ["h6"], "headdim": ["d32"],
              "shift": ["shift"], "momentum": ["momentum=0.1"], "padding": ["p1"]}
@@ -326,6 +327,9 @@ def completions(a: Analysis, position: Position) -> list[Item]:
                       if not same_file(str(f), a.path)]
         return items
     text_before = "\n".join(lines[:position[0]] + [before])
+    if re.match(r"\s*taps\s", before):
+        written = {w.strip() for w in before.split(None, 1)[1].split(",")}
+        return [item for item in tap_items(a, position[0]) if item.label not in written]
     open_ = _enclosing(text_before)
     typing_first = re.fullmatch(r"\s*\w*", before) is not None
     if open_ and open_[0] == "train":
@@ -361,6 +365,35 @@ def completions(a: Analysis, position: Position) -> list[Item]:
                   Item("subtract", "keyword", "subtract { ... }: the body's output less the input",
                        "subtract {\n\t$0\n}")]
     return items
+
+
+def tap_items(a: Analysis, line: int) -> list[Item]:
+    """The places the `taps` statement on `line` can name: every section's end (`stem`,
+    `stages.I`, `stages.I.blocks.J`, `downsample.I`, `head`), with the shape there. Read off the
+    network even where the statement being typed does not parse or check yet."""
+    from compiler import CompileErrors, check
+    from compiler.passes.taps import section_ends
+
+    from ..lang.to_ir import network_to_ir
+
+    if a.net is None:  # `taps stem, ` does not parse: the spec without the statement
+        lines = _lines(a)
+        first, last = line, line
+        while first > 0 and lines[first - 1].split("#", 1)[0].rstrip().endswith(","):
+            first -= 1
+        while last + 1 < len(lines) and lines[last].split("#", 1)[0].rstrip().endswith(","):
+            last += 1
+        a = analyze("\n".join(lines[:first] + [""] * (last + 1 - first) + lines[last + 1:]), a.path)
+        if a.net is None:
+            return []
+    ir = a.ir
+    if ir is None:
+        try:
+            ir = network_to_ir(a.net)
+            check(ir)
+        except (ArchError, CompileErrors):
+            return []
+    return [Item(name, "tap", _shape(ir.g.nodes[nid]["meta"]["shape"])) for name, nid in section_ends(ir).items()]
 
 
 def block_items(a: Analysis) -> list[Item]:

@@ -16,7 +16,8 @@ DIFF_PARENT = "archdsl.diffParent"
 SERVER_INFO = "archdsl.serverInfo"
 _KINDS = {"op": lsp.CompletionItemKind.Function, "argument": lsp.CompletionItemKind.Value,
           "block": lsp.CompletionItemKind.Class, "spec": lsp.CompletionItemKind.File,
-          "field": lsp.CompletionItemKind.Field, "keyword": lsp.CompletionItemKind.Keyword}
+          "field": lsp.CompletionItemKind.Field, "keyword": lsp.CompletionItemKind.Keyword,
+          "tap": lsp.CompletionItemKind.Reference}
 
 
 def _range(r: A.Range) -> lsp.Range:

@@ -77,19 +77,39 @@ class WindowAttentionOp(_Attention):
             return min(h, w), 0
         return a.kernel, (a.kernel // 2 if a.shift else 0)
 
+    def tiles(self, a: Attrs, x: Shape) -> bool:
+        win, _ = self.window(a, x)
+        return x[1] % win == 0 and x[2] % win == 0
+
     def out_shape(self, a: Attrs, x: Shape) -> Shape:
         heads(self.name, a, x[0])
-        win, _ = self.window(a, x)
-        if x[1] % win or x[2] % win:
-            fits = [k for k in range(2, max(x[1], x[2]) + 1) if x[1] % k == 0 and x[2] % k == 0]
+        if not self.tiles(a, x):
+            rehint = lambda maps: self.windows_hint(a, maps)  # noqa: E731
             raise CompileError("E407", f"the {x[1]}x{x[2]} map does not divide into {a.kernel}x{a.kernel} windows",
-                               hint="windows must tile the map: "
-                               + (f"use a window that divides it (`wattn{fits[-1]}`"
-                                  + (f" or `wattn{fits[-2]}`" if len(fits) > 1 else "")
-                                  + f"; on the command line `--set BLOCK.wattn.kernel={fits[-2 if len(fits) > 1 else -1]}`), "
-                                  if fits else "")
-                               + f"or an input whose map here is a multiple of {a.kernel}")
+                               hint=rehint([x]), goes_on=x, rehint=rehint)
         return x
+
+    def windows_hint(self, a: Attrs, maps: list[Shape]) -> str:
+        """The windows to suggest for every map the op meets (each stage's, where a block runs
+        in several). Preferred: the largest window that tiles them all and is no larger than
+        the smallest, so every stage has windows and the last is at most one, as Swin is made:
+        7 at 224 (maps 56..7), 12 at 384 (96..12). Where no such window exists (a small input
+        whose last maps are smaller than any window), the tiling window nearest the op's own
+        that still windows the largest map. Then the nearest other window that tiles."""
+        maps = list(dict.fromkeys(tuple(m) for m in maps))
+        sizes = [s for m in maps for s in m[1:]]
+        fits = [k for k in range(2, max(sizes) + 1) if all(self.tiles(a.with_(kernel=k), m) for m in maps)]
+        shown = ", ".join(f"{m[1]}x{m[2]}" for m in maps)
+        advice = f"an input whose maps are multiples of {a.kernel}"
+        if not fits:
+            return f"windows must tile every map `wattn{a.kernel}` meets here ({shown}): use {advice}"
+        near = lambda ks: min(ks, key=lambda k: (abs(k - a.kernel), -k))  # noqa: E731
+        windowed = [k for k in fits if k < max(sizes)] or fits
+        best = max((k for k in windowed if k <= min(sizes)), default=None) or near(windowed)
+        other = [k for k in fits if k != best]
+        return (f"windows must tile every map `wattn{a.kernel}` meets here ({shown}): `wattn{best}` does "
+                f"(on the command line `--set BLOCK.wattn.kernel={best}`)"
+                + (f", as does `wattn{near(other)}`" if other else "") + f"; or use {advice}")
 
     def detail(self, a: Attrs, x: Shape) -> str:
         win, shift = self.window(a, x)

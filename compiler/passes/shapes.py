@@ -135,6 +135,8 @@ def infer_shapes(ir: IRGraph) -> None:
     gates = {gate.mul: gate for gate in ir.gates}
     joins = {j.node: j for j in ir.joins}
     applies: dict = {}  # optional residual's span -> whether it applied anywhere
+    inputs_of: dict = {}  # an op's span -> the input shape of every use of it
+    going_on: dict = {}   # an op's span -> its error that inference went on past (CompileError.goes_on)
     for nid in [n for n, _ in ir.nodes()]:
         if nid not in ir.g:  # an unused shortcut removed below
             continue
@@ -197,6 +199,7 @@ def infer_shapes(ir: IRGraph) -> None:
                     continue
             opdef = ops.get(op)
             x = shapes[inputs[0]]
+            inputs_of.setdefault(data["span"], []).append(x)
             try:
                 opdef.check_input(x)
                 shape = tuple(opdef.out_shape(data["attrs"], x))
@@ -204,8 +207,13 @@ def infer_shapes(ir: IRGraph) -> None:
                 e.span = e.span or data["span"]
                 if e.code in _DEPENDS_ON_INPUT and data["path"]:
                     e.message += f" (at `{data['path']}`)"
-                errors.append(e)
-                continue
+                if e.goes_on is None:
+                    errors.append(e)
+                    continue
+                if data["span"] not in going_on:  # once per line, the first use that fails
+                    going_on[data["span"]] = e
+                    errors.append(e)
+                shape = tuple(e.goes_on)
         err = _too_big(shape, data["attrs"])
         if err:
             err.span = data["span"]
@@ -214,6 +222,9 @@ def infer_shapes(ir: IRGraph) -> None:
         data["meta"]["in_shape"] = shapes[inputs[0]] if inputs else None
         data["meta"]["shape"] = shape
         shapes[nid] = shape
+    for span, e in going_on.items():
+        if e.rehint is not None:
+            e.hint = e.rehint(inputs_of[span])
     ir.residuals = [r for r in ir.residuals if r.add in ir.g]
     never = [key for key, applied in applies.items() if not applied]
     for key in never:

@@ -84,26 +84,34 @@ def stage_names(ir: IRGraph) -> list[str]:
     return stages
 
 
-def resolve(ir: IRGraph, names: list[str], maps: bool = True) -> list[Tap]:
+def resolve(ir: IRGraph, names: list[str], maps: bool = True, spans: list | None = None,
+            code: str = "E410") -> list[Tap]:
     """Taps for `names`, each checked: it names something, and (with `maps`) what it names is
     a map, a sequence of tokens with a grid, or the head's output. Without `maps` a vector or
-    tokens with no grid are returned as they are."""
+    tokens with no grid are returned as they are. `spans`: where each name is written (a spec's
+    `taps` statement); a name that names nothing, or a second time, is then an error `code`
+    there."""
     ends = section_ends(ir)
     paths = {d["path"]: nid for nid, d in ir.op_nodes()}
-    taps, errors = [], []
-    for name in names:
+    at = list(spans) if spans is not None else [None] * len(names)
+    taps, errors, first = [], [], {}
+    for i, name in enumerate(names):
+        if name in first:
+            was = at[first[name]]
+            errors.append(CompileError(code, f"the tap `{name}` is named twice", at[i],
+                                       hint=f"name each tap once (first at line {was.line})" if was
+                                       else "name each tap once"))
+            continue
+        first[name] = i
         nid = ends.get(name, paths.get(name))
         if nid is None:
-            errors.append(CompileError("E410", f"the tap `{name}` names nothing in {ir.name}",
+            errors.append(CompileError(code, f"the tap `{name}` names nothing in {ir.name}", at[i],
                                        hint=_known(name, ends, paths)))
             continue
         try:
             taps.append(_tap(ir, name, nid, maps))
         except CompileError as e:
             errors.append(e)
-    if len(set(names)) != len(names):
-        twice = next(n for n in names if names.count(n) > 1)
-        errors.append(CompileError("E410", f"the tap `{twice}` is named twice", hint="name each tap once"))
     if errors:
         from ..errors import CompileErrors
 
@@ -116,7 +124,10 @@ def _known(name: str, ends: dict, paths: dict) -> str:
 
     close = difflib.get_close_matches(name, [*ends, *paths], n=2, cutoff=0.6)
     stages = [n for n in ends if re.fullmatch(r"stages\.\d+", n)]
+    block = re.fullmatch(r"(stages\.\d+)\.blocks\.\d+", name)
+    blocks = [n for n in ends if block and n.startswith(block.group(1) + ".blocks.")]
     return ((f"did you mean {' or '.join(f'`{c}`' for c in close)}? " if close else "")
+            + (f"`{block.group(1)}` has blocks `{blocks[0]}`..`{blocks[-1]}`; " if blocks else "")
             + f"taps are `stem`, `stages.0`..`{stages[-1] if stages else 'stages.0'}`, `stages.I.blocks.J`, "
             "`downsample.I`, `head`, or an op's module path (`archdsl compile SPEC --emit layers` lists them)")
 

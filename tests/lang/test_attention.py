@@ -102,5 +102,20 @@ def test_windows_that_do_not_tile_the_map_name_the_ones_that_would():
     with pytest.raises(archdsl.ArchError) as err:
         archdsl.check("swin_t", input="3x32x32")
     e = err.value.errors[0]
-    assert e.code == "E407" and "8x8 map" in e.message and "`wattn8` or `wattn4`" in e.hint
+    assert e.code == "E407" and "8x8 map" in e.message
+    # every stage's map (8, 4, 2, 1) is tiled by 4 and by 8; 4 keeps stage 1 windowed and shifted
+    assert "(8x8, 4x4, 2x2, 1x1): `wattn4` does" in e.hint and "as does `wattn8`" in e.hint
     archdsl.check("swin_t", input="3x32x32", **{"swin.wattn.kernel": 4})
+
+
+@pytest.mark.parametrize("size, window", [(384, 12), (224, 7), (320, 10), (256, 8)])
+def test_a_window_for_another_input_is_the_one_swin_would_use(size, window):
+    """The window that tiles every stage's map with the last stage one window, as Swin is made:
+    7 at 224 (maps 56..7) and, as the official Swin-B 384 uses, 12 at 384 (maps 96..12), not the
+    largest divisor of the first map (48 at 384, which the last maps could not use as windows)."""
+    kernel = 12 if size == 224 else 7
+    with pytest.raises(archdsl.ArchError) as err:
+        archdsl.check("swin_t", input=f"3x{size}x{size}", **{"swin.wattn.kernel": kernel})
+    (e,) = err.value.errors  # one error for the line, however many stages it fails in
+    assert e.code == "E407" and f"`wattn{window}` does (on the command line `--set BLOCK.wattn.kernel={window}`)" in e.hint
+    archdsl.check("swin_t", input=f"3x{size}x{size}", **{"swin.wattn.kernel": window})
