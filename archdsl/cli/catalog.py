@@ -19,12 +19,17 @@ def catalog(pattern: str = "*") -> list[dict]:
     from ..lang.specpath import family, natural, shipped_names
 
     rows = []
-    for name, path in sorted(shipped_names().items(), key=lambda item: natural(item[0])):
+    shipped = shipped_names()
+    for name, path in sorted(shipped.items(), key=lambda item: natural(item[0])):
         if not fnmatch.fnmatchcase(name, pattern):
             continue
         report = analyze(path)
         net = report.network
-        rows.append({"name": name, "family": family(path), "extends": net.chain[0] if net.chain else None, "input": list(net.input),
+        kin = family(path)
+        parent = shipped.get(net.chain[0]) if net.chain else None
+        if kin == name and parent is not None:  # a name with no size word (`resnet50_retinanet`): its base's
+            kin = family(parent)
+        rows.append({"name": name, "family": kin, "extends": net.chain[0] if net.chain else None, "input": list(net.input),
                      "classes": net.classes, "params": report.params, "macs": report.macs, "path": str(path)})
     return rows
 

@@ -119,18 +119,22 @@ def _family_head(candidates: list[str], names: dict[str, Path]) -> str | None:
     return heads[0] if len(heads) == 1 else None
 
 
-_SIZE = re.compile(r"^(?:[tsbml]|xl|atto|femto|pico|nano|tiny|small|base|large|b\d+|\d+x\d+d|\d+mf|\d+)$")
+_SIZE = re.compile(r"^(?:[tsbml]\d*|xl|atto|femto|pico|nano|tiny|small|base|large|b\d+|\d+x\d+d|\d+mf|\d+)$")
 
 
 def family(path: Path) -> str:
-    """The family a shipped spec belongs to, read off its name as timm's names read:
-    `convnext_t` -> convnext, `resnet50` -> resnet, `convnextv2_atto` -> convnextv2,
-    `resnext50_32x4d` -> resnext, `mobilenet_v2` -> mobilenet_v2; the steps under
-    `roadmap/` are the roadmap."""
+    """The family a shipped spec belongs to, read off its name as timm's names read: its
+    size and resolution words dropped from the end (`convnext_t` -> convnext, `convnext_b_384`
+    -> convnext, `poolformer_s12` -> poolformer, `resnext50_32x4d` -> resnext), then the
+    depth digits (`resnet50` -> resnet) unless they are a version (`convnextv2`, `mobilenet_v2`);
+    the steps under `roadmap/` are the roadmap. (`archdsl list` gives a spec that extends
+    another the family of the spec it extends.)"""
     if path.parent.name == "roadmap":
         return "roadmap"
     name = path.stem
-    head, _, last = name.rpartition("_")
-    if head and _SIZE.match(last):
+    while True:
+        head, _, last = name.rpartition("_")
+        if not (head and _SIZE.match(last)):
+            break
         name = head
     return re.sub(r"(?<=[a-z])\d+$", "", name) if not re.search(r"v\d+$", name) else name

@@ -39,6 +39,11 @@ def test_list_matches_published_counts():
         assert rows[name]["params"] == params, name
     assert rows["convnext_t"]["family"] == "convnext" and rows["resnet101"]["family"] == "resnet"
     assert rows["convnextv2_atto"]["family"] == "convnextv2" and rows["step05_widen"]["family"] == "roadmap"
+    families = {n: rows[n]["family"] for n in ("convnext_b_384", "poolformer_s12", "mixer_s16",
+                                               "resnext50_32x4d", "resnet50_retinanet", "mobilenet_v2")}
+    assert families == {"convnext_b_384": "convnext", "poolformer_s12": "poolformer", "mixer_s16": "mixer",
+                        "resnext50_32x4d": "resnext", "resnet50_retinanet": "resnet",  # extends resnet50
+                        "mobilenet_v2": "mobilenet_v2"}
     assert rows["convnext_s"]["extends"] == "convnext_t" and rows["convnext_t"]["extends"] is None
     assert 4.4e9 < rows["convnext_t"]["macs"] < 4.5e9  # the paper's 4.5 GFLOPs (multiply-adds)
     table = run("list", "swin*")
