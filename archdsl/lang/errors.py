@@ -159,7 +159,14 @@ class ArchErrors(ArchError):
         return self._errors
 
     def render(self) -> str:
-        return "\n\n".join(render_error(e) for e in self._errors)
+        """Every error, up to RENDERED_ERRORS of them: a hostile line can hold tens of thousands
+        of faults, and each rendering repeats its line (gigabytes on a terminal)."""
+        shown = [render_error(e) for e in self._errors[:RENDERED_ERRORS]]
+        rest = len(self._errors) - len(shown)
+        if rest > 0:
+            shown.append(f"... and {rest} more error{'s' if rest != 1 else ''} (the first "
+                         f"{RENDERED_ERRORS} are shown; fix them and check again)")
+        return "\n\n".join(shown)
 
 
 @dataclass
@@ -185,23 +192,44 @@ def render_warning(message: str, span: Span | None, hint: str | None = None) -> 
     return text.replace(f"{where}error[{ArchError.code}]: ", f"{where}warning: ", 1)
 
 
+RENDERED_ERRORS = 50   # errors rendered in full; the rest are counted
+LINE_WINDOW = 120      # characters of a long source line shown on each side of the caret
+
+
 def render_error(error: ArchError) -> str:
     """`file:line:col: error[CODE]: message`, the source line, a caret, and a help line.
-    Everything is plain text with control characters escaped (see `visible`)."""
+    Everything is plain text with control characters escaped (see `visible`). A line longer
+    than the window is shown around the caret, cut with `...` (a 180 kB line once printed
+    whole for every one of its faults)."""
     lines = [visible(str(error))]
     span = error.span
     text = SOURCES.get(span.path) if span else None
     if span and text is not None:
-        source_lines = text.split("\n")  # as the parser counts lines (not str.splitlines, which also splits at \f)
-        if 1 <= span.line <= len(source_lines):
-            raw = source_lines[span.line - 1]
+        raw = _source_line(text, span.line)
+        if raw is not None:
             end = span.end_column - 1 if span.end_line == span.line else len(raw)
+            start, stop = max(0, span.column - 1 - LINE_WINDOW), min(len(raw), max(end, span.column) + LINE_WINDOW)
+            cut_left, cut_right = ("..." if start else ""), ("..." if stop < len(raw) else "")
             shown = lambda t: visible(t.expandtabs(4), keep_newlines=False)  # noqa: E731
-            before = shown(raw[:span.column - 1])  # tabs and escapes widen the line; the caret follows
-            width = len(shown(raw[:end])) - len(before)
+            before = cut_left + shown(raw[start:span.column - 1])  # tabs and escapes widen the line
+            width = len(cut_left + shown(raw[start:end])) - len(before)
             gutter = " " * len(str(span.line))
-            lines.append(f" {span.line} | {shown(raw)}")
+            lines.append(f" {span.line} | {cut_left}{shown(raw[start:stop])}{cut_right}")
             lines.append(f" {gutter} | {' ' * len(before)}{'^' * max(1, width)}")
     if error.hint:
         lines.append(f"help: {visible(error.hint)}")
     return "\n".join(lines)
+
+
+def _source_line(text: str, number: int) -> str | None:
+    """Line `number` (1-based) as the parser counts lines (at \\n only: str.splitlines also
+    splits at \\f), found without splitting the whole text."""
+    if number < 1:
+        return None
+    at = 0
+    for _ in range(number - 1):
+        at = text.find("\n", at) + 1
+        if at == 0:
+            return None
+    stop = text.find("\n", at)
+    return text[at:] if stop < 0 else text[at:stop]

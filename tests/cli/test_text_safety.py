@@ -91,3 +91,23 @@ def test_a_failing_filesystem_is_an_error_and_keeps_the_previous_checkpoint(one_
     assert "Traceback" not in r.stderr
     assert ckpt.latest(out) == first and ckpt.verify(first) is None
     assert not list(out.glob(".*.tmp-*"))
+
+
+def test_a_line_of_twenty_thousand_faults_renders_fifty_around_their_carets(tmp_path):
+    """Each fault once printed the whole 180 kB line (2 GB of output for a hostile `taps` line);
+    now 50 are rendered, each with a window of its line, and the rest counted."""
+    from typer.testing import CliRunner
+
+    from archdsl.cli import app
+
+    spec = tmp_path / "h.arch"
+    spec.write_text("network h extends convnext_atto\ntaps " + ", ".join(["stages.9"] * 20_000) + "\n")
+    r = CliRunner().invoke(app, ["check", str(spec)])
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    assert len(r.stderr) < 60_000 and r.stderr.count("error[E413]") == 50
+    assert "... and 19950 more errors" in r.stderr
+    first, line, caret = r.stderr.split("\n\n")[20].splitlines()[:3]  # the 21st fault, far along the line
+    col = int(first.split(":")[2])
+    assert line.startswith(" 2 | ...") and line.endswith("...")
+    at = caret.index("^")
+    assert line[at:at + len("stages.9")] == "stages.9" and col > 120
