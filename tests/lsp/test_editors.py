@@ -41,3 +41,16 @@ def test_manifest_starts_the_language_server():
     assert "archdsl.command" in (VSCODE / "extension.js").read_text()
     result = CliRunner().invoke(app, ["lsp", "--help"])
     assert result.exit_code == 0 and "language server" in result.output
+
+
+def test_grammar_knows_every_section_keyword():
+    """The TextMate grammar's statement keywords are the lark grammar's sections (`let` and
+    `require` were missing when spaces came in)."""
+    lark = (Path(__file__).resolve().parents[2] / "archdsl" / "lang" / "grammar.lark").read_text()
+    sections = re.search(r"\?section:(.*?)\n\n", lark, re.S).group(1)
+    rules = re.findall(r"[|:]?\s*([a-z_]+)", sections)
+    words = {re.search(rf'^{rule}:\s*"([a-z]+)"', lark, re.M).group(1) for rule in rules}
+    grammar = json.loads((VSCODE / "syntaxes" / "arch.tmLanguage.json").read_text())
+    listed = set(re.search(r"\((input\|[a-z|]+)\)", json.dumps(grammar)).group(1).split("|"))
+    assert {"taps", "let", "require"} <= words
+    assert words - {"block"} == listed
