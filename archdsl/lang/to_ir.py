@@ -434,6 +434,7 @@ class _Builder:
             self.errors.raise_if_any()
         self._bounded_size(total)
         k = 0
+        self.ir.stage_blocks = [st.block for st in net.stages]  # for hints that name a block (`--set swin.wattn...`)
         for i, st in enumerate(net.stages):
             group = f"stage {i + 1}"
             if i > 0 and net.downsample:

@@ -9,6 +9,8 @@ every error it finds. A node downstream of an error is skipped, so one mistake i
 reported once."""
 from __future__ import annotations
 
+import re
+
 import networkx as nx
 
 from .. import ops
@@ -211,7 +213,7 @@ def infer_shapes(ir: IRGraph) -> None:
                     errors.append(e)
                     continue
                 if data["span"] not in going_on:  # once per line, the first use that fails
-                    going_on[data["span"]] = e
+                    going_on[data["span"]] = (e, data["path"])
                     errors.append(e)
                 shape = tuple(e.goes_on)
         err = _too_big(shape, data["attrs"])
@@ -222,9 +224,9 @@ def infer_shapes(ir: IRGraph) -> None:
         data["meta"]["in_shape"] = shapes[inputs[0]] if inputs else None
         data["meta"]["shape"] = shape
         shapes[nid] = shape
-    for span, e in going_on.items():
+    for span, (e, path) in going_on.items():
         if e.rehint is not None:
-            e.hint = e.rehint(inputs_of[span])
+            e.hint = _name_the_block(e.rehint(inputs_of[span]), path, getattr(ir, "stage_blocks", []))
     ir.residuals = [r for r in ir.residuals if r.add in ir.g]
     never = [key for key, applied in applies.items() if not applied]
     for key in never:
@@ -235,3 +237,12 @@ def infer_shapes(ir: IRGraph) -> None:
             "such as `shortcut conv1 stride, bn`"))
     if errors:
         raise CompileErrors(errors)
+
+
+def _name_the_block(hint: str, path: str, stage_blocks: list[str]) -> str:
+    """`--set BLOCK.op.kernel=K` in an op's hint, with BLOCK the block the failing op is in
+    (`stages.I.blocks...` -> the block stage I repeats), so the line can be pasted."""
+    m = re.match(r"stages\.(\d+)\.blocks\.", path)
+    if m and int(m[1]) < len(stage_blocks):
+        return hint.replace("--set BLOCK.", f"--set {stage_blocks[int(m[1])]}.")
+    return hint

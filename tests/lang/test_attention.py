@@ -117,5 +117,5 @@ def test_a_window_for_another_input_is_the_one_swin_would_use(size, window):
     with pytest.raises(archdsl.ArchError) as err:
         archdsl.check("swin_t", input=f"3x{size}x{size}", **{"swin.wattn.kernel": kernel})
     (e,) = err.value.errors  # one error for the line, however many stages it fails in
-    assert e.code == "E407" and f"`wattn{window}` does (on the command line `--set BLOCK.wattn.kernel={window}`)" in e.hint
+    assert e.code == "E407" and f"`wattn{window}` does (on the command line `--set swin.wattn.kernel={window}`)" in e.hint
     archdsl.check("swin_t", input=f"3x{size}x{size}", **{"swin.wattn.kernel": window})
