@@ -136,9 +136,12 @@ def plan(spec: Any, data: Any, epochs: int | None = None, skip_bad: bool = False
     if "input" not in net_keys:
         h, w = info.size or first.input[1:]
         implied["input"] = (info.channels, h, w)
-    if implied != {k: getattr(spec_net, k) for k in implied}:
+    changed = {k: v for k, v in implied.items() if getattr(spec_net, k) != v}
+    if changed:  # said as a change, so a 384 fine-tuning run on digits cannot pass for one at 384
+        shown = lambda v: "x".join(map(str, v)) if isinstance(v, tuple) else str(v)  # noqa: E731
         notes.append(f"from {info.name}: " + ", ".join(
-            f"{k} {'x'.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in implied.items()))
+            f"{k} {shown(getattr(spec_net, k))} -> {shown(v)}" for k, v in changed.items())
+            + (" (set input= to train at the spec's size)" if "input" in changed else ""))
     data_recipe = {k: v for k, v in info.recipe.items()
                    if k not in train_keys and getattr(first.train, k) != v}
     if data_recipe:

@@ -40,6 +40,10 @@ def test_plan_takes_classes_and_input_from_data_and_adapts_a_short_run():
     steps = 5 * (1437 // 64)
     assert r.ema == pytest.approx(1 - 10 / steps)
     assert len(p.notes) == 6 and p.data.shape == (1, 32, 32)
+    assert p.notes[0] == ("from digits: classes 1000 -> 10, input 3x224x224 -> 1x32x32 "
+                          "(set input= to train at the spec's size)")
+    at_384 = plan("convnext_atto", "digits", epochs=1, classes=10, input="3x384x384").notes
+    assert not any(n.startswith("from digits") for n in at_384)  # nothing taken from the data: no note
     assert p.notes[-1].startswith("normalize: the training images' own mean/std (grey input)")
 
 
