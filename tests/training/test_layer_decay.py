@@ -99,7 +99,7 @@ def test_every_parameter_gets_the_official_lr_scale_and_weight_decay(spec, decay
 def test_the_run_says_the_decay():
     model = archdsl.build("convnext_b", device="meta", classes=10)
     line = describe(assign_layers(model, 3), 0.7, 3)
-    assert line.startswith("layer decay 0.7 over 14 layers (3 blocks a layer): stem x0.0097, stages.0 x0.014, "
+    assert line.startswith("layer decay 0.7 over 14 layers (layers of up to 3 blocks, within a stage): stem x0.0097, stages.0 x0.014, "
                            "stages.1 x0.02, stages.2.blocks.0-2 x0.028, ")
     assert line.endswith("stages.2.blocks.24-26 x0.49, stages.3 x0.7, head x1")
 
