@@ -94,8 +94,8 @@ def assign_layers(model: nn.Module, group: int) -> Layers:
 
 
 def describe(layers: Layers, decay: float, group: int) -> str:
-    """One line for the run's start: `layer decay 0.7 over 14 layers (layers of up to 3 blocks, within a stage): stem
-    x0.0097, stages.0 x0.014, ..., head x1`."""
+    """One line for the run's start: `layer decay 0.7 over 14 layers (layers of up to 3 blocks,
+    within a stage): stem x0.0097, stages.0 x0.014, ..., head x1`."""
     scales = layers.scales(decay)
     parts = ", ".join(f"{label} x{s:.2g}" for label, s in zip(layers.labels, scales))
     blocks = "one block a layer" if group == 1 else f"layers of up to {group} blocks, within a stage"
