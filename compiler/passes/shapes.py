@@ -208,7 +208,7 @@ def infer_shapes(ir: IRGraph) -> None:
             except CompileError as e:
                 e.span = e.span or data["span"]
                 if e.code in _DEPENDS_ON_INPUT and data["path"]:
-                    e.message += f" (at `{data['path']}`)"
+                    e.message += f" (at `{data['path']}`{_input_elsewhere(ir, e.span)})"
                 if e.goes_on is None:
                     errors.append(e)
                     continue
@@ -246,3 +246,12 @@ def _name_the_block(hint: str, path: str, stage_blocks: list[str]) -> str:
     if m and int(m[1]) < len(stage_blocks):
         return hint.replace("--set BLOCK.", f"--set {stage_blocks[int(m[1])]}.")
     return hint
+
+
+def _input_elsewhere(ir: IRGraph, span) -> str:
+    """`; the input 3x256x256 is set at mine.arch:2:1` where the failing line is in another file
+    than the input that makes it fail (a spec that extends swin_t and sets only its input)."""
+    at = next((d.get("span") for _, d in ir.g.nodes(data=True) if d.get("op") == "input"), None)
+    if at is None or span is None or getattr(at, "path", None) == getattr(span, "path", None):
+        return ""
+    return f"; the input {fmt_shape(tuple(ir.input_shape))} is set at {at}"

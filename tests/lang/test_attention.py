@@ -119,3 +119,15 @@ def test_a_window_for_another_input_is_the_one_swin_would_use(size, window):
     (e,) = err.value.errors  # one error for the line, however many stages it fails in
     assert e.code == "E407" and f"`wattn{window}` does (on the command line `--set swin.wattn.kernel={window}`)" in e.hint
     archdsl.check("swin_t", input=f"3x{size}x{size}", **{"swin.wattn.kernel": window})
+
+
+def test_a_window_error_from_a_childs_input_names_where_the_input_is_set(tmp_path):
+    """The failing line is the parent's `wattn7`; what makes it fail is the child's `input`."""
+    child = tmp_path / "swin_bad.arch"
+    child.write_text("network swin_bad extends swin_t\ninput 3x256x256\n")
+    with pytest.raises(archdsl.ArchError) as err:
+        archdsl.check(str(child))
+    (e,) = err.value.errors
+    assert e.code == "E407" and e.span.path.endswith("swin_t.arch")
+    assert e.message.endswith(f"; the input 3x256x256 is set at {child}:2:7)")
+    assert "--set swin.wattn.kernel=8" in e.hint
