@@ -435,6 +435,7 @@ class _Builder:
         self._bounded_size(total)
         k = 0
         self.ir.stage_blocks = [st.block for st in net.stages]  # for hints that name a block (`--set swin.wattn...`)
+        self.ir.spec_path = str(net.path) if net.path else None  # the spec checked (not one it extends)
         for i, st in enumerate(net.stages):
             group = f"stage {i + 1}"
             if i > 0 and net.downsample:

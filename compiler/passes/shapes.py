@@ -249,9 +249,10 @@ def _name_the_block(hint: str, path: str, stage_blocks: list[str]) -> str:
 
 
 def _input_elsewhere(ir: IRGraph, span) -> str:
-    """`; the input 3x256x256 is set at mine.arch:2:1` where the failing line is in another file
-    than the input that makes it fail (a spec that extends swin_t and sets only its input)."""
+    """`; the input 3x256x256 is set at mine.arch:2:7` where the spec checked sets the input and
+    the failing line is in a spec it extends (a spec that extends swin_t and sets only its input)."""
     at = next((d.get("span") for _, d in ir.g.nodes(data=True) if d.get("op") == "input"), None)
-    if at is None or span is None or getattr(at, "path", None) == getattr(span, "path", None):
+    mine = getattr(ir, "spec_path", None)
+    if at is None or span is None or mine is None or str(at.path) != mine or str(span.path) == mine:
         return ""
     return f"; the input {fmt_shape(tuple(ir.input_shape))} is set at {at}"
