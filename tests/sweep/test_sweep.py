@@ -98,7 +98,7 @@ def test_two_workers_share_one_study(tiny, tmp_path):
 
 def test_a_worker_killed_mid_trial_is_retried_and_nothing_finished_is_lost(tiny, tmp_path):
     out = tmp_path / "sweep"
-    p = worker(tiny, out, "--trials", "1", "--heartbeat", "1")
+    p = worker(tiny, out, "--trials", "1", "--heartbeat", "1", "--epochs", "20")  # seconds of training to kill
     deadline = time.time() + 120
     while not (out / "trials" / "00000").exists() and time.time() < deadline and p.poll() is None:
         time.sleep(0.1)
