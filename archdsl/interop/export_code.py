@@ -712,12 +712,19 @@ def code(spec: SpecLike, **overrides) -> str:
         return _access(n.path.split("."), tree)
 
     # the IR's input node feeds the first item: it reads `x`
-    inside = [s for n in items if n.op == "output" for s in low.nodes[n.nid].inputs
+    def source(nid: int) -> int:  # a returned value, before the permute or reshape that makes it a NCHW map
+        while low.nodes[nid].op in ("permute", "tomap", "tap"):
+            nid = low.nodes[nid].inputs[0]
+        return nid
+
+    inside = [s for n in items if n.op == "output" for s in map(source, low.nodes[n.nid].inputs)
               if low.section[s] and s != members[low.section[s]][-1]]
     if inside:
         raise ExportError(f"the tap on `{low.nodes[inside[0]].path or low.section[inside[0]]}` sits inside the block "
                           f"`{low.section[inside[0]]}`, which the file writes as one class; tap a block's or a "
-                          "stage's end (`stages.I.blocks.J`, `stages.I`) to export")
+                          "stage's end (`stages.I.blocks.J`, `stages.I`) to export, or make it the last tap of a "
+                          "features build (`--features`: the build, and that block's class, end there), or export "
+                          "to .onnx, which takes any tap")
     names, tap_vars = _tap_names(items, low)
     body = forward_lines(items, call_of, False, names=names)
     returns = next((n.expr for n in items if n.op == "output"), "")
