@@ -179,9 +179,15 @@ def _select_taps(net: Network, ir: compiler.IRGraph, features: bool, out_indices
                              f"; {net.name} {what}, indices 0..{len(names) - 1} (or -{len(names)}..-1)",
                              where, code="E411", hint="the maps: " + ", ".join(
                                  f"{i}: `{n}`" for i, n in enumerate(names) if i < 6 or i == len(names) - 1))
-        again = next((i for k, i in enumerate(picked) if i % len(names) in [j % len(names) for j in picked[:k]]), None)
+        seen: dict[int, int] = {}  # map -> the index that picked it first
+        again = None
+        for i in picked:
+            if i % len(names) in seen:
+                again = i
+                break
+            seen[i % len(names)] = i
         if again is not None:
-            first = next(j for j in picked if j % len(names) == again % len(names))
+            first = seen[again % len(names)]
             same = "" if first == again else f" ({first} and {again} are both `{names[again]}`)"
             raise ShapeError(f"out_indices {tuple(picked)} repeats {again}{same}", where, code="E411",
                              hint=f"give each index once (indices 0..{len(names) - 1}, or -{len(names)}..-1 from "
