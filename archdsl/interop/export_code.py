@@ -767,7 +767,7 @@ def code(spec: SpecLike, **overrides) -> str:
                 (f', and {len(low.taps)} taps beside them."""' if low.taps else '."""')), "",
             "    def __init__(self):", "        super().__init__()", *init_lines, "",
             f"    def forward(self, x: torch.Tensor){_returns(returns)}:  # (B, {', '.join(map(str, low.input_shape))})",
-            *_forward_doc(low, net, tap_vars),
+            *_forward_doc(low, tap_vars),
             *([f"        x = x.contiguous(memory_format=torch.channels_last)  # {CHANNELS_LAST_WHY}"]
               if channels_last else []),
             *[f"        {line}" for line in body], *([] if returns else ["        return x"]), "", "",
@@ -843,7 +843,7 @@ def _what_it_returns(low: Lowered, net, tap_vars: list[str]) -> list[str]:
     return [*head, *_tap_lines(low, tap_vars, "    "), "", paths]
 
 
-def _forward_doc(low: Lowered, net, tap_vars: list[str]) -> list[str]:
+def _forward_doc(low: Lowered, tap_vars: list[str]) -> list[str]:
     if not low.taps:
         return []
     first = (f'        """Returns [{", ".join(tap_vars)}], NCHW maps:' if low.features else
