@@ -179,9 +179,26 @@ def _select_taps(net: Network, ir: compiler.IRGraph, features: bool, out_indices
                              f"; {net.name} {what}, indices 0..{len(names) - 1} (or -{len(names)}..-1)",
                              where, code="E411", hint="the maps: " + ", ".join(
                                  f"{i}: `{n}`" for i, n in enumerate(names) if i < 6 or i == len(names) - 1))
+        seen: dict[int, int] = {}  # map -> the index that picked it first
+        again = None
+        for i in picked:
+            if i % len(names) in seen:
+                again = i
+                break
+            seen[i % len(names)] = i
+        if again is not None:
+            first = seen[again % len(names)]
+            same = "" if first == again else f" ({first} and {again} are both `{names[again]}`)"
+            raise ShapeError(f"out_indices {tuple(picked)} repeats {again}{same}", where, code="E411",
+                             hint=f"give each index once (indices 0..{len(names) - 1}, or -{len(names)}..-1 from "
+                                  "the end): " + ", ".join(f"{i}: `{n}`" for i, n in enumerate(names)
+                                                           if i < 6 or i == len(names) - 1))
+        spans = [net.taps[i].span for i in picked] if declared else None  # errors at the spec's own taps
         taps = [names[i] for i in picked]
+    else:
+        spans = None
     try:
-        found = _run(tapping.resolve, ir, list(taps), features)
+        found = _run(tapping.resolve, ir, list(taps), features, spans)
     except ArchError as e:  # a name that is not in the spec: point at its stages (or its taps)
         for err in e.errors:
             err.span = err.span or where
@@ -240,9 +257,10 @@ def build(spec: SpecLike, *, device: str | torch.device | None = None, mode: str
     among them (negative counts from the end); the head and anything after the last map are
     not built. Tokens come back as their map, a class token dropped.
     taps=[names]: the maps named (`stem`, `stages.I`, `stages.I.blocks.J`, `downsample.I`,
-    `head`, or any op's module path); with features=False the forward returns
-    `(output, [taps])`, the named values as they are where they are no map. `taps` replaces
-    the spec's own for this build.
+    or any op's module path); with features=False the forward returns `(output, [taps])`, the
+    named values as they are where they are no map (`head` included). A features build
+    returns maps only: a tap that is none (`head`, a tap after pooling) is E412. `taps`
+    replaces the spec's own for this build.
     Either way `model.feature_info` lists module, num_chs, reduction and shape per map
     (docs/backbones.md)."""
     _spec_arg(spec, "build")

@@ -9,8 +9,10 @@ calls a container, so a container works as an index and a hook point, not as a f
         value (a tensor returned by the hook replaces the output, as in PyTorch)
     model.stages[1](x)                   an error saying what to use instead
 
-The values are as the graph holds them: a channels-last stage (Swin) gives (B, H, W, C).
-For the maps without hooks: `archdsl.build(spec, taps=["stages.1"])` (passes/taps.py).
+The values are as the graph holds them, in the layout passes/layout.py gave them: a section
+after a channels-last op runs channels-last and gives (B, H, W, C) (ConvNeXt's stem and
+stages.0, after the stem's LayerNorm; every Swin stage); tokens are (B, N, C). For NCHW maps
+without hooks: `archdsl.build(spec, taps=["stages.1"])` (passes/taps.py).
 
 The built model is a `Model`, a GraphModule whose copies (copy.copy, copy.deepcopy, pickle
 and torch.save/torch.load) have their own sections, bound to the copy."""

@@ -289,3 +289,148 @@ def test_compile_reports_a_backbones_taps_and_counts():
     assert r.exit_code == 2 and "--out-indices takes integers" in r.output
     r = runner.invoke(app, ["compile", "convnext_t", "--taps", "stages.9"])
     assert r.exit_code == 1 and "E410" in r.output and "Traceback" not in r.output
+
+
+# ---------------------------------------------------------------- what a newcomer met
+def test_a_features_build_refuses_the_head_which_a_full_build_returns():
+    """`head` is the logits, no map: a features build (maps only) is E412, as `head.gap` is,
+    at the tap when the spec declares it; a full build with taps returns it as it is."""
+    with pytest.raises(ArchError) as e:
+        archdsl.build("convnext_t", features=True, taps=["stem", "head"], device="meta")
+    assert e.value.code == "E412" and "`head` is not a spatial map" in e.value.message
+    assert "full build" in e.value.hint and "(logits, [maps])" in e.value.hint and e.value.span is not None
+    spec = archdsl.loads("network n extends convnext_t\ntaps stem, head\n", path="n.arch")
+    with pytest.raises(ArchError) as e:
+        archdsl.build(spec, features=True, device="meta")
+    assert e.value.code == "E412" and (e.value.span.path, e.value.line, e.value.column) == ("n.arch", 2, 12)
+    with pytest.raises(ArchError):
+        archdsl.analyze(spec, features=True)
+    # the full build's taps: the logits beside the stem's map, as documented
+    model = archdsl.build("convnext_t", taps=["stem", "head"], device="meta")
+    logits, (stem, head) = model(torch.empty(2, 3, 224, 224, device="meta"))
+    assert head.shape == logits.shape == (2, 1000) and stem.shape == (2, 96, 56, 56)
+    assert model.feature_info[1] == {"module": "head", "num_chs": 1000, "reduction": 0, "shape": [1000]}
+
+
+def test_out_indices_that_repeat_a_map_say_so():
+    with pytest.raises(ArchError) as e:
+        archdsl.build("convnext_t", features=True, out_indices=(1, 1), device="meta")
+    assert e.value.code == "E411" and e.value.message == "out_indices (1, 1) repeats 1"
+    assert "give each index once" in e.value.hint and "named" not in e.value.hint
+    with pytest.raises(ArchError) as e:
+        archdsl.build("convnext_t", features=True, out_indices=(1, -3), device="meta")
+    assert e.value.message == "out_indices (1, -3) repeats -3 (1 and -3 are both `stages.1`)"
+
+
+def test_the_cli_names_its_own_options_for_out_indices():
+    """Without --features the API's E411 would say `archdsl.build(spec, features=True, ...)`;
+    the CLI says which option to add."""
+    from typer.testing import CliRunner
+
+    from archdsl.cli.main import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["compile", "convnext_t", "--out-indices", "1"])
+    assert r.exit_code == 2 and "add --features (`--features --out-indices 1`)" in r.output
+    assert "archdsl.build(" not in r.output
+    r = runner.invoke(app, ["export", "convnext_t", "--taps", "stem", "--out-indices", "1", "--features",
+                            "--to", "never.py"])
+    assert r.exit_code == 2 and "give --out-indices or --taps, not both" in r.output
+    with pytest.raises(ArchError) as e:  # the API keeps its Python hint
+        archdsl.build("convnext_t", out_indices=(1,), device="meta")
+    assert "archdsl.build(spec, features=True, out_indices=" in e.value.hint
+
+
+def test_check_takes_the_tap_options():
+    from typer.testing import CliRunner
+
+    from archdsl.cli.main import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["check", "convnext_t", "--features", "--out-indices", "1,-1"])
+    assert r.exit_code == 0, r.output
+    assert r.output.strip().endswith("; maps: stages.1 (192x28x28), stages.3 (768x7x7)")
+    r = runner.invoke(app, ["check", "convnext_t", "--taps", "stem,head"])
+    assert r.exit_code == 0 and r.output.strip().endswith("; taps: stem (96x56x56), head (1000)")
+    r = runner.invoke(app, ["check", "convnext_t", "--features", "--taps", "stages.9"])
+    assert r.exit_code == 1 and "E410" in r.output and "Traceback" not in r.output
+
+
+def test_a_tap_deeper_than_its_stage_says_the_depth_and_suggests_the_stages_end():
+    spec = archdsl.loads("network n extends convnext_t\ntaps stages.2.blocks.3\n", path="n.arch")
+    with pytest.raises(ArchError) as e:
+        archdsl.check(spec, depths=(1, 1, 1, 1))
+    hint = e.value.hint
+    assert e.value.code == "E413" and (e.value.line, e.value.column) == (2, 6)
+    assert hint.startswith("did you mean `stages.2` (the stage's end, which follows any depth) or "
+                           "`stages.2.blocks.0` (its last block)?")
+    assert "`stages.2` has 1 block here (`stages.2.blocks.0` only): its depth is 1" in hint
+    assert "--set depths=" in hint and "stages.3" not in hint
+
+
+def test_onnx_export_of_a_features_build_with_a_dynamic_batch(tmp_path):
+    """ONNX fixes the batch at 2 unless --dynamic-batch; then batch 1 and 4 run too."""
+    ort = pytest.importorskip("onnxruntime")
+    from typer.testing import CliRunner
+
+    from archdsl.cli.main import app
+
+    out = tmp_path / "backbone.onnx"
+    r = CliRunner().invoke(app, ["export", "convnextv2_atto", "--features", "--out-indices", "1,3", "--dynamic-batch",
+                                 "--set", "input=3x64x64", "--set", "depths=1,1,1,1", "--to", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "any batch size" in r.output and "output feature0, feature1;" in r.output
+    session = ort.InferenceSession(str(out))
+    for batch in (1, 4):
+        maps = session.run(None, {"x": torch.randn(batch, 3, 64, 64).numpy()})
+        assert [m.shape for m in maps] == [(batch, 80, 8, 8), (batch, 320, 2, 2)]
+
+
+def test_python_export_names_the_returned_maps_after_their_taps():
+    """The forward keeps each returned map in a variable named for its tap and its docstrings
+    say what it returns (no "1000 classes" for a backbone); the values are the build's (to
+    float rounding: the build fuses layer scale into its linear). A tap inside a block exports as a features build's last tap; elsewhere it is
+    refused with a message."""
+    from archdsl.interop.export_code import ExportError, code
+
+    kw = SMALL | FAMILIES["convnext_t"]
+    cases = {("stem", "stages.1", "stages.2.blocks.1"): "return [stem, stages_1, stages_2_blocks_1]",
+             ("stages.2.blocks.1.pwconv1",): "return [stages_2_blocks_1_pwconv1]"}
+    for taps, returned in cases.items():
+        text = code("convnext_t", features=True, taps=list(taps), **kw)
+        forward = text[text.index("    def forward(self, x: torch.Tensor) -> list"):]
+        assert returned in forward and "shortcut" not in forward
+        assert "classes" not in text.split("import torch")[0]
+        ns: dict = {}
+        exec(compile(text, "backbone.py", "exec"), ns)
+        torch.manual_seed(0)
+        model = archdsl.build("convnext_t", features=True, taps=list(taps), **kw).eval()
+        exported = ns["build"]().eval()
+        exported.load_state_dict(model.state_dict())
+        x = torch.randn(2, *kw["input"])
+        with torch.no_grad():
+            for a, b in zip(model(x), exported(x), strict=True):
+                torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    assert "stages_2_blocks_1_pwconv1  `stages.2.blocks.1.pwconv1`: (B, 1536, 4, 4), reduction 16" in text
+    text = code("convnext_t", features=True, taps=["stem", "stages.1"], **kw)
+    assert "    stages_1  `stages.1`: (B, 192, 8, 8), reduction 8" in text
+    with pytest.raises(ExportError, match="sits inside the block `stages.2.blocks.1`"):
+        code("convnext_t", features=True, taps=["stages.2.blocks.1.pwconv1", "stages.3"], **kw)
+    with pytest.raises(ExportError, match="sits inside the block"):
+        code("convnext_t", taps=["stages.2.blocks.1.dwconv"], **kw)
+
+
+def test_a_hook_sees_the_layout_its_section_runs_in_and_taps_give_nchw():
+    """docs/backbones.md: ConvNeXt's stem ends in a LayerNorm, so the stem and stages.0 run
+    channels-last; each later stage starts at its downsample's conv, NCHW. Taps are NCHW."""
+    kw = SMALL | FAMILIES["convnext_t"]
+    model = archdsl.build("convnext_t", device="meta", **kw)
+    seen = {}
+    for name in ("stem", "stages.0", "stages.1", "stages.3"):
+        model.get_submodule(name).register_forward_hook(lambda m, a, y, name=name: seen.__setitem__(name, y.shape))
+    model(torch.empty(1, *kw["input"], device="meta"))
+    assert seen == {"stem": (1, 16, 16, 96), "stages.0": (1, 16, 16, 96), "stages.1": (1, 192, 8, 8),
+                    "stages.3": (1, 768, 2, 2)}
+    feats = archdsl.build("convnext_t", features=True, taps=["stem", "stages.0", "stages.1"], device="meta", **kw)
+    assert [tuple(m.shape) for m in feats(torch.empty(1, *kw["input"], device="meta"))] == [
+        (1, 96, 16, 16), (1, 96, 16, 16), (1, 192, 8, 8)]

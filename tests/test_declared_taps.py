@@ -105,7 +105,7 @@ def test_a_child_inherits_the_taps_and_restating_them_replaces_them(spec, tmp_pa
         archdsl.check(tmp_path / "shallow.arch")
     err = e.value
     assert err.code == "E413" and err.span.path == str(spec) and (err.line, err.column) == (3, 22)
-    assert "`stages.2` has blocks `stages.2.blocks.0`..`stages.2.blocks.3`" in err.hint
+    assert "`stages.2` has 4 blocks here (`stages.2.blocks.0`..`stages.2.blocks.3`)" in err.hint
     assert "shallow inherits these taps" in err.hint and "restate `taps` in shallow" in err.hint
     # `set taps` is no override: the statement is restated instead
     (tmp_path / "setter.arch").write_text("network setter extends convnext_taps\nset taps stages.3\n")

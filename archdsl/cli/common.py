@@ -86,15 +86,25 @@ FeaturesOpt = Annotated[bool, typer.Option("--features", help="A backbone, no he
 OutIndicesOpt = Annotated[Optional[str], typer.Option("--out-indices", help="With --features: which of those maps, "
                                                       "e.g. 1,2,3 or -1 (the last).", show_default=False)]
 TapsOpt = Annotated[Optional[str], typer.Option("--taps", help="Named maps instead (of the spec's own too): stem, "
-                                                "stages.I, stages.I.blocks.J, downsample.I, head or an op's path, "
-                                                "comma-separated.", show_default=False)]
+                                                "stages.I, stages.I.blocks.J, downsample.I or an op's path, "
+                                                "comma-separated; without --features the logits come first, and "
+                                                "`head` or a vector may be named.", show_default=False)]
 
 
 def tap_options(features: bool, out_indices: str | None, taps: str | None) -> dict:
-    """--features/--out-indices/--taps as archdsl.build's keywords (a non-integer index is a usage error)."""
+    """--features/--out-indices/--taps as archdsl.build's keywords. A non-integer index, and
+    --out-indices without --features or beside --taps, are usage errors that name the options
+    (archdsl.build's own E411 would give a Python hint)."""
     kw: dict = {}
     if features:
         kw["features"] = True
+    if out_indices is not None and taps is not None:
+        usage("give --out-indices or --taps, not both: --out-indices picks among the stages' maps (or the spec's "
+              "taps), --taps names the maps itself")
+    if out_indices is not None and not features:
+        usage(f"--out-indices picks among the maps of a features build: add --features (`--features --out-indices "
+              f"{out_indices}`), or name any map with --taps (without --features the model returns the logits "
+              "and the taps)")
     if out_indices is not None:
         try:
             kw["out_indices"] = tuple(int(i) for i in out_indices.split(","))

@@ -16,15 +16,20 @@ from .common import (FeaturesOpt, OutIndicesOpt, SetOpt, SpecArg, TapsOpt, fail,
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def check(spec: SpecArg, set_: SetOpt = None) -> None:
-        """Validate a spec (syntax, names, shapes) without building it."""
+    def check(spec: SpecArg, set_: SetOpt = None, features: FeaturesOpt = False, out_indices: OutIndicesOpt = None,
+              taps: TapsOpt = None) -> None:
+        """Validate a spec (syntax, names, shapes, its taps) without building it; with --features
+        or --taps, the maps that build would return too."""
         from ..api import check as check_spec
 
+        tapped = tap_options(features, out_indices, taps)
         try:
-            net, _ = check_spec(spec, **overrides(set_))
+            net, ir = check_spec(spec, **tapped, **overrides(set_))
         except ArchError as e:
             fail(e)
-        say(f"ok: {net.name} ({net.path})")
+        info = getattr(ir, "feature_info", None)
+        say(f"ok: {net.name} ({net.path})" + (f"; {'maps' if features else 'taps'}: " + ", ".join(
+            f"{t['module']} ({'x'.join(map(str, t['shape']))})" for t in info) if info else ""))
 
 
     @app.command("compile")

@@ -132,6 +132,8 @@ class Lowered:
     blocks: dict[str, list[BlockUse]] = field(default_factory=dict)   # block kind -> its uses
     depths: list[int] = field(default_factory=list)  # blocks built per stage: a features build's
                                                      # end at its last tap, the stages after it gone
+    taps: list[dict] = field(default_factory=list)   # what a taps build returns (`feature_info`), in order
+    features: bool = False                           # returns the taps only (else the output, then the taps)
 
 
 def lowered(spec: SpecLike, **overrides) -> tuple[Lowered, object]:
@@ -158,8 +160,9 @@ def lowered(spec: SpecLike, **overrides) -> tuple[Lowered, object]:
         nodes[nid].call = rec.calls[id(module)]
     order = sorted(nodes)
     section = _sections(nodes, order)
-    low = Lowered(net.name, tuple(net.input), nodes, order, section)
     cut = any(d.get("returns") == "taps" for _, d in ir.nodes() if d["op"] == "output")  # a features build
+    low = Lowered(net.name, tuple(net.input), nodes, order, section, taps=list(getattr(ir, "feature_info", [])),
+                  features=cut)
     for i, st in enumerate(net.stages):
         low.depths.append(0)
         for j in range(st.depth):
@@ -500,11 +503,15 @@ def _shape_comment(node: Node, symbolic: bool) -> str:
     return f"  # ({', '.join(dims)})"
 
 
-def forward_lines(nodes: list[Node], call_of, symbolic: bool, optional: frozenset = frozenset()) -> list[str]:
+def forward_lines(nodes: list[Node], call_of, symbolic: bool, optional: frozenset = frozenset(),
+                  names: dict[tuple[int, int], str] | None = None) -> list[str]:
     """Lines of a forward over `nodes`, in order. Whatever flows in from outside them is `x`;
     the main stream stays `x`, and a value read again later (a residual's input) is kept as
     `shortcut` (`shortcut2` when one is already live) for its later readers. `call_of(node)`
-    gives the module expression; `optional` nodes run under `if self.shortcut is not None:`."""
+    gives the module expression; `optional` nodes run under `if self.shortcut is not None:`.
+    `names`: (source, reader) -> the variable to keep that value in instead (a returned tap's,
+    `stages_1`); the output reads each of its inputs from the variable named for it."""
+    names = names or {}
     inside = {n.nid for n in nodes}
     reads: dict[tuple[int, int], str] = {}   # (source, reader) -> the variable it reads
     lines: list[str] = []
@@ -517,9 +524,17 @@ def forward_lines(nodes: list[Node], call_of, symbolic: bool, optional: frozense
     for n in nodes:
         args = [reads.pop((s, n.nid)) for s in n.inputs]
         if n.op == "output":
+            for k, s in enumerate(n.inputs):
+                name = names.get((s, n.nid))
+                if name and args[k] != name:  # the main stream (`x`) returned: named for its tap
+                    lines.append(f"{name} = {args[k]}")
+                    args[k] = name
             lines.append(n.expr.format(*args))
             continue
-        if n.expr:
+        named = next((names[(n.nid, u)] for u in n.users if (n.nid, u) in names), None)
+        if n.op == "tap":  # one value returned twice: the second time under its own tap's name
+            expr, out = args[0], named or args[0]
+        elif n.expr:
             expr, out = n.expr.format(*args), args[0]
         elif n.op in JOINS:
             expr, out = JOINS[n.op].format(*args, dim=cat_dim(n.layout)), "x" if "x" in args else args[0]
@@ -538,8 +553,9 @@ def forward_lines(nodes: list[Node], call_of, symbolic: bool, optional: frozense
             reads[(n.nid, readers[0])] = out
             for u in readers[1:]:  # a fork: the first reader continues, the others read a copy
                 live = set(reads.values())
-                alias = next(a for a in (f"shortcut{k}" if k > 1 else "shortcut" for k in range(1, 99))
-                             if a not in live)
+                alias = names.get((n.nid, u))
+                alias = alias if alias and alias not in live and alias != out else \
+                    next(a for a in (f"shortcut{k}" if k > 1 else "shortcut" for k in range(1, 99)) if a not in live)
                 lines.append(f"{pad}{alias} = {out}")
                 reads[(n.nid, u)] = alias
     return lines
@@ -696,13 +712,21 @@ def code(spec: SpecLike, **overrides) -> str:
         return _access(n.path.split("."), tree)
 
     # the IR's input node feeds the first item: it reads `x`
-    inside = [s for n in items if n.op == "output" for s in low.nodes[n.nid].inputs
+    def source(nid: int) -> int:  # a returned value, before the permute or reshape that makes it a NCHW map
+        while low.nodes[nid].op in ("permute", "tomap", "tap"):
+            nid = low.nodes[nid].inputs[0]
+        return nid
+
+    inside = [s for n in items if n.op == "output" for s in map(source, low.nodes[n.nid].inputs)
               if low.section[s] and s != members[low.section[s]][-1]]
     if inside:
         raise ExportError(f"the tap on `{low.nodes[inside[0]].path or low.section[inside[0]]}` sits inside the block "
                           f"`{low.section[inside[0]]}`, which the file writes as one class; tap a block's or a "
-                          "stage's end (`stages.I.blocks.J`, `stages.I`) to export")
-    body = forward_lines(items, call_of, False)
+                          "stage's end (`stages.I.blocks.J`, `stages.I`) to export, or make it the last tap of a "
+                          "features build (`--features`: the build, and that block's class, end there), or export "
+                          "to .onnx, which takes any tap")
+    names, tap_vars = _tap_names(items, low)
+    body = forward_lines(items, call_of, False, names=names)
     returns = next((n.expr for n in items if n.op == "output"), "")
     body = _collapse(_loops(body, low.depths), _sequentials(tree))
     net_class = _class_name(net.name, {c.__name__ for c in classes} | {bc.name for bc in bcs})
@@ -721,7 +745,7 @@ def code(spec: SpecLike, **overrides) -> str:
     title = _docstring_safe(f"{net.name}: written by `archdsl export` from {net.path}.")
     out = [f'"""{title}',
            "",
-           f"Input {shape}, {net.classes} classes. Module paths are those of `archdsl.build`, so its",
+           *_what_it_returns(low, net, tap_vars),
            "state dict loads here as it is. Layers start with PyTorch's default initialisation; the",
            f'spec\'s own (`init {net.init.scheme}{" " + str(net.init.arg) if net.init.arg else ""}`) is applied by archdsl.build.',
            '"""',
@@ -737,9 +761,13 @@ def code(spec: SpecLike, **overrides) -> str:
     for text in block_texts:
         out += [text, "", ""]
     out += [f"class {net_class}(nn.Module):",
-            f'    """`network {_docstring_safe(net.name)}`: input {shape}, {net.classes} classes."""', "",
+            f'    """`network {_docstring_safe(net.name)}`' + (
+                f' as a backbone (no head): input {shape}, returns the maps of {len(low.taps)} taps."""'
+                if low.features else f': input {shape}, {net.classes} classes' +
+                (f', and {len(low.taps)} taps beside them."""' if low.taps else '."""')), "",
             "    def __init__(self):", "        super().__init__()", *init_lines, "",
             f"    def forward(self, x: torch.Tensor){_returns(returns)}:  # (B, {', '.join(map(str, low.input_shape))})",
+            *_forward_doc(low, tap_vars),
             *([f"        x = x.contiguous(memory_format=torch.channels_last)  # {CHANNELS_LAST_WHY}"]
               if channels_last else []),
             *[f"        {line}" for line in body], *([] if returns else ["        return x"]), "", "",
@@ -749,6 +777,78 @@ def code(spec: SpecLike, **overrides) -> str:
             "    model = build().eval()",
             f"    print({_printed(returns, 'model(torch.randn(1, ' + ', '.join(map(str, low.input_shape)) + '))')})", ""]
     return "\n".join(out)
+
+
+def _tap_var(name: str, taken: set[str]) -> str:
+    """The variable a returned tap is kept in: its name as an identifier (`stages.1` ->
+    `stages_1`), `tap_`-prefixed where that is a keyword or a name the forward uses."""
+    var = re.sub(r"\W", "_", name, flags=re.ASCII)
+    if not var or not var[0].isalpha() or keyword.iskeyword(var) or var in TAKEN | {"x", "self", "block"} \
+            or var.startswith("shortcut"):
+        var = f"tap_{var}"
+    while var in taken:
+        var += "_"
+    taken.add(var)
+    return var
+
+
+def _tap_names(items: list[Node], low: Lowered) -> tuple[dict[tuple[int, int], str], list[str]]:
+    """(source, reader) -> variable, for the edges carrying each returned tap to the output:
+    the output's input and, back past the permute or reshape that makes it a NCHW map, the
+    value it forks from; and the variables, in the taps' order."""
+    out = next((n for n in items if n.op == "output" and n.expr), None)
+    if out is None or not low.taps:
+        return {}, []
+    by_id = {n.nid: n for n in items}
+    first = 0 if low.features else 1  # a full build returns its output first
+    names: dict[tuple[int, int], str] = {}
+    taken: set[str] = set()
+    if not low.features:
+        names[(out.inputs[0], out.nid)] = "output"
+        taken.add("output")
+    for k, tap in enumerate(low.taps):
+        var = _tap_var(tap["module"], taken)
+        reader, src = out.nid, out.inputs[first + k]
+        names[(src, reader)] = var
+        while by_id[src].op in ("permute", "tomap"):
+            reader, src = src, by_id[src].inputs[0]
+            names.setdefault((src, reader), var)
+    return names, [names[(out.inputs[first + k], out.nid)] for k in range(len(low.taps))]
+
+
+def _tap_lines(low: Lowered, tap_vars: list[str], indent: str) -> list[str]:
+    """One line per returned tap: its variable, its place, and what it is."""
+    width = max(len(v) for v in tap_vars)
+    lines = []
+    for var, tap in zip(tap_vars, low.taps):
+        shape = tap["shape"]
+        what = (f"(B, {', '.join(map(str, shape))}), reduction {tap['reduction']}" if len(shape) == 3 and tap["reduction"]
+                else f"({', '.join(['B', *map(str, shape)])}), as it is (no map)")
+        lines.append(f"{indent}{var.ljust(width)}  `{_docstring_safe(tap['module'])}`: {what}")
+    return lines
+
+
+def _what_it_returns(low: Lowered, net, tap_vars: list[str]) -> list[str]:
+    """The file docstring's first paragraph: the input, and what the forward returns."""
+    shape = "x".join(map(str, low.input_shape))
+    paths = "Module paths are those of `archdsl.build`, so its"
+    if not low.taps:
+        return [f"Input {shape}, {net.classes} classes. {paths}"]
+    if low.features:
+        head = [f"Input {shape}. A backbone: no head; the forward returns a list of {len(low.taps)} feature maps "
+                "(B, C, H, W),", "the taps of `archdsl.build(..., features=True)` (its `feature_info`), in order:"]
+    else:
+        head = [f"Input {shape}, {net.classes} classes. The forward returns (output, [taps]), the taps of",
+                "`archdsl.build(..., taps=[...])` (its `feature_info`), in order:"]
+    return [*head, *_tap_lines(low, tap_vars, "    "), "", paths]
+
+
+def _forward_doc(low: Lowered, tap_vars: list[str]) -> list[str]:
+    if not low.taps:
+        return []
+    first = (f'        """Returns [{", ".join(tap_vars)}], NCHW maps:' if low.features else
+             f'        """Returns (output, [{", ".join(tap_vars)}]):')
+    return [first, *_tap_lines(low, tap_vars, "            "), '        """']
 
 
 def _returns(returns: str) -> str:

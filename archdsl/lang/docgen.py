@@ -148,11 +148,13 @@ train { ... }                      # the recipe, below
 - `taps stem, stages.1, stages.2.blocks.5` names the maps a features build
   (`archdsl.build(spec, features=True)`, `--features`) returns, in that order, instead of
   every stage's end. A place is where a value ends: `stem`, `stages.I` (0-based),
-  `stages.I.blocks.J`, `downsample.I` (the layer in front of stage I), `head`, or an op's
-  module path. `out_indices` picks among the declared taps; a build's `taps=[...]`
+  `stages.I.blocks.J`, `downsample.I` (the layer in front of stage I), or an op's module
+  path. `out_indices` picks among the declared taps; a build's `taps=[...]`
   (`--taps`) replaces them. A full build still returns the logits; `analyze` and `compile`
   list the taps with their channels, reduction and shape either way. A place that names
-  nothing, or one named twice, is an error (E413) at the tap. A child spec inherits its
+  nothing, or one named twice, is an error (E413) at the tap; one that is no map (`head`,
+  the logits, or a place after the pooling) is E412 there when a features build reads the
+  taps (`check --features` tells). A child spec inherits its
   parent's taps; its own `taps` line replaces them (there is no `set taps`). See
   docs/backbones.md.
 

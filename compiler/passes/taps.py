@@ -87,10 +87,11 @@ def stage_names(ir: IRGraph) -> list[str]:
 def resolve(ir: IRGraph, names: list[str], maps: bool = True, spans: list | None = None,
             code: str = "E410") -> list[Tap]:
     """Taps for `names`, each checked: it names something, and (with `maps`) what it names is
-    a map, a sequence of tokens with a grid, or the head's output. Without `maps` a vector or
-    tokens with no grid are returned as they are. `spans`: where each name is written (a spec's
+    a map or a sequence of tokens with a grid (E412 otherwise: the head's output included, a
+    features build returning maps only). Without `maps` a vector (the logits) or tokens with no
+    grid are returned as they are. `spans`: where each name is written (a spec's
     `taps` statement); a name that names nothing, or a second time, is then an error `code`
-    there."""
+    there, and one that is no map E412 there."""
     ends = section_ends(ir)
     paths = {d["path"]: nid for nid, d in ir.op_nodes()}
     at = list(spans) if spans is not None else [None] * len(names)
@@ -111,6 +112,7 @@ def resolve(ir: IRGraph, names: list[str], maps: bool = True, spans: list | None
         try:
             taps.append(_tap(ir, name, nid, maps))
         except CompileError as e:
+            e.span = at[i] or e.span  # a spec's own tap: the error is at the tap, as E413 is
             errors.append(e)
     if errors:
         from ..errors import CompileErrors
@@ -122,21 +124,26 @@ def resolve(ir: IRGraph, names: list[str], maps: bool = True, spans: list | None
 def _known(name: str, ends: dict, paths: dict) -> str:
     import difflib
 
-    close = difflib.get_close_matches(name, [*ends, *paths], n=2, cutoff=0.6)
     stages = [n for n in ends if re.fullmatch(r"stages\.\d+", n)]
-    block = re.fullmatch(r"(stages\.\d+)\.blocks\.\d+", name)
-    blocks = [n for n in ends if block and n.startswith(block.group(1) + ".blocks.")]
+    places = (f"taps are `stem`, `stages.0`..`{stages[-1] if stages else 'stages.0'}`, `stages.I.blocks.J`, "
+              "`downsample.I`, `head`, or an op's module path (`archdsl compile SPEC --emit layers` lists them)")
+    block = re.fullmatch(r"(stages\.\d+)\.blocks\.(\d+)(\..+)?", name)
+    blocks = [n for n in ends if block and re.fullmatch(re.escape(block.group(1)) + r"\.blocks\.\d+", n)]
+    if blocks and int(block.group(2)) >= len(blocks):  # a stage shallower than the tap: its depth, not a typo
+        stage, n = block.group(1), len(blocks)
+        has = f"`{blocks[0]}` only" if n == 1 else f"`{blocks[0]}`..`{blocks[-1]}`"
+        return (f"did you mean `{stage}` (the stage's end, which follows any depth) or `{blocks[-1]}` (its last "
+                f"block)? `{stage}` has {n} block{'s' if n != 1 else ''} here ({has}): its depth is {n}, so "
+                f"`{block.group(1)}.blocks.{block.group(2)}` is not built (a depth set lower, by `--set depths=...` "
+                "or a spec's `set depths`, makes a tap on a deeper block name nothing)")
+    close = difflib.get_close_matches(name, [*ends, *paths], n=2, cutoff=0.6)
     return ((f"did you mean {' or '.join(f'`{c}`' for c in close)}? " if close else "")
-            + (f"`{block.group(1)}` has blocks `{blocks[0]}`..`{blocks[-1]}`; " if blocks else "")
-            + f"taps are `stem`, `stages.0`..`{stages[-1] if stages else 'stages.0'}`, `stages.I.blocks.J`, "
-            "`downsample.I`, `head`, or an op's module path (`archdsl compile SPEC --emit layers` lists them)")
+            + (f"`{block.group(1)}` has blocks `{blocks[0]}`..`{blocks[-1]}`; " if blocks else "") + places)
 
 
 def _tap(ir: IRGraph, name: str, nid: int, maps: bool) -> Tap:
     shape = tuple(ir.g.nodes[nid]["meta"]["shape"])
     height = ir.input_shape[1] if len(ir.input_shape) == 3 else None
-    if name == "head" or (nid == ir.inputs(ir.output)[0] and len(shape) == 1):
-        return Tap(name, nid, shape[0], 0, shape)
     if len(shape) == 3 and height:
         return Tap(name, nid, shape[0], height // shape[1], shape)
     if len(shape) == 2 and height:
@@ -148,6 +155,12 @@ def _tap(ir: IRGraph, name: str, nid: int, maps: bool) -> Tap:
         return Tap(name, nid, shape[0], 0, shape)
     what = f"a vector of {shape[0]}" if len(shape) == 1 else f"{shape[1]} tokens with no grid to map them onto" \
         if len(shape) == 2 else f"input {'x'.join(map(str, ir.input_shape))}"
+    if nid == ir.inputs(ir.output)[0]:  # `head`, or the op giving the network's output
+        raise CompileError("E412", f"`{name}` is not a spatial map: it is the network's output ({what}), and a "
+                           "features build returns maps only", ir.g.nodes[nid]["span"],
+                           hint="the logits come from a full build: taps without features "
+                           "(`archdsl.build(spec, taps=[...])`, `--taps` without `--features`) returns "
+                           "(logits, [maps]); a backbone's maps are its stages' ends (`stages.I`)")
     raise CompileError("E412", f"`{name}` is not a spatial map: it is {what}",
                        ir.g.nodes[nid]["span"],
                        hint="feature maps come from a network whose input is an image (CxHxW) and from "
