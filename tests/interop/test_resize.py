@@ -109,7 +109,8 @@ def test_transfer_resamples_deits_position_embedding_instead_of_copying_rows():
                                      archdsl.load("deit_s", input=(3, 64, 64), **kw), src, quiet=True)
     pe = model.state_dict()["stem.3.pos_embed"]
     torch.testing.assert_close(pe, pil_resample(src.state_dict()["stem.3.pos_embed"], 1, 4), rtol=1e-4, atol=1e-5)
-    assert [e.how for e in report.adapted] == ["position embedding resampled 2x2 -> 4x4 (bicubic, 1 class token kept)"]
+    assert [e.how for e in report.resampled] == ["position embedding resampled 2x2 -> 4x4 (bicubic, 1 class token kept)"]
+    assert not report.adapted  # an interpolation is no overlap copy (issue: it was listed as adapted)
 
 
 def test_transfer_resizes_swin_tables_and_the_model_rebuilds_its_index():
@@ -119,7 +120,8 @@ def test_transfer_resizes_swin_tables_and_the_model_rebuilds_its_index():
     b = archdsl.load("swin_t", input=(3, 96, 96), **kw, **{"swin.wattn.kernel": 3})
     src = archdsl.build(a)
     model, report = archdsl.transfer(a, b, src, quiet=True)
-    tables = [e for e in report.adapted if e.path.endswith("relative_position_bias_table")]
+    tables = [e for e in report.resampled if e.path.endswith("relative_position_bias_table")]
+    assert not report.adapted
     assert len(tables) == 5 and not report.fresh
     key = "stages.0.blocks.1.attn.relative_position_bias_table"
     torch.testing.assert_close(model.state_dict()[key], reference_bias_table(src.state_dict()[key], 3),
