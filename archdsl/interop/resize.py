@@ -142,6 +142,12 @@ def resampled(name: str) -> bool:
     return name.rpartition(".")[2] in RESAMPLED
 
 
+def regridded(roles: Roles, source_roles: Roles, name: str, source: str) -> bool:
+    """Whether a position embedding of the same length lies on another grid (2x3 -> 3x2)."""
+    new, old = roles.grid(name), source_roles.grid(source)
+    return new is not None and old is not None and new != old
+
+
 def roles_of(model: nn.Module) -> Roles:
     from torch import fx, nn
 

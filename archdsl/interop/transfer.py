@@ -37,7 +37,7 @@ from ..diff.compare import facts_of
 from ..diff.opdiff import (GateView, OpView, ResidualView, SeqDiff, _branches, _gaps, _pair, _same_head, lcs,
                            same_op, units, views)
 from ..lang.errors import WeightsError
-from .resize import FRESH, fit, resampled, roles_of
+from .resize import FRESH, fit, regridded, resampled, roles_of
 
 if TYPE_CHECKING:
     import torch
@@ -294,7 +294,7 @@ def transfer(src: SpecLike, dst: SpecLike, weights, *, into: nn.Module | None = 
                 report.fresh.append(Entry(name, source, why))
                 continue
             old = state[source].to(tensor.device)
-            if old.shape == tensor.shape:
+            if old.shape == tensor.shape and not regridded(roles, source_roles, name, source):
                 tensor.copy_(old)
                 report.exact.append(Entry(name, source, "exact"))
                 continue
