@@ -141,14 +141,16 @@ def _init_from(source: Path, source_spec: str | None, quiet: bool, which: str | 
         elif source_spec is None:
             report.src = f"{path.name} (paired as {net.name})"
         cut = report.overlap_copied
-        if len(cut) * 2 > report.total:
-            why = (f"--init-from {source}: {len(cut)} of {report.total} tensors would only have their overlap "
-                   f"copied (e.g. `{cut[0].path}`: {cut[0].how}): the weights ({report.src}) were trained "
-                   f"with other widths than this {net.name} has")
-            if not force:
-                raise ArchError(why, hint="train with the widths the weights were trained with (the run's "
-                                          "--set values), name their spec with --init-spec, or pass --force "
-                                          "to start from the overlap anyway", code="E751")
+        if len(cut) * 2 > report.total and not force:
+            what = (f"the weights ({report.src}) were trained with other widths than this {net.name} has"
+                    if source_spec is None else f"the edit {report.src} -> {net.name} changes their channels")
+            raise ArchError(f"--init-from {source}: {len(cut)} of {report.total} tensors would only have their "
+                            f"overlap copied (e.g. `{cut[0].path}`: {cut[0].how}): {what}",
+                            hint=("train with the widths the weights were trained with (the run's --set values), "
+                                  "name their spec with --init-spec, or pass --force to start from the overlap "
+                                  "anyway" if source_spec is None else
+                                  "pass --force to start from the overlap anyway, or leave out --init-from to "
+                                  "start from the spec's init"), code="E751")
         if not quiet:
             print(report)
             if cut:
