@@ -247,7 +247,8 @@ def build(spec: SpecLike, *, device: str | torch.device | None = None, mode: str
     `(output, [taps])`, the named values as they are where they are no map. `taps` replaces
     the spec's own for this build.
     Either way `model.feature_info` lists module, num_chs, reduction and shape per map
-    (docs/backbones.md)."""
+    (docs/backbones.md); a features build's `model.cut_modules` names the op modules it cut
+    (load_weights leaves a classifier checkpoint's tensors of them out)."""
     _spec_arg(spec, "build")
     if mode not in ("train", "eval"):
         raise _type_error("archdsl.build's `mode`", mode, '"train" or "eval"', 'archdsl.build("resnet50", mode="eval")')
