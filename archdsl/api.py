@@ -244,8 +244,11 @@ def build(spec: SpecLike, *, device: str | torch.device | None = None, mode: str
     compile=True: compiled in place with torch.compile (inductor; a dict passes torch.compile's
     arguments, e.g. {"backend": "aot_eager"}); the module, its paths and its state dict stay
     the same. Call an eval build under `torch.no_grad()`.
-    state_dict: weights in the train build's naming (a trained model's `state_dict()`),
-    loaded before the eval passes fold them.
+    state_dict: weights in the train build's naming (a trained model's `state_dict()`, or an
+    EMA's `AveragedModel` state dict, unwrapped), loaded strictly before the eval passes fold
+    them: they must fit this build's shapes (input, channels, classes). A features build
+    leaves out the tensors of what it cuts (the head). Weights made at another size or in
+    another layout: build without them and `load_weights(model, sd)`, which fits them.
 
     Before allocating, the weights' size is compared with the memory `device` has available
     (MemAvailable on the CPU); a model that cannot fit is a ResourceError (E901) instead of
@@ -262,7 +265,8 @@ def build(spec: SpecLike, *, device: str | torch.device | None = None, mode: str
     returns maps only: a tap that is none (`head`, a tap after pooling) is E412. `taps`
     replaces the spec's own for this build.
     Either way `model.feature_info` lists module, num_chs, reduction and shape per map
-    (docs/backbones.md)."""
+    (docs/backbones.md); a features build's `model.cut_modules` names the op modules it cut
+    (load_weights leaves a classifier checkpoint's tensors of them out)."""
     _spec_arg(spec, "build")
     if mode not in ("train", "eval"):
         raise _type_error("archdsl.build's `mode`", mode, '"train" or "eval"', 'archdsl.build("resnet50", mode="eval")')
@@ -270,19 +274,24 @@ def build(spec: SpecLike, *, device: str | torch.device | None = None, mode: str
         raise _type_error("archdsl.build's `compile`", compile, "True, False or torch.compile's arguments as a dict",
                           'archdsl.build("convnext_t", compile=True)')
     if state_dict is not None:
-        state_dict = _tensors(state_dict)
+        from .interop.weights import strip_averaged
+
+        state_dict = dict(strip_averaged(_tensors(state_dict))[0])
     if isinstance(compile, dict):
         _check_backend(compile)
     dev = as_device(device)
     net = as_network(spec, **overrides)
     ir = network_to_ir(net)
+    cut: set[str] = set()
     if features or taps is not None or out_indices is not None or net.taps:
         _run(compiler.check, ir)
         paths = {d["path"] for _, d in ir.op_nodes()}
         _select_taps(net, ir, features, out_indices, taps)
-        if state_dict is not None:  # the full network's weights: those of what was cut are left out
-            cut = paths - {d["path"] for _, d in ir.op_nodes()}
-            state_dict = {k: v for k, v in state_dict.items() if k.rpartition(".")[0] not in cut}
+        cut = paths - {d["path"] for _, d in ir.op_nodes()}
+        if state_dict is not None and cut:  # the full network's weights: those of what was cut are left out
+            from .interop.weights import within
+
+            state_dict = {k: v for k, v in state_dict.items() if not within(k, cut)}
     if check_memory and (dev is None or dev.type != "meta"):
         import torch
 
@@ -300,10 +309,14 @@ def build(spec: SpecLike, *, device: str | torch.device | None = None, mode: str
             raise
         lines = [ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()]
         raise WeightsError(f"the state dict does not fit {net.name}: " + "; ".join(lines)[:400],
-                           hint="pass the state_dict() of a model built from this spec; weights in another "
-                                "layout load with archdsl.load_weights(model, sd, layout=...)") from None
+                           hint="pass the state_dict() of a model built from this spec at this input and "
+                                "classes; weights made at another input size, channel or class count, or in "
+                                "another layout, load with archdsl.load_weights(model, sd, layout=...), which "
+                                "fits them as timm does") from None
     if hasattr(ir, "feature_info"):
         model.feature_info = ir.feature_info
+    if cut:  # what a features build does not compute: load_weights leaves a checkpoint's tensors of it out
+        model.cut_modules = tuple(sorted(cut))
     return model
 
 

@@ -12,6 +12,7 @@ from torch import fx, nn
 from . import ops
 from .ir import IRGraph
 from .ops import NCHW, NHWC, cat_dim
+from .passes.taps import token_grid
 from .sections import Model
 
 _PERMUTE = {NHWC: (0, 2, 3, 1), NCHW: (0, 3, 1, 2)}
@@ -65,6 +66,8 @@ def lower(ir: IRGraph) -> fx.GraphModule:
             env[nid] = graph.call_method("permute", (args[0], *_PERMUTE[meta["layout"]]))
         else:
             module = ops.get(op).module(data["attrs"], meta["in_shape"], meta["ran_in"])
+            if op == "posembed":  # the (H, W) its tokens were flattened from: weights resample onto it
+                module.grid = token_grid(ir, nid)
             _set_submodule(root, data["path"], module)
             env[nid] = graph.call_module(data["path"], (args[0],))
     graph.lint()

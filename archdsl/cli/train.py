@@ -44,19 +44,46 @@ def _overrides(set_: list[str] | None, precision: str | None, channels_last: boo
     return overrides
 
 
-def _init_from(source: Path, source_spec: str | None, quiet: bool):
+INIT_WHICH = {"last": "its last weights", "best": "its best weights (by validation accuracy)",
+              "ema": "its EMA weights"}
+
+
+def _init_from(source: Path, source_spec: str | None, quiet: bool, which: str | None = None,
+               force: bool = False):
     """`--init-from`: the weights, read now (a bad path fails before training starts), and the
     function that carries them into the built model (`archdsl.transfer`). Without --init-spec
     the source is the network being trained itself (its --set values included), so a run
     carried to another input size, window or class count pairs every op with itself and the
-    tensors are fitted to their new shapes (interop/resize.py)."""
+    tensors are fitted to their new shapes (interop/resize.py).
+
+    A run directory gives its newest checkpoint that verifies: its last weights, or with
+    `which` (--init-checkpoint) its best or EMA ones; a file is read as it is. An EMA's
+    AveragedModel state dict is unwrapped. Weights whose widths differ (most tensors would
+    only have their overlap copied) are refused unless `force`."""
     from ..interop.transfer import transfer
+    from ..interop.weights import strip_averaged
     from ..lang.errors import ArchError
 
+    recorded = None  # the network the checkpoint says it holds
     if source.is_dir():
-        from ..training import load_checkpoint
+        from ..training.checkpoint import newest_checkpoint, read_weights, weights_in
 
-        weights = load_checkpoint(source)
+        ckpt = newest_checkpoint(source)
+        name, manifest = weights_in(ckpt, which or "last")
+        if name is None:
+            raise ArchError(f"--init-from {source}: its newest checkpoint {ckpt.name} holds no {which} weights"
+                            + (" (the run's recipe keeps no EMA)" if which == "ema" else ""),
+                            hint="--init-checkpoint last" + (", or train with an EMA (--set train.ema=0.9999)"
+                                                             if which == "ema" else ""), code="E751")
+        path = ckpt / name
+        weights = read_weights(path)
+        recorded = manifest.get("network") if isinstance(manifest.get("network"), str) else None
+        loading = f"init from {path}: the newest checkpoint of {source} that verifies, {INIT_WHICH[which or 'last']}"
+    elif which is not None:
+        raise ArchError(f"--init-checkpoint {which} picks among the weights of a run directory, and "
+                        f"--init-from {source} is no directory",
+                        hint="pass the run directory (OUT of `archdsl train`), or leave out --init-checkpoint "
+                             "to read the file as it is", code="E751")
     elif source.is_file() and source.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -68,6 +95,7 @@ def _init_from(source: Path, source_spec: str | None, quiet: bool):
         if not weights:
             raise ArchError(f"--init-from {source} holds no tensors: the run would start from scratch",
                             hint="pass the weights of a trained run (OUT/best.safetensors, or OUT)", code="E751")
+        path, recorded, loading = source, _recorded_network(source), f"init from {source}"
     else:
         raise ArchError(f"--init-from {source}: no run directory or .safetensors file there",
                         hint="pass a run directory (OUT of an earlier `archdsl train`) or a .safetensors file",
@@ -79,19 +107,20 @@ def _init_from(source: Path, source_spec: str | None, quiet: bool):
     if nonfinite is not None:
         raise ArchError(f"--init-from {source}: `{nonfinite}` holds NaN or infinite values",
                         hint="start from a checkpoint of the run before it diverged", code="E751")
+    keys = set(strip_averaged(weights)[0])  # an EMA's names are the model's under `module.`
 
     def init(model, net) -> None:
         import re
 
         from ..api import build
 
-        def kinds(keys) -> set[str]:  # tensor names with the stage and block numbers left out
-            return {re.sub(r"\d+", "#", k) for k in keys}
+        def kinds(names) -> set[str]:  # tensor names with the stage and block numbers left out
+            return {re.sub(r"\d+", "#", k) for k in names}
 
         spec = source_spec or net
         names = set(build(spec, device="meta").state_dict())
         if source_spec is not None:  # named: the weights must be exactly that network's
-            extra, missing = sorted(set(weights) - names), sorted(names - set(weights))
+            extra, missing = sorted(keys - names), sorted(names - keys)
             if extra or missing:
                 what = (f"`{extra[0]}` is no tensor of it" if extra else f"they lack its `{missing[0]}`")
                 raise ArchError(f"--init-from {source}: these weights are not {source_spec}'s ({what}; "
@@ -99,14 +128,52 @@ def _init_from(source: Path, source_spec: str | None, quiet: bool):
                                 hint="name the spec (and --set values) they were trained with, e.g. a "
                                      "file `archdsl flatten SPEC --set ... -o trained.arch` wrote", code="E751")
         expected = kinds(names)
-        foreign = sorted(kinds(weights) - expected)
-        if len(foreign) > len(kinds(weights)) / 2:  # another network's weights: little would carry over
+        foreign = sorted(kinds(keys) - expected)
+        if len(foreign) > len(kinds(keys)) / 2:  # another network's weights: little would carry over
             raise ArchError(f"--init-from {source}: these weights are not {source_spec or net.name}'s (e.g. "
                             f"`{foreign[0]}` is no tensor of it)",
                             hint="name the spec they were trained with: --init-spec SPEC", code="E751")
-        transfer(spec, net, weights, into=model, quiet=quiet)
+        if not quiet:
+            print(loading)
+        _, report = transfer(spec, net, weights, into=model, quiet=True)
+        if recorded is not None:
+            report.src = recorded
+        elif source_spec is None:
+            report.src = f"{path.name} (paired as {net.name})"
+        cut = report.overlap_copied
+        if len(cut) * 2 > report.total and not force:
+            what = (f"the weights ({report.src}) were trained with other widths than this {net.name} has"
+                    if source_spec is None else f"the edit {report.src} -> {net.name} changes their channels")
+            raise ArchError(f"--init-from {source}: {len(cut)} of {report.total} tensors would only have their "
+                            f"overlap copied (e.g. `{cut[0].path}`: {cut[0].how}): {what}",
+                            hint=("train with the widths the weights were trained with (the run's --set values), "
+                                  "name their spec with --init-spec, or pass --force to start from the overlap "
+                                  "anyway" if source_spec is None else
+                                  "pass --force to start from the overlap anyway, or leave out --init-from to "
+                                  "start from the spec's init"), code="E751")
+        if not quiet:
+            print(report)
+            if cut:
+                from .common import shout
+
+                shout(f"warning: {len(cut)} of {report.total} tensors only had their overlap copied "
+                      f"(other widths: e.g. `{cut[0].path}`, {cut[0].how})"
+                      + ("; carried anyway (--force)" if len(cut) * 2 > report.total else ""))
 
     return init
+
+
+def _recorded_network(path: Path) -> str | None:
+    """The network a run's checkpoint records for one of its files (its manifest.json beside
+    it), or None for a file from elsewhere."""
+    import json
+
+    try:
+        manifest = json.loads((path.parent / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    network = manifest.get("network") if isinstance(manifest, dict) else None
+    return network if isinstance(network, str) else None
 
 
 def register(app: typer.Typer) -> None:
@@ -142,12 +209,18 @@ def register(app: typer.Typer) -> None:
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
         force: Annotated[bool, typer.Option("--force", help="With --resume: continue even though the "
                                                             "network or the data differs from the "
-                                                            "checkpoint's (where the weights still fit).")] = False,
+                                                            "checkpoint's (where the weights still fit). "
+                                                            "With --init-from: start from weights of other "
+                                                            "widths, only their overlap copied.")] = False,
         no_memory_check: Annotated[bool, typer.Option("--no-memory-check", help="Skip the estimate that "
                                                       "refuses a run too big for the device's free memory.")] = False,
         init_from: Annotated[Optional[Path], typer.Option(
-            "--init-from", help="Start from trained weights: a run directory or a .safetensors file, "
-                                "carried across the edit op by op (see --init-spec).")] = None,
+            "--init-from", help="Start from trained weights: a run directory (its newest checkpoint's "
+                                "last weights; see --init-checkpoint) or a .safetensors file (an EMA's "
+                                "ema.safetensors too), carried across the edit op by op (see --init-spec).")] = None,
+        init_checkpoint: Annotated[Optional[str], typer.Option(
+            "--init-checkpoint", help="With --init-from RUN: its last (default), best or EMA (ema) "
+                                      "weights.")] = None,
         init_spec: Annotated[Optional[str], typer.Option(
             "--init-spec", help="The spec those weights were trained with (default: SPEC itself).")] = None,
         compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model (inductor); "
@@ -158,13 +231,18 @@ def register(app: typer.Typer) -> None:
 
         if precision not in (None, "fp32", "bf16"):
             usage(f"--precision takes fp32 or bf16, not `{precision}`")
+        if init_checkpoint is not None and init_checkpoint not in INIT_WHICH:
+            usage(f"--init-checkpoint takes last, best or ema, not `{init_checkpoint}`")
+        if init_checkpoint is not None and init_from is None:
+            usage("--init-checkpoint picks the weights of --init-from RUN: give --init-from too")
         from ..training import train
         from ..training.engine import Interrupted
 
         keep_freed_memory()
         try:
             overrides = _overrides(set_, precision, channels_last, train)
-            init = _init_from(init_from, init_spec, quiet) if init_from is not None else None
+            init = (_init_from(init_from, init_spec, quiet, init_checkpoint, force)
+                    if init_from is not None else None)
             train(spec, data=data, epochs=epochs, out=out, seed=seed, resume=resume,
                   skip_bad_images=skip_bad_images, quiet=quiet, device=device, force=force,
                   check_memory=not no_memory_check, init_from=init,

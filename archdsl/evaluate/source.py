@@ -3,12 +3,14 @@
 `--weights` is either
 - an archdsl run directory (OUT of `archdsl train`): its newest checkpoint that verifies
   against its manifest (`training.checkpoint`), the best weights (`best.safetensors`) or the
-  last (`model.safetensors`) or the EMA's (`ema.safetensors`), in archdsl's own names. The run records its network (name,
+  last (`model.safetensors`) or the EMA's (`ema.safetensors`, torch's AveragedModel state
+  dict, unwrapped), in archdsl's own names. The run records its network (name,
   structure, input, classes), the label order (class names) and the normalization it trained
   with: in the manifest, or in state.pt (read with weights_only=True, nothing unpickled).
 - a file: `.safetensors`, or `.pth`/`.pt`/`.bin` (torch.load with weights_only=True), in a
   layout of `interop.weights`: `archdsl` (native names), `official` (the ConvNeXt/Swin
-  repositories), `timm` or `torchvision`. A file says nothing else: the network is the spec's,
+  repositories), `timm` or `torchvision`; an EMA file (AveragedModel: `module.` names and
+  `n_averaged`) is unwrapped, with a note. A file says nothing else: the network is the spec's,
   the normalization the ImageNet constants the official, timm and torchvision weights were
   trained with.
 """
@@ -106,7 +108,18 @@ def _from_file(p: Path, layout: str) -> Weights:
     if not isinstance(sd, dict):
         raise EvalError(f"{p} holds a {type(sd).__name__}, not a state dict", code="E786",
                         hint="save weights with torch.save(model.state_dict(), path)")
-    return Weights(sd, layout, p)
+    notes: list[str] = []
+    return Weights(_averaged(sd, notes), layout, p, notes=notes)
+
+
+def _averaged(sd: dict, notes: list[str]) -> dict:
+    """An EMA's `AveragedModel` state dict (a run's ema.safetensors) unwrapped, with a note saying so."""
+    from ..interop.weights import strip_averaged
+
+    sd, note = strip_averaged(sd)
+    if note:
+        notes.append(note)
+    return dict(sd)
 
 
 def _from_run(run: Path, which: str) -> Weights:
@@ -119,17 +132,12 @@ def _from_run(run: Path, which: str) -> Weights:
                 else "no checkpoint (RUN/checkpoints/step-*/)")
         raise EvalError(f"{run}: {what}"[:400], code="E781",
                         hint="pass the --out directory of an `archdsl train` run, or a weights file")
-    manifest = json.loads((found / ckpt.MANIFEST).read_text())
-    files = manifest.get("files", {})
+    name, manifest = ckpt.weights_in(found, which)
     notes = [f"checkpoint {found} (verified)"]
-    if which == "ema":
-        if ckpt.EMA not in files:
-            raise EvalError(f"{found} has no EMA weights (the run's recipe keeps no EMA)", code="E781",
-                            hint="--checkpoint best or last")
-        name = ckpt.EMA
-    elif which == "best" and ckpt.BEST in files:
-        name = ckpt.BEST
-    else:
+    if name is None and which == "ema":
+        raise EvalError(f"{found} has no EMA weights (the run's recipe keeps no EMA)", code="E781",
+                        hint="--checkpoint best or last")
+    if name is None:
         if which == "best":
             notes.append("the checkpoint has no best weights: scoring the last")
         name = ckpt.MODEL
@@ -137,8 +145,7 @@ def _from_run(run: Path, which: str) -> Weights:
         sd = ckpt.read_weights(found / name)
     except Exception as e:  # noqa: BLE001 - verified a moment ago; changed since
         raise EvalError(f"cannot read {found / name}: {e}"[:300], code="E786") from None
-    if which == "ema":  # torch's AveragedModel: the model's names under `module.`, and its counter
-        sd = {k.removeprefix("module."): v for k, v in sd.items() if k != "n_averaged"}
+    sd = _averaged(sd, notes)
     w = Weights(sd, "native", found / name, run=run, notes=notes)
     _recorded(w, manifest, found / ckpt.STATE)
     return w

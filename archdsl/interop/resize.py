@@ -1,9 +1,11 @@
 """Trained tensors made to fit a model at another input size, channel count or class count,
 as timm does when it loads a checkpoint into a model built otherwise:
 
-- an absolute position embedding (1, P + H*W, C) is resampled bicubically from its square
-  grid to the model's (timm's `resample_abs_pos_embed`: the P tokens in front, the class
-  token, kept as they are);
+- an absolute position embedding (1, P + H*W, C) is resampled bicubically from its grid to
+  the model's (timm's `resample_abs_pos_embed`: the P tokens in front, the class token, kept
+  as they are). The model's grid (H, W) is the one its spec flattens (the `tokens` op's map,
+  kept on the module as `grid`), so a non-square input (14x20 patches) gets its own grid; the
+  checkpoint's grid is square unless the source model says otherwise (`transfer`);
 - a relative-position-bias table ((2W-1)^2, heads) is resized to another window W' (timm's
   `resize_rel_pos_bias_table`: the source offsets spread by a geometric progression over
   the target's range, as BEiT's fine-tuning code does, and interpolated bilinearly onto the
@@ -14,7 +16,8 @@ as timm does when it loads a checkpoint into a model built otherwise:
 - the layer that gives the logits, for another number of classes, starts afresh.
 
 `fit(role, name, tensor, shape)` says what to do with one tensor; `load_weights` and
-`transfer` call it for every tensor whose shape differs and report each change."""
+`transfer` call it for every tensor whose shape differs and report each change
+(`resampled(name)`: the tensor was interpolated, not cut or adapted)."""
 from __future__ import annotations
 
 import math
@@ -38,15 +41,18 @@ class Change:
 
 
 # ---------------------------------------------------------------- the formulas
-def resample_pos_embed(pe: torch.Tensor, new_grid: tuple[int, int], prefix: int) -> torch.Tensor:
-    """(1, prefix + h*w, C), square h = w -> (1, prefix + H*W, C), bicubic (antialiased, as timm)."""
+def resample_pos_embed(pe: torch.Tensor, new_grid: tuple[int, int], prefix: int,
+                       old_grid: tuple[int, int] | None = None) -> torch.Tensor:
+    """(1, prefix + h*w, C) -> (1, prefix + H*W, C), bicubic (antialiased, as timm); the old
+    grid (h, w) is square unless given."""
     import torch
     import torch.nn.functional as F
 
-    old = math.isqrt(pe.shape[1] - prefix)
+    if old_grid is None:
+        old_grid = (math.isqrt(pe.shape[1] - prefix),) * 2
     front, grid = pe[:, :prefix], pe[:, prefix:]
     c = grid.shape[-1]
-    grid = grid.float().reshape(1, old, old, c).permute(0, 3, 1, 2)
+    grid = grid.float().reshape(1, *old_grid, c).permute(0, 3, 1, 2)
     grid = F.interpolate(grid, size=new_grid, mode="bicubic", antialias=True)
     grid = grid.permute(0, 2, 3, 1).reshape(1, new_grid[0] * new_grid[1], c).to(pe.dtype)
     return torch.cat((front, grid), dim=1)
@@ -121,14 +127,36 @@ class Roles:
     input_conv: str | None = None
     head: str | None = None
     prefix: int = 0
+    grids: tuple[tuple[str, tuple[int, int]], ...] = ()  # (pos_embed tensor, its (H, W) grid)
+
+    def grid(self, name: str) -> tuple[int, int] | None:
+        return dict(self.grids).get(name)
+
+
+RESAMPLED = ("pos_embed", "relative_position_bias_table")
+
+
+def resampled(name: str) -> bool:
+    """Whether `fit` interpolates this tensor (a position embedding, a bias table) rather than
+    cutting or adapting it."""
+    return name.rpartition(".")[2] in RESAMPLED
+
+
+def regridded(roles: Roles, source_roles: Roles, name: str, source: str) -> bool:
+    """Whether a position embedding of the same length lies on another grid (2x3 -> 3x2)."""
+    new, old = roles.grid(name), source_roles.grid(source)
+    return new is not None and old is not None and new != old
 
 
 def roles_of(model: nn.Module) -> Roles:
     from torch import fx, nn
 
+    grids = tuple((f"{path}.pos_embed" if path else "pos_embed", tuple(m.grid))
+                  for path, m in model.named_modules() if getattr(m, "grid", None) and hasattr(m, "pos_embed"))
+
     graph = getattr(model, "graph", None)
     if not isinstance(graph, fx.Graph):
-        return Roles()
+        return Roles(grids=grids)
     calls = [n for n in graph.nodes if n.op == "call_module"]
     first = calls[0].target if calls and isinstance(model.get_submodule(calls[0].target), nn.Conv2d) else None
     out = next(n for n in graph.nodes if n.op == "output").args[0]
@@ -139,18 +167,20 @@ def roles_of(model: nn.Module) -> Roles:
         if last is not None and isinstance(model.get_submodule(last), (nn.Linear, nn.Conv2d)):
             head = last
     prefix = sum(1 for name, _ in model.named_parameters() if name.endswith(".cls_token"))
-    return Roles(first, head, prefix)
+    return Roles(first, head, prefix, grids)
 
 
 def fit(roles: Roles, name: str, source: str, value: torch.Tensor,
-        shape: tuple[int, ...]) -> tuple[torch.Tensor | str, str] | None:
+        shape: tuple[int, ...], source_roles: Roles | None = None) -> tuple[torch.Tensor | str, str] | None:
     """`value` (the checkpoint's `source`) made to fit the model's `name` of `shape`, and how;
     FRESH where the model keeps its own; None where no rule here applies. A rule that applies
-    but cannot do it raises WeightsError saying why."""
+    but cannot do it raises WeightsError saying why. `source_roles`, where the model the
+    checkpoint was made for is known (`transfer`), give its position embedding's grid."""
     owner, _, leaf = name.rpartition(".")
     have, want = tuple(value.shape), tuple(shape)
     if leaf == "pos_embed" and len(have) == len(want) == 3 and have[2] == want[2]:
-        return _pos_embed(roles, name, source, value, want)
+        old_grid = source_roles.grid(source) if source_roles is not None else None
+        return _pos_embed(roles, name, source, value, want, old_grid)
     if leaf == "relative_position_bias_table" and len(have) == len(want) == 2:
         return _bias_table(name, source, value, want)
     if owner == roles.input_conv and leaf == "weight" and len(have) == 4 and have[0] == want[0] \
@@ -167,17 +197,30 @@ def fit(roles: Roles, name: str, source: str, value: torch.Tensor,
     return None
 
 
-def _pos_embed(roles: Roles, name: str, source: str, value, want) -> tuple:
+def _pos_embed(roles: Roles, name: str, source: str, value, want, old_grid=None) -> tuple:
+    """The checkpoint's grid: `old_grid` where known, else square; the model's: its own (the
+    map its `tokens` op flattens), else square."""
     p = roles.prefix
     old, new = value.shape[1] - p, want[1] - p
-    if old < 1 or new < 1 or math.isqrt(old) ** 2 != old or math.isqrt(new) ** 2 != new:
+    g_old = old_grid if old_grid is not None and old_grid[0] * old_grid[1] == old else _square(old)
+    g_new = roles.grid(name)
+    g_new = g_new if g_new is not None and g_new[0] * g_new[1] == new else _square(new)
+    if g_old is None or g_new is None:
+        which = "the checkpoint's" if g_old is None else "the model's"
         raise WeightsError(f"`{source}` {list(value.shape)} cannot be resampled onto `{name}` {list(want)}: "
-                           f"after {p} class token(s) the {old} and {new} positions are not both square grids",
-                           hint="position embeddings resample between square grids (a square input)", code="E802")
-    g_old, g_new = math.isqrt(old), math.isqrt(new)
+                           f"after {p} class token(s), {which} {old if g_old is None else new} positions form "
+                           "no square grid, and no other grid is known for them",
+                           hint="a checkpoint's position embedding is read as a square grid: load it into a "
+                                "model of its own input (or carry it with archdsl.transfer from the spec it "
+                                "was made with, which knows its grid)", code="E802")
     kept = f", {p} class token kept" if p == 1 else f", {p} tokens in front kept" if p else ""
-    return (resample_pos_embed(value, (g_new, g_new), p),
-            f"position embedding resampled {g_old}x{g_old} -> {g_new}x{g_new} (bicubic{kept})")
+    return (resample_pos_embed(value, g_new, p, g_old),
+            f"position embedding resampled {g_old[0]}x{g_old[1]} -> {g_new[0]}x{g_new[1]} (bicubic{kept})")
+
+
+def _square(n: int) -> tuple[int, int] | None:
+    side = math.isqrt(n) if n > 0 else 0
+    return (side, side) if side and side * side == n else None
 
 
 def _bias_table(name: str, source: str, value, want) -> tuple:

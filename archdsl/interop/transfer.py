@@ -16,10 +16,12 @@ gamma) takes the old op's tensor of the same name:
 - a 1x1 conv that became an `nn.Linear` (a layout change) or back: reshaped;
 - made at another input size, channel count or class count (resize.py, as timm): a position
   embedding resampled bicubically to the new grid (class token kept), a Swin bias table
-  resized to the new window, the conv reading the image adapted to its channels, and the
-  layer giving the logits fresh for another number of classes (not a slice of the old one).
+  resized to the new window (both listed as `resampled`), the conv reading the image adapted
+  to its channels, and the layer giving the logits fresh for another number of classes (not
+  a slice of the old one).
 Ops of a different kind (bn -> ln), convs whose groups changed (dense -> depthwise), and
-ops or blocks with no partner keep the spec's init. The report lists every tensor.
+ops or blocks with no partner keep the spec's init. The report lists every tensor; an EMA's
+`AveragedModel` state dict (a run's `ema.safetensors`) is unwrapped, and the report says so.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from ..diff.compare import facts_of
 from ..diff.opdiff import (GateView, OpView, ResidualView, SeqDiff, _branches, _gaps, _pair, _same_head, lcs,
                            same_op, units, views)
 from ..lang.errors import WeightsError
-from .resize import FRESH, fit, roles_of
+from .resize import FRESH, fit, regridded, resampled, roles_of
 
 if TYPE_CHECKING:
     import torch
@@ -141,28 +143,41 @@ class Entry:
     how: str              # "exact", how it was adapted, or why it is fresh
 
 
+OVERLAP = "overlap copied"  # in an adapted tensor's `how`: channels cut or padded to fit
+
+
 @dataclass
 class TransferReport:
     src: str
     dst: str
     exact: list[Entry] = field(default_factory=list)
     adapted: list[Entry] = field(default_factory=list)
+    resampled: list[Entry] = field(default_factory=list)  # interpolated: position embeddings, bias tables
     fresh: list[Entry] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # about the weights as a whole (an EMA unwrapped)
 
     @property
     def total(self) -> int:
-        return len(self.exact) + len(self.adapted) + len(self.fresh)
+        return len(self.exact) + len(self.adapted) + len(self.resampled) + len(self.fresh)
+
+    @property
+    def overlap_copied(self) -> list[Entry]:
+        """The tensors whose channels changed: only their overlap carried over."""
+        return [e for e in self.adapted if OVERLAP in e.how]
 
     def summary(self) -> str:
+        resampled = f"{len(self.resampled)} resampled, " if self.resampled else ""
         return (f"transfer {self.src} -> {self.dst}: {self.total} tensors: {len(self.exact)} transferred exactly, "
-                f"{len(self.adapted)} adapted, {len(self.fresh)} freshly initialised")
+                f"{len(self.adapted)} adapted, {resampled}{len(self.fresh)} freshly initialised")
 
     def __str__(self) -> str:
-        lines = [self.summary()]
+        lines = [self.summary(), *(f"  note: {n}" for n in self.notes)]
         moved = [e for e in self.exact if e.source != e.path]
         for title, entries, show_source in (("moved or renamed (exact)", moved, True),
-                                            ("adapted (where the overlap is copied, the rest keeps the spec's init)",
-                                             self.adapted, True),
+                                            ("adapted (where channels differ, the overlap is copied and the rest "
+                                             "keeps the spec's init)", self.adapted, True),
+                                            ("resampled (interpolated onto the new grid or window, as timm does)",
+                                             self.resampled, True),
                                             ("freshly initialised (the spec's init)", self.fresh, False)):
             if entries:
                 lines.append(f"  {title}:")
@@ -248,8 +263,10 @@ def transfer(src: SpecLike, dst: SpecLike, weights, *, into: nn.Module | None = 
     report unless `quiet`; returns (model, report)."""
     import torch
 
+    from .weights import strip_averaged
+
     a_net, b_net = as_network(src, **overrides), as_network(dst, **overrides)
-    state = _state_dict(weights)
+    state, ema = strip_averaged(_state_dict(weights))
     from torch import nn
 
     if into is not None and not isinstance(into, nn.Module):
@@ -259,9 +276,9 @@ def transfer(src: SpecLike, dst: SpecLike, weights, *, into: nn.Module | None = 
     model = into if into is not None else build(b_net)
     mapping = op_map(a_net, b_net)
     old_modules, new_modules = dict(old_model.named_modules()), dict(model.named_modules())
-    report = TransferReport(a_net.name, b_net.name)
+    report = TransferReport(a_net.name, b_net.name, notes=[ema] if ema else [])
     new_state = model.state_dict()  # shares the model's storage: copying into it sets the weights
-    roles = roles_of(model)
+    roles, source_roles = roles_of(model), roles_of(old_model)
     with torch.no_grad():
         for name, tensor in new_state.items():
             owner, leaf = _op_of(name, mapping)
@@ -277,11 +294,11 @@ def transfer(src: SpecLike, dst: SpecLike, weights, *, into: nn.Module | None = 
                 report.fresh.append(Entry(name, source, why))
                 continue
             old = state[source].to(tensor.device)
-            if old.shape == tensor.shape:
+            if old.shape == tensor.shape and not regridded(roles, source_roles, name, source):
                 tensor.copy_(old)
                 report.exact.append(Entry(name, source, "exact"))
                 continue
-            special = fit(roles, name, source, old, tuple(tensor.shape))
+            special = fit(roles, name, source, old, tuple(tensor.shape), source_roles)
             if special is not None and isinstance(special[0], str) and special[0] == FRESH:
                 report.fresh.append(Entry(name, source, special[1]))
                 continue
@@ -290,7 +307,8 @@ def transfer(src: SpecLike, dst: SpecLike, weights, *, into: nn.Module | None = 
                 report.fresh.append(Entry(name, source, how))
             else:
                 tensor.copy_(fitted)
-                report.adapted.append(Entry(name, source, how))
+                (report.resampled if special is not None and resampled(name) else report.adapted).append(
+                    Entry(name, source, how))
     if not quiet:
         print(report)
     return model, report

@@ -16,13 +16,21 @@ by size-1 axes is reshaped (Linear [out, in] <-> 1x1 conv [out, in, 1, 1]; layer
 [C] <-> [C, 1, 1]); a checkpoint made at another input size, channel count or class count
 is fitted as timm does (resize.py: position embeddings resampled, Swin's bias tables resized,
 the input conv adapted, a fresh head), each change printed; any other difference is an error.
-Every missing, unexpected and mis-shaped key is reported together in one `WeightsError`.
+Every missing, unexpected and mis-shaped key is reported together in one `WeightsError`
+(its message shows the first ones of each kind; `error.missing`, `.unexpected` and
+`.misshaped` list them all).
+
+Two forms of a checkpoint are taken as they are meant: torch's `AveragedModel` state dict
+(an EMA, as a run's `ema.safetensors`: the model's names under `module.` and a counter
+`n_averaged`) is unwrapped, and into a features build (`archdsl.build(spec, features=True)`,
+which records the module paths it cut in `model.cut_modules`) the tensors of the modules it
+does not compute (the head, blocks after the last tap) are left out. Each is said in a note.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Container, Mapping
+from typing import Collection, Container, Mapping
 
 import torch
 from torch import nn
@@ -295,27 +303,37 @@ class _Problems:
 
 def convert(state_dict: Mapping[str, torch.Tensor], layout: str,
             target: Mapping[str, torch.Size], roles: Roles | None = None,
-            changes: list[Change] | None = None) -> dict[str, torch.Tensor]:
+            changes: list[Change] | None = None, *, cut: Collection[str] = (),
+            notes: list[str] | None = None) -> dict[str, torch.Tensor]:
     """Rename and reshape `state_dict` onto the keys and shapes of `target`, or raise a
     `WeightsError` naming every missing, unexpected and mis-shaped key. With `roles`, tensors
     made at another input size, channel count or class count are fitted (resize.py) and each
-    change appended to `changes`; a fresh tensor maps to FRESH."""
+    change appended to `changes`; a fresh tensor maps to FRESH. An EMA (`AveragedModel`) state
+    dict is unwrapped; tensors of the modules in `cut` (what a features build does not compute)
+    are left out. Each of those is appended to `notes`."""
     if layout not in LAYOUTS:
         raise WeightsError(f"unknown weights layout `{layout}`",
                            hint=did_you_mean(layout, list(LAYOUTS)) or
                            "layouts: " + ", ".join(f"`{n}`" for n in LAYOUTS))
-    state_dict = _unwrap(state_dict)
+    state_dict, ema = strip_averaged(_unwrap(state_dict))
+    said = notes if notes is not None else []
+    if ema:
+        said.append(ema)
     out: dict[str, torch.Tensor] = {}
     source_of: dict[str, str] = {}  # native key -> the checkpoint key that claimed it
     problems = _Problems([], [], [])
+    left_out: list[str] = []
     for key, value in state_dict.items():
         name = native_name(key, layout, target)
         if name == "":
             continue  # derived by the model, not loaded
         if name is None:
             problems.unexpected.append((key, f"no rule of layout `{layout}` maps it"))
+        elif name not in target and cut and within(name, cut):
+            left_out.append(name)
         elif name not in target:
-            problems.unexpected.append((key, f"-> `{name}`, which the model does not have"))
+            problems.unexpected.append((key, (f"-> `{name}`, which" if name != key else "which") +
+                                        " the model does not have"))
         elif name in source_of:
             problems.unexpected.append((key, f"-> `{name}`, already given by `{source_of[name]}`"))
         else:
@@ -337,7 +355,60 @@ def convert(state_dict: Mapping[str, torch.Tensor], layout: str,
     problems.missing = [name for name in target if name not in source_of]
     if problems:
         raise _weights_error(layout, problems, state_dict, target)
+    if left_out:
+        said.append(f"left out: {len(left_out)} tensor{'s' if len(left_out) != 1 else ''} of "
+                    f"{_parts(left_out)}, which a features build does not compute")
     return {name: out[name] for name in target}
+
+
+EMA_NOTE = "EMA weights (AveragedModel): module. prefix and n_averaged dropped"
+
+
+def strip_averaged(state_dict: Mapping) -> tuple[Mapping, str | None]:
+    """torch's `AveragedModel` state dict (a run's `ema.safetensors`: every key but the counter
+    `n_averaged` under `module.`) as the averaged model's own, and a note saying so; anything
+    else as it is, and None."""
+    keys = [k for k in state_dict if k != "n_averaged"]
+    if "n_averaged" not in state_dict or not keys or \
+            not all(isinstance(k, str) and k.startswith("module.") for k in keys):
+        return state_dict, None
+    return {k.removeprefix("module."): state_dict[k] for k in keys}, EMA_NOTE
+
+
+def within(name: str, modules: Collection[str]) -> bool:
+    """Whether tensor `name` belongs to one of `modules` (module paths) or a module inside one."""
+    parts = name.split(".")
+    return any(".".join(parts[:i]) in modules for i in range(1, len(parts)))
+
+
+_PART = re.compile(r"(stem|head|downsample\.\d+|stages\.\d+\.blocks\.\d+|stages\.\d+)(?:\.|$)")
+
+
+def _parts(names: list[str]) -> str:
+    """The sections `names` lie in, in words: `the head`, `stages.0.blocks.6-11 and the head`."""
+    blocks: dict[str, list[int]] = {}
+    order: list[str] = []
+    for name in names:
+        m = _PART.match(name)
+        part = m.group(1) if m else name.rpartition(".")[0]
+        stage, _, j = part.partition(".blocks.")
+        key = f"{stage}.blocks" if j else part
+        if key not in blocks:
+            order.append(key)
+            blocks[key] = []
+        if j:
+            blocks[key].append(int(j))
+    words = []
+    for key in order:
+        js = sorted(set(blocks[key]))
+        if not js:
+            words.append("the head" if key == "head" else f"`{key}`")
+        elif len(js) == 1:
+            words.append(f"`{key}.{js[0]}`")
+        else:
+            run = js == list(range(js[0], js[-1] + 1))
+            words.append(f"`{key}.{js[0]}-{js[-1]}`" if run else f"`{key}.{','.join(map(str, js))}`")
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def _unwrap(state_dict: Mapping) -> Mapping:
@@ -354,13 +425,24 @@ def _fits(state_dict: Mapping, layout: str, target: Mapping) -> int:
     return sum(native_name(k, layout, target) in target for k in state_dict)
 
 
+SHOWN = 20  # problem lines a WeightsError's message shows; its lists hold them all
+
+
 def _weights_error(layout: str, problems: _Problems, state_dict: Mapping,
                    target: Mapping) -> WeightsError:
+    kinds = [("missing", [f"  missing: `{name}` {list(target[name])}" for name in problems.missing]),
+             ("unexpected", [f"  unexpected: `{key}` ({why})" for key, why in problems.unexpected]),
+             ("mis-shaped", [f"  mis-shaped: `{key}`" + (f" -> `{name}`" if name != key else "") + f": {what}"
+                             for key, name, what in problems.misshaped])]
+    kinds = [(title, found) for title, found in kinds if found]
     lines = []
-    lines += [f"  missing: `{name}` {list(target[name])}" for name in problems.missing]
-    lines += [f"  unexpected: `{key}` ({why})" for key, why in problems.unexpected]
-    lines += [f"  mis-shaped: `{key}`" + (f" -> `{name}`" if name != key else "") + f": {what}"
-              for key, name, what in problems.misshaped]
+    for title, found in kinds:  # each kind gets its share of the lines shown
+        share = max(5, SHOWN // len(kinds))
+        shown = found if len(found) <= share + 1 else found[:share]
+        lines += shown
+        if len(shown) < len(found):
+            lines.append(f"  ... and {len(found) - len(shown)} more {title} (the error's "
+                         f"`{title.replace('-', '')}` lists them all)")
     counts = ", ".join(f"{n} {title}" for title, n in (
         ("missing", len(problems.missing)), ("unexpected", len(problems.unexpected)),
         ("mis-shaped", len(problems.misshaped))) if n)
@@ -383,19 +465,27 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
     Weights made at another input size, input channels or classes are fitted as timm does
     (position embeddings resampled bicubically, Swin's bias tables resized to the window, the
     input conv adapted, a fresh head: resize.py); each change is printed unless `quiet` and
-    kept in `model.weights_changes`. Raises `WeightsError` naming every missing, unexpected
-    and mis-shaped key."""
+    kept in `model.weights_changes`. An EMA's `AveragedModel` state dict (`ema.safetensors`)
+    is unwrapped, and into a features build the checkpoint's tensors of what it does not
+    compute (its head) are left out; both are printed and kept in `model.weights_notes`.
+    Raises `WeightsError` naming every missing, unexpected and mis-shaped key."""
     _check_arguments(model, state_dict, layout)
     own = model.state_dict()
     changes: list[Change] = []
-    converted = convert(state_dict, layout, {k: v.shape for k, v in own.items()}, roles_of(model), changes)
+    notes: list[str] = []
+    converted = convert(state_dict, layout, {k: v.shape for k, v in own.items()}, roles_of(model), changes,
+                        cut=getattr(model, "cut_modules", ()), notes=notes)
     on_meta = any(t.is_meta for t in own.values())
     for name in [n for n, v in converted.items() if isinstance(v, str) and v == FRESH]:
         converted[name] = _fresh(model, name)
     model.load_state_dict(converted, strict=True, assign=on_meta)
     model.weights_changes = changes
+    model.weights_notes = notes
+    if not quiet:
+        for note in notes:
+            print(f"load_weights: {note}")
     if changes and not quiet:
-        print(f"load_weights: {len(changes)} tensors fitted to the model:")
+        print(f"load_weights: {len(changes)} tensor{'s' if len(changes) != 1 else ''} fitted to the model:")
         print("\n".join(f"  {c.path}" + (f" <- {c.source}" if c.source != c.path else "") + f"  ({c.how})"
                         for c in changes))
     if on_meta:  # buffers no checkpoint holds (Swin's index and mask) are computed now

@@ -338,6 +338,23 @@ def load_checkpoint(out_dir: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not isinstance(out_dir, (str, os.PathLike)):
         raise ArchError(f"load_checkpoint takes a run directory (a str or Path), not {type(out_dir).__name__}",
                         hint='for example archdsl.load_checkpoint("runs/atto")', code="E751")
+    return read_weights(newest_checkpoint(out_dir) / MODEL)
+
+
+WHICH = {"last": MODEL, "best": BEST, "ema": EMA}  # the weights a checkpoint can give, by name
+
+
+def weights_in(ckpt: Path, which: str) -> tuple[str | None, dict]:
+    """The file of a verified checkpoint that holds its `which` weights (`last`, `best` or
+    `ema`), None where it has none, and its manifest."""
+    manifest = json.loads((Path(ckpt) / MANIFEST).read_text())
+    name = WHICH[which]
+    return (name if name in manifest.get("files", {}) else None), manifest
+
+
+def newest_checkpoint(out_dir: str | os.PathLike) -> Path:
+    """The newest checkpoint of a run directory that verifies (a newer one that does not is
+    warned about); a TrainError (E751) where there is none."""
     problems: list[str] = []
     try:
         ckpt = newest_verified(Path(out_dir), problems=problems)
@@ -348,4 +365,4 @@ def load_checkpoint(out_dir: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise TrainError(f"no checkpoint in {out_dir}" + (" verifies: " + "; ".join(problems) if problems else ""),
                          hint="checkpoints live in OUT/checkpoints/step-*/; train with --out OUT",
                          code="E751")
-    return read_weights(ckpt / MODEL)
+    return ckpt

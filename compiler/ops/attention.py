@@ -258,7 +258,7 @@ class PositionEmbeddingOp(OpDef):
     name = "posembed"
     family = "token"
     summary = ("adds a learned embedding per token position; its length is the sequence's at the spec's "
-               "input (a checkpoint made at another input does not load: see load_weights)")
+               "input (a checkpoint made at another input is resampled onto its grid: see load_weights)")
     example = "posembed"
     module_name = "pos"
     takes = "seq"

@@ -147,7 +147,7 @@ def _tap(ir: IRGraph, name: str, nid: int, maps: bool) -> Tap:
     if len(shape) == 3 and height:
         return Tap(name, nid, shape[0], height // shape[1], shape)
     if len(shape) == 2 and height:
-        grid = _grid(ir, nid)
+        grid = token_grid(ir, nid)
         if grid is not None and 0 <= shape[1] - grid[0] * grid[1]:
             h, w = grid
             return Tap(name, nid, shape[0], height // h, (shape[0], h, w), shape[1] - h * w)
@@ -167,7 +167,7 @@ def _tap(ir: IRGraph, name: str, nid: int, maps: bool) -> Tap:
                        "places before its pooling; tap a stage or block before `gap`/`clspool`/`flatten`")
 
 
-def _grid(ir: IRGraph, nid: int) -> tuple[int, int] | None:
+def token_grid(ir: IRGraph, nid: int) -> tuple[int, int] | None:
     """The (H, W) of the map the tokens at `nid` were flattened from (the nearest `tokens`)."""
     for anc in sorted(nx.ancestors(ir.g, nid) | {nid}, reverse=True):
         data = ir.g.nodes[anc]

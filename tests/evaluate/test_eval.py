@@ -299,3 +299,17 @@ def test_a_trained_run_scores_as_its_own_validation(tmp_path):
     assert ema.exit_code == 0, ema.output
     assert json.loads(ema.stdout)["top1"] == pytest.approx(r.history[-1]["val_acc_ema"], abs=1e-9)
     assert json.loads(ema.stdout)["weights"].endswith("ema.safetensors")
+
+
+def test_an_ema_file_scores_as_the_weights_it_averages(world, tmp_path):
+    """issue: `--weights .../ema.safetensors` (AveragedModel: `module.` names, `n_averaged`) was
+    E782; it is unwrapped, with a note, and scores as the same weights saved plainly."""
+    ema = {f"module.{k}": v for k, v in world["native"].items()} | {"n_averaged": torch.tensor(3)}
+    save_file(ema, tmp_path / "ema.safetensors")
+    plain = evaluate("convnext_atto", world["root"] / "atto.safetensors", data=world["data"], workers=0, **ATTO)
+    s = evaluate("convnext_atto", tmp_path / "ema.safetensors", data=world["data"], workers=0, **ATTO)
+    assert s.confusion == plain.confusion and s.top1 == plain.top1
+    assert "EMA weights (AveragedModel): module. prefix and n_averaged dropped" in s.notes
+    out = run_cli("eval", "convnext_atto", "--weights", tmp_path / "ema.safetensors", "--data", world["data"],
+                  "--workers", "0", "--set", "classes=7", "--set", "input=3x64x64")
+    assert out.exit_code == 0 and "note: EMA weights (AveragedModel)" in out.output, out.output

@@ -109,7 +109,8 @@ def test_transfer_resamples_deits_position_embedding_instead_of_copying_rows():
                                      archdsl.load("deit_s", input=(3, 64, 64), **kw), src, quiet=True)
     pe = model.state_dict()["stem.3.pos_embed"]
     torch.testing.assert_close(pe, pil_resample(src.state_dict()["stem.3.pos_embed"], 1, 4), rtol=1e-4, atol=1e-5)
-    assert [e.how for e in report.adapted] == ["position embedding resampled 2x2 -> 4x4 (bicubic, 1 class token kept)"]
+    assert [e.how for e in report.resampled] == ["position embedding resampled 2x2 -> 4x4 (bicubic, 1 class token kept)"]
+    assert not report.adapted  # an interpolation is no overlap copy (issue: it was listed as adapted)
 
 
 def test_transfer_resizes_swin_tables_and_the_model_rebuilds_its_index():
@@ -119,7 +120,8 @@ def test_transfer_resizes_swin_tables_and_the_model_rebuilds_its_index():
     b = archdsl.load("swin_t", input=(3, 96, 96), **kw, **{"swin.wattn.kernel": 3})
     src = archdsl.build(a)
     model, report = archdsl.transfer(a, b, src, quiet=True)
-    tables = [e for e in report.adapted if e.path.endswith("relative_position_bias_table")]
+    tables = [e for e in report.resampled if e.path.endswith("relative_position_bias_table")]
+    assert not report.adapted
     assert len(tables) == 5 and not report.fresh
     key = "stages.0.blocks.1.attn.relative_position_bias_table"
     torch.testing.assert_close(model.state_dict()[key], reference_bias_table(src.state_dict()[key], 3),
@@ -147,3 +149,49 @@ def test_bad_fits_are_errors_with_a_hint():
     with pytest.raises(WeightsError) as e:
         load_weights(archdsl.build("convnext_atto", device="meta"), resnet)
     assert "missing" in e.value.message and "unexpected" in e.value.message
+
+
+# ---------------------------------------------------------------- non-square grids
+def timm_resample(pe: torch.Tensor, new_size: tuple[int, int], prefix: int, old_size=None) -> torch.Tensor:
+    """timm's resample_abs_pos_embed(posemb, new_size=(h, w), num_prefix_tokens=prefix), written
+    here: the grid (square unless old_size) as an image, F.interpolate bicubic antialiased, back."""
+    import torch.nn.functional as F
+
+    h, w = old_size or (math.isqrt(pe.shape[1] - prefix),) * 2
+    grid = pe[:, prefix:].reshape(1, h, w, -1).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=new_size, mode="bicubic", antialias=True, align_corners=False)
+    return torch.cat((pe[:, :prefix], grid.permute(0, 2, 3, 1).reshape(1, new_size[0] * new_size[1], -1)), dim=1)
+
+
+def test_deit_at_a_non_square_input_resamples_onto_its_own_grid(capsys):
+    """issue: input 3x224x320 was E802 `not both square grids`; the spec knows the grid, 14x20."""
+    torch.manual_seed(0)
+    sd = archdsl.build("deit_s", depths=(1,)).state_dict()
+    model = archdsl.build("deit_s", input=(3, 224, 320), depths=(1,), device="meta")
+    assert model.get_submodule("stem.3").grid == (14, 20)
+    load_weights(model, sd)
+    assert "position embedding resampled 14x14 -> 14x20 (bicubic, 1 class token kept)" in capsys.readouterr().out
+    pe = model.state_dict()["stem.3.pos_embed"]
+    assert pe.shape == (1, 1 + 14 * 20, 384)
+    torch.testing.assert_close(pe, timm_resample(sd["stem.3.pos_embed"], (14, 20), 1), rtol=1e-5, atol=1e-6)
+    assert model(torch.randn(1, 3, 224, 320)).shape == (1, 1000)
+
+
+def test_transfer_knows_the_sources_grid_too():
+    """transfer builds the source: a 2x3 grid (32x48 input) carries to 3x2 (48x32), the same
+    length, resampled rather than copied row by row."""
+    torch.manual_seed(0)
+    a = archdsl.load("deit_s", input=(3, 32, 48), depths=(1,))
+    b = archdsl.load("deit_s", input=(3, 48, 32), depths=(1,))
+    src = archdsl.build(a)
+    model, report = archdsl.transfer(a, b, src, quiet=True)
+    want = timm_resample(src.state_dict()["stem.3.pos_embed"], (3, 2), 1, old_size=(2, 3))
+    torch.testing.assert_close(model.state_dict()["stem.3.pos_embed"], want, rtol=1e-5, atol=1e-6)
+    assert [e.how for e in report.resampled] == ["position embedding resampled 2x3 -> 3x2 (bicubic, 1 class token kept)"]
+    text = str(report)
+    assert "1 resampled" in text and "resampled (interpolated onto the new grid or window" in text
+    assert "adapted (" not in text  # an interpolation is not listed as an overlap copy
+    # a checkpoint alone says nothing of its grid: a non-square one is refused, with a hint
+    with pytest.raises(WeightsError) as e:
+        load_weights(archdsl.build("deit_s", input=(3, 48, 64), depths=(1,), device="meta"), src.state_dict())
+    assert e.value.code == "E802" and "no square grid" in e.value.message and "transfer" in e.value.hint

@@ -179,3 +179,107 @@ def test_rule_patterns():
     assert native_name("features.6.1.bias", "torchvision") == "downsample.3.1.bias"
     assert native_name("anything.at.all", "native") == "anything.at.all"
     assert native_name("layer0.0.conv1.weight", "torchvision") is None
+
+
+# ----------------------------------------------------------------------- forms of a checkpoint
+SMALL = dict(widths=(8, 16, 32, 64), depths=(1, 1, 1, 1))
+
+
+def averaged(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """What a run's ema.safetensors holds: torch's AveragedModel state dict."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9))
+    ema.update_parameters(model)
+    return ema.state_dict()
+
+
+def test_an_ema_state_dict_loads_unwrapped_everywhere(capsys):
+    """issue: ema.safetensors (AveragedModel: `module.` names and `n_averaged`) was refused by
+    load_weights, transfer and build as another network's weights."""
+    torch.manual_seed(0)
+    src = archdsl.build("convnext_atto", **SMALL)
+    sd = averaged(src)
+    assert "n_averaged" in sd and all(k.startswith("module.") for k in sd if k != "n_averaged")
+    note = "EMA weights (AveragedModel): module. prefix and n_averaged dropped"
+
+    model = load_weights(archdsl.build("convnext_atto", **SMALL), sd)
+    assert f"load_weights: {note}" in capsys.readouterr().out and model.weights_notes == [note]
+    for key, value in src.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+
+    net = archdsl.load("convnext_atto", **SMALL)
+    moved, report = archdsl.transfer(net, net, sd, quiet=True)
+    assert report.notes == [note] and len(report.exact) == report.total and f"note: {note}" in str(report)
+    assert torch.equal(moved.state_dict()["head.fc.weight"], src.state_dict()["head.fc.weight"])
+
+    built = archdsl.build("convnext_atto", **SMALL, state_dict=sd)
+    assert torch.equal(built.state_dict()["stem.0.weight"], src.state_dict()["stem.0.weight"])
+
+    # a `module.` prefix alone (no counter) is no AveragedModel: still refused, named
+    plain = {k: v for k, v in sd.items() if k != "n_averaged"}
+    with pytest.raises(WeightsError) as e:
+        load_weights(archdsl.build("convnext_atto", **SMALL, device="meta"), plain)
+    assert "module.stem.0.weight" in e.value.unexpected
+
+
+def test_a_classifier_checkpoint_loads_into_a_features_build(capsys):
+    """issue: load_weights(features build, classifier's state dict) was E800 for the head's
+    4 tensors; they are left out and said, the input conv is fitted as for a full build, and
+    everything else stays strict."""
+    torch.manual_seed(0)
+    sd = archdsl.build("convnext_atto").state_dict()
+    backbone = archdsl.build("convnext_atto", features=True, input=(1, 64, 64))
+    assert backbone.cut_modules == ("head.fc", "head.gap", "head.norm")
+    load_weights(backbone, sd)
+    out = capsys.readouterr().out
+    assert "left out: 4 tensors of the head, which a features build does not compute" in out
+    assert "stem.0.weight  (input conv: 3 -> 1 input channels (summed over RGB))" in out
+    torch.testing.assert_close(backbone.state_dict()["stem.0.weight"], sd["stem.0.weight"].sum(1, keepdim=True))
+    assert torch.equal(backbone.state_dict()["stages.3.blocks.1.pwconv2.weight"], sd["stages.3.blocks.1.pwconv2.weight"])
+    assert [m.shape[1] for m in backbone(torch.randn(1, 1, 64, 64))] == [40, 80, 160, 320]
+
+    # strict about the rest: a stray key, or a backbone tensor missing, is still an error
+    with pytest.raises(WeightsError) as e:
+        load_weights(backbone, {**sd, "stages.9.blocks.0.dwconv.weight": torch.zeros(1)})
+    assert e.value.unexpected == ["stages.9.blocks.0.dwconv.weight"]
+    with pytest.raises(WeightsError) as e:
+        load_weights(backbone, {k: v for k, v in sd.items() if k != "stages.1.blocks.0.norm.bias"})
+    assert e.value.missing == ["stages.1.blocks.0.norm.bias"]
+    # a full build cuts nothing: the head is its own
+    assert not hasattr(archdsl.build("convnext_atto", device="meta"), "cut_modules")
+
+
+def test_a_vit_cut_after_a_block_leaves_out_the_rest_and_resamples_its_grid(capsys):
+    """A ViT features build up to block 5: blocks 6-11 and the head are left out (their attention
+    tensors sit inside the op: `attn.qkv.weight`), in load_weights and in build(state_dict=)."""
+    torch.manual_seed(0)
+    sd = archdsl.build("deit_s", device="meta").state_dict()
+    sd = {k: torch.randn(v.shape) for k, v in sd.items()}
+    vit = archdsl.build("deit_s", features=True, out_indices=(5,), input=(3, 224, 320), device="meta")
+    load_weights(vit, sd)
+    out = capsys.readouterr().out
+    assert "left out: 76 tensors of `stages.0.blocks.6-11` and the head, which a features build" in out
+    assert "position embedding resampled 14x14 -> 14x20 (bicubic, 1 class token kept)" in out
+    assert vit(torch.randn(1, 3, 224, 320))[0].shape == (1, 384, 14, 20)
+    small = archdsl.build("deit_s", input=(3, 32, 32), depths=(4,)).state_dict()
+    cut = archdsl.build("deit_s", input=(3, 32, 32), depths=(4,), features=True, out_indices=(1,), state_dict=small)
+    assert torch.equal(cut.state_dict()["stages.0.blocks.1.attn.qkv.weight"], small["stages.0.blocks.1.attn.qkv.weight"])
+
+
+def test_a_long_error_is_capped_and_keeps_every_key():
+    """issue: another family's checkpoint printed ~244 lines `unexpected: `x` (-> `x`, ...)`."""
+    resnet = archdsl.build("resnet50", device="meta").state_dict()
+    with pytest.raises(WeightsError) as e:
+        load_weights(archdsl.build("convnext_atto", device="meta"), resnet)
+    message = e.value.message
+    assert len(message.splitlines()) <= 25
+    assert "(-> `" not in message  # the arrow to the same name is gone
+    assert "unexpected: `stages.0.blocks.0.conv1.weight` (which the model does not have)" in message
+    assert len(e.value.unexpected) == 315 and len(e.value.missing) == 123  # the lists are whole
+    assert "... and 309 more unexpected" in message and "... and 117 more missing" in message
+    # where the layout renames, the arrow says to what
+    with pytest.raises(WeightsError) as e:
+        load_weights(archdsl.build("convnext_atto", device="meta"),
+                     {"stages.5.0.dwconv.weight": torch.zeros(3)}, layout="official")
+    assert "(-> `stages.5.blocks.0.dwconv.weight`, which the model does not have)" in e.value.message
