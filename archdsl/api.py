@@ -274,9 +274,7 @@ def build(spec: SpecLike, *, device: str | torch.device | None = None, mode: str
         raise _type_error("archdsl.build's `compile`", compile, "True, False or torch.compile's arguments as a dict",
                           'archdsl.build("convnext_t", compile=True)')
     if state_dict is not None:
-        from .interop.weights import strip_averaged
-
-        state_dict = dict(strip_averaged(_tensors(state_dict))[0])
+        state_dict = _tensors(state_dict)
     if isinstance(compile, dict):
         _check_backend(compile)
     dev = as_device(device)
@@ -289,7 +287,7 @@ def build(spec: SpecLike, *, device: str | torch.device | None = None, mode: str
         _select_taps(net, ir, features, out_indices, taps)
         cut = paths - {d["path"] for _, d in ir.op_nodes()}
         if state_dict is not None and cut:  # the full network's weights: those of what was cut are left out
-            from .interop.weights import within
+            from compiler.sections import within
 
             state_dict = {k: v for k, v in state_dict.items() if not within(k, cut)}
     if check_memory and (dev is None or dev.type != "meta"):

@@ -19,6 +19,7 @@ and torch.save/torch.load) have their own sections, bound to the copy."""
 from __future__ import annotations
 
 import weakref
+from collections.abc import Collection
 
 from torch import fx, nn
 
@@ -229,3 +230,10 @@ def _bind(gm: fx.GraphModule) -> None:
     for path, module in gm.named_modules():
         if isinstance(module, Section):
             module.bind(gm, path)
+
+
+def within(name: str, modules: Collection[str]) -> bool:
+    """Whether tensor `name` belongs to one of `modules` (module paths) or a module inside one:
+    what a features build cut (`model.cut_modules`) holds of a full network's state dict."""
+    parts = name.split(".")
+    return any(".".join(parts[:i]) in modules for i in range(1, len(parts)))

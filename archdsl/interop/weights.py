@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from compiler.init import rebuild_buffers
+from compiler.sections import within
 
 from ..lang.errors import WeightsError
 from ..lang.suggest import did_you_mean
@@ -373,12 +374,6 @@ def strip_averaged(state_dict: Mapping) -> tuple[Mapping, str | None]:
             not all(isinstance(k, str) and k.startswith("module.") for k in keys):
         return state_dict, None
     return {k.removeprefix("module."): state_dict[k] for k in keys}, EMA_NOTE
-
-
-def within(name: str, modules: Collection[str]) -> bool:
-    """Whether tensor `name` belongs to one of `modules` (module paths) or a module inside one."""
-    parts = name.split(".")
-    return any(".".join(parts[:i]) in modules for i in range(1, len(parts)))
 
 
 _PART = re.compile(r"(stem|head|downsample\.\d+|stages\.\d+\.blocks\.\d+|stages\.\d+)(?:\.|$)")
