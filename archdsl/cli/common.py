@@ -101,15 +101,15 @@ def tap_options(features: bool, out_indices: str | None, taps: str | None) -> di
     if out_indices is not None and taps is not None:
         usage("give --out-indices or --taps, not both: --out-indices picks among the stages' maps (or the spec's "
               "taps), --taps names the maps itself")
-    if out_indices is not None and not features:
-        usage(f"--out-indices picks among the maps of a features build: add --features (`--features --out-indices "
-              f"{out_indices}`), or name any map with --taps (without --features the model returns the logits "
-              "and the taps)")
     if out_indices is not None:
         try:
             kw["out_indices"] = tuple(int(i) for i in out_indices.split(","))
         except ValueError:
             usage(f"--out-indices takes integers separated by commas (1,2,3), not `{out_indices}`")
+        if not features:
+            usage(f"--out-indices picks among the maps of a features build: add --features (`--features "
+                  f"--out-indices {out_indices}`), or name any map with --taps (without --features the model "
+                  "returns the logits and the taps)")
     if taps is not None:
         kw["taps"] = [t.strip() for t in taps.split(",") if t.strip()]
         if not kw["taps"]:
